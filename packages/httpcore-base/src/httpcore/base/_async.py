@@ -1,0 +1,111 @@
+"""The few async primitives every async class needs, for asyncio and trio.
+
+Nothing here imports anyio or trio at module level: the running library is asked for at the
+point of use (via sniffio when it is installed), and trio is imported only under trio. Under
+asyncio the native primitives are used, which keeps anyio off the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable, Optional, TypeVar
+
+from ._exceptions import PoolTimeout
+
+T = TypeVar("T")
+
+UNSUPPORTED = "Running under an unsupported async environment."
+
+
+def current_library() -> str:
+    """Name of the running async library: "asyncio" or "trio"."""
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - sniffio comes with anyio and trio
+        return "asyncio"
+    try:
+        name = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise RuntimeError(UNSUPPORTED) from None
+    if name not in ("asyncio", "trio"):
+        raise RuntimeError(UNSUPPORTED)
+    return name
+
+
+async def shielded(function: Callable[[], Awaitable[T]]) -> T:
+    """Await `function()` protected from cancellation of the calling task.
+
+    Used for cleanup (closing connections and streams), so that a cancelled request still
+    leaves its connection closed and the pool's bookkeeping right.
+    """
+    if current_library() == "trio":
+        import trio
+
+        with trio.CancelScope(shield=True):
+            return await function()
+    # Under asyncio the cleanup runs in its own task: if this task is cancelled again while
+    # waiting, the cleanup still completes.
+    return await asyncio.shield(function())
+
+
+class AsyncEvent:
+    """A one-shot event that can be set from plain (non-async) code."""
+
+    __slots__ = ("_event", "_is_set")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._event: Any = None
+
+    def set(self) -> None:
+        self._is_set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    async def wait(self, timeout: Optional[float]) -> None:
+        """Wait until set; raise `PoolTimeout` after `timeout` seconds."""
+        if self._is_set:
+            return
+        if current_library() == "trio":
+            import trio
+
+            self._event = trio.Event()
+            try:
+                with trio.fail_after(float("inf") if timeout is None else timeout):
+                    await self._event.wait()
+            except trio.TooSlowError as exc:
+                raise PoolTimeout(exc) from exc
+            return
+        self._event = asyncio.Event()
+        if timeout is None:
+            await self._event.wait()
+            return
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except asyncio.TimeoutError as exc:
+            raise PoolTimeout(exc) from exc
+
+
+class AsyncLock:
+    """A task lock for asyncio or trio, created on first use inside the running loop."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock: Any = None
+
+    async def acquire(self) -> None:
+        if self._lock is None:
+            if current_library() == "trio":
+                import trio
+
+                self._lock = trio.Lock()
+            else:
+                self._lock = asyncio.Lock()
+        await self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()

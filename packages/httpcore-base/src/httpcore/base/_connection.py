@@ -1,0 +1,233 @@
+"""HTTPConnection: connects (TCP or Unix socket, TLS, retries) and picks HTTP/1.1 or HTTP/2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+from typing import Any, Iterable, Iterator, Optional
+
+from ._drive import CLOSE, CONNECT_TCP, CONNECT_UNIX, HANDLE, LOCK, SLEEP, START_TLS, UNLOCK, Gen, do
+from ._exceptions import ConnectError, ConnectTimeout
+from ._http11 import HTTP11Connection, origin_mismatch
+from ._interfaces import ConnectionInterface, SyncShell
+from ._models import Origin, Request, Response
+from ._ssl import default_ssl_context
+from ._trace import traced
+
+logger = logging.getLogger("httpcore.connection")
+
+RETRIES_BACKOFF_FACTOR = 0.5  # 0s, 0.5s, 1s, 2s, 4s, ...
+
+HTTP2_MISSING = (
+    "Attempted to use http2 support, but the `h2` package is not installed. "
+    "Use 'pip install httpcore[http2]'."
+)
+
+
+def exponential_backoff(factor: float) -> Iterator[float]:
+    """Delays before each retry: 0, then factor * 2**n."""
+    yield 0
+    n = 0
+    while True:
+        yield factor * (2**n)
+        n += 1
+
+
+@functools.lru_cache(maxsize=None)
+def shared_default_context(http2: bool) -> ssl.SSLContext:
+    # Building a context loads the CA bundle (milliseconds): build each ALPN variant once.
+    context = default_ssl_context()
+    context.set_alpn_protocols(["http/1.1", "h2"] if http2 else ["http/1.1"])
+    return context
+
+
+def http2_connection_class(is_async: bool) -> Any:
+    """The HTTP/2 class of httpcore-http2, looked up when a connection negotiates h2."""
+    try:
+        import httpcore.http2 as http2
+
+        return http2.AsyncHTTP2Connection if is_async else http2.HTTP2Connection
+    except (ImportError, AttributeError):
+        raise RuntimeError(HTTP2_MISSING) from None
+
+
+def start_tls_and_pick_protocol(
+    owner: Any,
+    stream: Any,
+    request: Request,
+    origin: Origin,
+    ssl_context: Optional[ssl.SSLContext],
+    server_hostname: str,
+    timeout: Optional[float],
+    trace_logger: logging.Logger,
+) -> Gen[Any]:
+    """TLS with ALPN (for https/wss origins), then the inner connection object.
+
+    Shared by direct, tunnelled and SOCKS connections. `owner` supplies `_http1`, `_http2`,
+    `_keepalive_expiry`, `_io` and `_http11_class`.
+    """
+    if origin.scheme in (b"https", b"wss"):
+        if ssl_context is None:
+            ssl_context = shared_default_context(owner._http2)
+        else:
+            ssl_context.set_alpn_protocols(["http/1.1", "h2"] if owner._http2 else ["http/1.1"])
+        kwargs = {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
+        stream = yield from traced(
+            trace_logger, "start_tls", request, kwargs, do(START_TLS, stream, kwargs)
+        )
+    ssl_object = stream.get_extra_info("ssl_object")
+    http2_negotiated = ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
+    if http2_negotiated or (owner._http2 and not owner._http1):
+        cls = http2_connection_class(owner._io.is_async)
+    else:
+        cls = owner._http11_class
+    return cls(origin=origin, stream=stream, keepalive_expiry=owner._keepalive_expiry)
+
+
+class HTTPConnectionCore:
+    """A connection to one origin that connects on its first request."""
+
+    _io: Any
+    _http11_class: Any
+
+    def __init__(
+        self,
+        origin: Origin,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        keepalive_expiry: Optional[float] = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: Optional[str] = None,
+        uds: Optional[str] = None,
+        network_backend: Any = None,
+        socket_options: Optional[Iterable[Any]] = None,
+    ) -> None:
+        self._origin = origin
+        self._ssl_context = ssl_context
+        self._keepalive_expiry = keepalive_expiry
+        self._http1 = http1
+        self._http2 = http2
+        self._retries = retries
+        self._local_address = local_address
+        self._uds = uds
+        self._network_backend = (
+            self._io.default_backend() if network_backend is None else network_backend
+        )
+        self._socket_options = socket_options
+        self._connection: Any = None
+        self._connect_failed = False
+        self._connect_lock = self._io.io_lock()
+
+    def _handle(self, request: Request) -> Gen[Response]:
+        if request.url.origin != self._origin:
+            raise origin_mismatch(request, self._origin)
+        connection = self._connection
+        if connection is None:
+            yield (LOCK, self._connect_lock)
+            try:
+                if self._connection is None:
+                    stream = yield from self._connect(request)
+                    self._connection = yield from start_tls_and_pick_protocol(
+                        self,
+                        stream,
+                        request,
+                        self._origin,
+                        self._ssl_context,
+                        request.extensions.get("sni_hostname")
+                        or self._origin.host.decode("ascii"),
+                        request.extensions.get("timeout", {}).get("connect", None),
+                        logger,
+                    )
+            except BaseException:
+                self._connect_failed = True
+                raise
+            finally:
+                yield (UNLOCK, self._connect_lock)
+            connection = self._connection
+        return (yield (HANDLE, connection, request))
+
+    def _connect(self, request: Request) -> Gen[Any]:
+        timeout = request.extensions.get("timeout", {}).get("connect", None)
+        delays = exponential_backoff(RETRIES_BACKOFF_FACTOR)
+        retries_left = self._retries
+        backend = self._network_backend
+        while True:
+            kwargs: dict[str, Any]
+            if self._uds is None:
+                step, opcode = "connect_tcp", CONNECT_TCP
+                kwargs = {
+                    "host": self._origin.host.decode("ascii"),
+                    "port": self._origin.port,
+                    "local_address": self._local_address,
+                    "timeout": timeout,
+                    "socket_options": self._socket_options,
+                }
+            else:
+                step, opcode = "connect_unix_socket", CONNECT_UNIX
+                kwargs = {
+                    "path": self._uds,
+                    "timeout": timeout,
+                    "socket_options": self._socket_options,
+                }
+            try:
+                return (yield from traced(logger, step, request, kwargs, do(opcode, backend, kwargs)))
+            except (ConnectError, ConnectTimeout):
+                if retries_left <= 0:
+                    raise
+                retries_left -= 1
+                delay = next(delays)
+                yield from traced(logger, "retry", request, kwargs, do(SLEEP, backend, delay))
+
+    def _close(self) -> Gen[None]:
+        if self._connection is not None:
+            yield from traced(logger, "close", None, {}, do(CLOSE, self._connection))
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        return origin == self._origin
+
+    def is_available(self) -> bool:
+        if self._connection is None:
+            # Until connected, only a connection that may turn out HTTP/2 takes more requests.
+            return (
+                self._http2
+                and (self._origin.scheme in (b"https", b"wss") or not self._http1)
+                and not self._connect_failed
+            )
+        return bool(self._connection.is_available())
+
+    def has_expired(self) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        return bool(self._connection.has_expired())
+
+    def _has_timed_out(self, now: float) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        check = getattr(self._connection, "_has_timed_out", None)
+        return bool(check(now)) if check is not None else bool(self._connection.has_expired())
+
+    def is_idle(self) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        return bool(self._connection.is_idle())
+
+    def is_closed(self) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        return bool(self._connection.is_closed())
+
+    def info(self) -> str:
+        if self._connection is None:
+            return "CONNECTION FAILED" if self._connect_failed else "CONNECTING"
+        return str(self._connection.info())
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} [{self.info()}]>"
+
+
+class HTTPConnection(SyncShell, HTTPConnectionCore, ConnectionInterface):
+    """A connection to one origin, over HTTP/1.1 or HTTP/2, opened on the first request."""
+
+    _http11_class = HTTP11Connection

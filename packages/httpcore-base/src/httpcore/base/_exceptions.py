@@ -1,0 +1,83 @@
+"""The exception hierarchy of httpcore, and the mapping of library errors onto it."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Mapping, Type
+
+ExceptionMapping = Mapping[Type[BaseException], Type[Exception]]
+
+
+@contextlib.contextmanager
+def map_exceptions(mapping: ExceptionMapping) -> Iterator[None]:
+    """Re-raise any exception that is an instance of a key of `mapping` as the mapped class.
+
+    The new exception wraps the original (`str(new) == str(original)`) and chains it.
+    """
+    try:
+        yield
+    except Exception as exc:
+        for from_exc, to_exc in mapping.items():
+            if isinstance(exc, from_exc):
+                raise to_exc(exc) from exc
+        raise
+
+
+class ConnectionNotAvailable(Exception):
+    """The connection cannot take this request now (busy, closed or shutting down)."""
+
+
+class ProxyError(Exception):
+    """The proxy refused or failed to set up the connection."""
+
+
+class UnsupportedProtocol(Exception):
+    """The request URL has a missing or unsupported scheme."""
+
+
+class ProtocolError(Exception):
+    """The HTTP exchange broke the protocol."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The server broke the protocol."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The request could not be sent without breaking the protocol."""
+
+
+class TimeoutException(Exception):
+    """Base class of every timeout."""
+
+
+class PoolTimeout(TimeoutException):
+    """No connection of the pool became available in time."""
+
+
+class ConnectTimeout(TimeoutException):
+    """Connecting (TCP, Unix socket or TLS handshake) took too long."""
+
+
+class ReadTimeout(TimeoutException):
+    """Reading from the network took too long."""
+
+
+class WriteTimeout(TimeoutException):
+    """Writing to the network took too long."""
+
+
+class NetworkError(Exception):
+    """Base class of network failures."""
+
+
+class ConnectError(NetworkError):
+    """The connection could not be established."""
+
+
+class ReadError(NetworkError):
+    """Reading from the network failed."""
+
+
+class WriteError(NetworkError):
+    """Writing to the network failed."""

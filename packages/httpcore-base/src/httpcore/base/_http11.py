@@ -1,0 +1,378 @@
+"""HTTP/1.1 on h11: one protocol core, a sync class here and an async class in `httpcore.aio`."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import time
+from typing import Any, List, Optional, Tuple
+
+import h11
+
+from ._backends import AsyncNetworkStream, NetworkStream
+from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO
+from ._exceptions import (
+    ConnectionNotAvailable,
+    LocalProtocolError,
+    RemoteProtocolError,
+    WriteError,
+)
+from ._interfaces import ConnectionInterface, SyncShell
+from ._models import ByteStream, Origin, Request, Response
+from ._trace import is_traced, traced
+
+logger = logging.getLogger("httpcore.http11")
+
+ResponseHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]]]
+
+
+class HTTPConnectionState(enum.IntEnum):
+    NEW = 0
+    ACTIVE = 1
+    IDLE = 2
+    CLOSED = 3
+
+
+NEW = HTTPConnectionState.NEW
+ACTIVE = HTTPConnectionState.ACTIVE
+IDLE = HTTPConnectionState.IDLE
+CLOSED = HTTPConnectionState.CLOSED
+
+
+def origin_mismatch(request: Request, origin: Origin) -> RuntimeError:
+    return RuntimeError(
+        f"Attempted to send request to {request.url.origin} on connection to {origin}"
+    )
+
+
+class HTTP11Core:
+    """The HTTP/1.1 protocol: requests out, responses in, keep-alive bookkeeping.
+
+    Subclasses pick the flavour (`_io`) and the class of the upgrade stream.
+    """
+
+    READ_NUM_BYTES = 65536
+    MAX_INCOMPLETE_EVENT_SIZE = 102400
+
+    _io: Any = SyncIO
+    _upgrade_stream_class: Any = None
+
+    def __init__(
+        self,
+        origin: Origin,
+        stream: Any,
+        keepalive_expiry: Optional[float] = None,
+    ) -> None:
+        self._origin = origin
+        self._network_stream = stream
+        self._keepalive_expiry = keepalive_expiry
+        self._expire_at: Optional[float] = None
+        self._state = NEW
+        self._request_count = 0
+        self._state_lock = self._io.state_lock()
+        self._h11_state = h11.Connection(
+            our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
+        )
+
+    # -- the exchange ----------------------------------------------------------------------
+
+    def _handle(self, request: Request) -> Gen[Response]:
+        if request.url.origin != self._origin:
+            raise origin_mismatch(request, self._origin)
+        with self._state_lock:
+            if self._state is not NEW and self._state is not IDLE:
+                raise ConnectionNotAvailable()
+            self._request_count += 1
+            self._state = ACTIVE
+            self._expire_at = None
+
+        timeouts = request.extensions.get("timeout", {})
+        read_timeout = timeouts.get("read", None)
+        write_timeout = timeouts.get("write", None)
+        try:
+            try:
+                if is_traced(logger, request):
+                    info = {"request": request}
+                    yield from traced(
+                        logger,
+                        "send_request_headers",
+                        request,
+                        info,
+                        self._send_request_headers(request, write_timeout),
+                    )
+                    yield from traced(
+                        logger,
+                        "send_request_body",
+                        request,
+                        info,
+                        self._send_request_body(request, write_timeout),
+                    )
+                else:
+                    yield from self._send_request(request, write_timeout)
+            except WriteError:
+                # The server may have answered early (e.g. 413) and closed: read its response.
+                pass
+
+            http_version, status, reason_phrase, headers = yield from traced(
+                logger,
+                "receive_response_headers",
+                request,
+                {"request": request},
+                self._receive_response_headers(read_timeout),
+            )
+            network_stream = self._network_stream
+            if status == 101 or (request.method == b"CONNECT" and 200 <= status < 300):
+                network_stream = self._upgrade_stream_class(
+                    network_stream, self._h11_state.trailing_data[0]
+                )
+            body = self._io.stream_class(
+                self._receive_body(request, read_timeout),
+                functools.partial(self._traced_response_closed, request),
+            )
+            return Response(
+                status=status,
+                headers=headers,
+                content=body,
+                extensions={
+                    "http_version": http_version,
+                    "reason_phrase": reason_phrase,
+                    "network_stream": network_stream,
+                },
+            )
+        except BaseException:
+            yield from self._traced_response_closed(request)
+            raise
+
+    def _send_request(self, request: Request, timeout: Optional[float]) -> Gen[None]:
+        """Head and (when it is in memory) body in a single write."""
+        stream = request.stream
+        if type(stream) is not ByteStream and type(stream) is not bytes:
+            yield from self._send_request_headers(request, timeout)
+            yield from self._send_request_body(request, timeout)
+            return
+        h11_state = self._h11_state
+        content = stream if type(stream) is bytes else stream._content  # type: ignore[union-attr]
+        try:
+            data = h11_state.send(
+                h11.Request(method=request.method, target=request.url.target, headers=request.headers)
+            )
+            if content:
+                data += h11_state.send(h11.Data(data=content))  # type: ignore[operator]
+            data += h11_state.send(h11.EndOfMessage())  # type: ignore[operator]
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(exc) from exc
+        yield (WRITE, self._network_stream, data, timeout)
+
+    def _send_request_headers(self, request: Request, timeout: Optional[float]) -> Gen[None]:
+        try:
+            event = h11.Request(
+                method=request.method, target=request.url.target, headers=request.headers
+            )
+            data = self._h11_state.send(event)
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(exc) from exc
+        yield (WRITE, self._network_stream, data, timeout)
+
+    def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
+        h11_state = self._h11_state
+        iterator = yield (ITER, request.stream)
+        while True:
+            chunk = yield (NEXT, iterator)
+            if chunk is None:
+                break
+            try:
+                data = h11_state.send(h11.Data(data=chunk))
+            except h11.LocalProtocolError as exc:
+                raise LocalProtocolError(exc) from exc
+            if data:
+                yield (WRITE, self._network_stream, data, timeout)
+        try:
+            data = h11_state.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(exc) from exc
+        if data:
+            yield (WRITE, self._network_stream, data, timeout)
+
+    def _receive_event(self, timeout: Optional[float]) -> Gen[Any]:
+        h11_state = self._h11_state
+        while True:
+            try:
+                event = h11_state.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise RemoteProtocolError(exc) from exc
+            if event is not h11.NEED_DATA:
+                return event
+            data = yield (READ, self._network_stream, self.READ_NUM_BYTES, timeout)
+            if not data and h11_state.their_state is h11.SEND_RESPONSE:
+                raise RemoteProtocolError("Server disconnected without sending a response.")
+            h11_state.receive_data(data)
+
+    def _receive_response_headers(self, timeout: Optional[float]) -> Gen[ResponseHead]:
+        while True:
+            event = yield from self._receive_event(timeout)
+            if type(event) is h11.Response:
+                break
+            if type(event) is h11.InformationalResponse and event.status_code == 101:
+                break
+        return (
+            b"HTTP/" + event.http_version,
+            event.status_code,
+            event.reason,
+            event.headers.raw_items(),
+        )
+
+    def _receive_body(self, request: Request, timeout: Optional[float]) -> BodyGen:
+        try:
+            yield from traced(
+                logger,
+                "receive_response_body",
+                request,
+                {"request": request},
+                self._body_chunks(timeout),
+            )
+        except GeneratorExit:
+            # Abandoned by its stream, which runs the close generator itself.
+            raise
+        except BaseException:
+            yield from self._traced_response_closed(request)
+            raise
+
+    def _body_chunks(self, timeout: Optional[float]) -> BodyGen:
+        while True:
+            event = yield from self._receive_event(timeout)
+            event_type = type(event)
+            if event_type is h11.Data:
+                data = event.data
+                yield data if type(data) is bytes else bytes(data)
+            elif event_type is h11.EndOfMessage or event is h11.PAUSED:
+                return
+            elif event_type is h11.ConnectionClosed:  # pragma: no cover - h11 raises first
+                return
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def _traced_response_closed(self, request: Optional[Request]) -> Gen[None]:
+        return traced(logger, "response_closed", request, {}, self._response_closed())
+
+    def _response_closed(self) -> Gen[None]:
+        h11_state = self._h11_state
+        with self._state_lock:
+            if (
+                self._state is not CLOSED
+                and h11_state.our_state is h11.DONE
+                and h11_state.their_state is h11.DONE
+            ):
+                h11_state.start_next_cycle()
+                self._state = IDLE
+                if self._keepalive_expiry is not None:
+                    self._expire_at = time.monotonic() + self._keepalive_expiry
+                return
+        yield from self._close()
+
+    def _close(self) -> Gen[None]:
+        self._state = CLOSED
+        yield (CLOSE, self._network_stream)
+
+    # -- the state a pool asks for -----------------------------------------------------------
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        return origin == self._origin
+
+    def is_available(self) -> bool:
+        # NEW is not available: a fresh connection is handed its first request by whoever
+        # created it, never picked up by another.
+        return self._state is IDLE
+
+    def has_expired(self) -> bool:
+        if self._expire_at is not None and time.monotonic() > self._expire_at:
+            return True
+        # An idle connection can only be readable because the server closed it.
+        return self._state is IDLE and bool(self._network_stream.get_extra_info("is_readable"))
+
+    def _has_timed_out(self, now: float) -> bool:
+        """`has_expired()` without the readability check (no syscall)."""
+        return self._expire_at is not None and now > self._expire_at
+
+    def is_idle(self) -> bool:
+        return self._state is IDLE
+
+    def is_closed(self) -> bool:
+        return self._state is CLOSED
+
+    def info(self) -> str:
+        return f"{str(self._origin)!r}, HTTP/1.1, {self._state.name}, Request Count: {self._request_count}"
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.__class__.__name__} [{str(self._origin)!r}, {self._state.name}, "
+            f"Request Count: {self._request_count}]>"
+        )
+
+
+class UpgradeStreamBase:
+    """A network stream handed out after `101` or `CONNECT`: first the bytes h11 had already
+    buffered, then the socket."""
+
+    def __init__(self, stream: Any, leading_data: bytes) -> None:
+        self._stream = stream
+        self._leading_data = leading_data
+
+    def _take_leading(self, max_bytes: int) -> bytes:
+        data, self._leading_data = self._leading_data[:max_bytes], self._leading_data[max_bytes:]
+        return data
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class HTTP11UpgradeStream(UpgradeStreamBase, NetworkStream):
+    """The sync upgrade stream."""
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        if self._leading_data:
+            return self._take_leading(max_bytes)
+        return self._stream.read(max_bytes, timeout)  # type: ignore[no-any-return]
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> NetworkStream:
+        return self._stream.start_tls(ssl_context, server_hostname, timeout)  # type: ignore[no-any-return]
+
+
+class AsyncHTTP11UpgradeStream(UpgradeStreamBase, AsyncNetworkStream):
+    """The async upgrade stream."""
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        if self._leading_data:
+            return self._take_leading(max_bytes)
+        return await self._stream.read(max_bytes, timeout)  # type: ignore[no-any-return]
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> AsyncNetworkStream:
+        return await self._stream.start_tls(ssl_context, server_hostname, timeout)  # type: ignore[no-any-return]
+
+
+class HTTP11Connection(SyncShell, HTTP11Core, ConnectionInterface):
+    """A single HTTP/1.1 connection over an established network stream."""
+
+    _upgrade_stream_class = HTTP11UpgradeStream

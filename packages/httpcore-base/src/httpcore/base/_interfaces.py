@@ -1,0 +1,208 @@
+"""The public connection interfaces and the `request()`/`stream()` helpers."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator, Iterator, Optional, Union
+
+from ._drive import CALL, CLOSE, HANDLE, AsyncIO, Gen, SyncIO, adrive, drive
+from ._models import (
+    URL,
+    Origin,
+    Request,
+    Response,
+    enforce_bytes,
+    enforce_headers,
+    enforce_url,
+    include_request_headers,
+)
+
+HeaderTypes = Any
+Extensions = Optional[dict]  # type: ignore[type-arg]
+
+
+def build_request(
+    method: Union[bytes, str],
+    url: Union[URL, bytes, str],
+    headers: HeaderTypes,
+    content: Any,
+    extensions: Extensions,
+) -> Request:
+    """Coerce the helper arguments and add Host / Content-Length as `request()` does."""
+    method = enforce_bytes(method, name="method")
+    url = enforce_url(url, name="url")
+    headers = enforce_headers(headers, name="headers")
+    headers = include_request_headers(headers, url=url, content=content)
+    return Request(method=method, url=url, headers=headers, content=content, extensions=extensions)
+
+
+def _request_and_read(owner: Any, request: Request) -> Gen[Response]:
+    response: Response = yield (HANDLE, owner, request)
+    try:
+        yield (CALL, Response.read, Response.aread, (response,))
+    finally:
+        yield (CLOSE, response)
+    return response
+
+
+class ConnectionState:
+    """The state queries a pool makes of a connection (shared by the sync and async interfaces)."""
+
+    def info(self) -> str:
+        """A short description of the connection's state."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        """True if this connection serves `origin`."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def is_available(self) -> bool:
+        """True if the connection can take another request now."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def has_expired(self) -> bool:
+        """True if the pool should close this connection."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def is_idle(self) -> bool:
+        """True if no request is in flight on this connection."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def is_closed(self) -> bool:
+        """True once the connection is closed."""
+        raise NotImplementedError()  # pragma: no cover
+
+
+class RequestInterface:
+    """`request()` and `stream()` on top of `handle_request()` (pools and connections)."""
+
+    def request(
+        self,
+        method: Union[bytes, str],
+        url: Union[URL, bytes, str],
+        *,
+        headers: HeaderTypes = None,
+        content: Any = None,
+        extensions: Extensions = None,
+    ) -> Response:
+        """Send a request and read the whole response body (available as `.content`)."""
+        request = build_request(method, url, headers, content, extensions)
+        return drive(_request_and_read(self, request))
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: Union[bytes, str],
+        url: Union[URL, bytes, str],
+        *,
+        headers: HeaderTypes = None,
+        content: Any = None,
+        extensions: Extensions = None,
+    ) -> Iterator[Response]:
+        """Send a request and yield the response unread; it is closed on exit."""
+        request = build_request(method, url, headers, content, extensions)
+        response = self.handle_request(request)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def handle_request(self, request: Request) -> Response:
+        """Send `request` and return the response with its body unread."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the connection."""
+        raise NotImplementedError()  # pragma: no cover
+
+
+
+class AsyncRequestInterface:
+    """`request()` and `stream()` on top of `handle_async_request()`."""
+
+    async def request(
+        self,
+        method: Union[bytes, str],
+        url: Union[URL, bytes, str],
+        *,
+        headers: HeaderTypes = None,
+        content: Any = None,
+        extensions: Extensions = None,
+    ) -> Response:
+        """Send a request and read the whole response body (available as `.content`)."""
+        request = build_request(method, url, headers, content, extensions)
+        return await adrive(_request_and_read(self, request))
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: Union[bytes, str],
+        url: Union[URL, bytes, str],
+        *,
+        headers: HeaderTypes = None,
+        content: Any = None,
+        extensions: Extensions = None,
+    ) -> AsyncIterator[Response]:
+        """Send a request and yield the response unread; it is closed on exit."""
+        request = build_request(method, url, headers, content, extensions)
+        response = await self.handle_async_request(request)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send `request` and return the response with its body unread."""
+        raise NotImplementedError()  # pragma: no cover
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        raise NotImplementedError()  # pragma: no cover
+
+
+class ConnectionInterface(RequestInterface, ConnectionState):
+    """What a pool needs of a connection."""
+
+
+class AsyncConnectionInterface(AsyncRequestInterface, ConnectionState):
+    """The async twin of `ConnectionInterface`."""
+
+
+class SyncShell:
+    """Sync methods of a class whose core provides `_handle(request)` and `_close()`."""
+
+    _io = SyncIO
+
+    def handle_request(self, request: Request) -> Response:
+        """Send `request` and return the response with its body unread."""
+        return drive(self._handle(request))  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Close, releasing the network resources."""
+        drive(self._close())  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+
+class AsyncShell:
+    """Async methods of a class whose core provides `_handle(request)` and `_close()`."""
+
+    _io = AsyncIO
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send `request` and return the response with its body unread."""
+        return await adrive(self._handle(request))  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:
+        """Close, releasing the network resources."""
+        await adrive(self._close())  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.aclose()

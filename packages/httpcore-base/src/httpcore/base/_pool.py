@@ -1,0 +1,348 @@
+"""The connection pool: which request gets which connection, and keep-alive bookkeeping.
+
+The decisions (`PoolState`) are plain code with no I/O; `_handle()` is the protocol generator
+that the sync class here and the async class in `httpcore.aio` drive.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import sys
+import time
+from typing import Any, Iterable, List, Optional
+
+from ._drive import CLOSE, HANDLE, ITER, NEXT, WAIT, BodyGen, Gen
+from ._exceptions import ConnectionNotAvailable, PoolTimeout, UnsupportedProtocol
+from ._interfaces import RequestInterface, SyncShell
+from ._models import Origin, Proxy, Request, Response
+
+SUPPORTED_SCHEMES = (b"http", b"https", b"ws", b"wss")
+
+
+class PoolRequest:
+    """A request in the pool: waiting for a connection, or using one."""
+
+    __slots__ = ("connection", "event", "fresh", "request", "started")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.connection: Any = None
+        self.event: Any = None
+        # `fresh`: the connection was created for this request and it has not used it yet.
+        self.fresh = False
+        self.started = False
+
+    def assign(self, connection: Any, fresh: bool) -> None:
+        self.connection = connection
+        self.fresh = fresh
+        if self.event is not None:
+            self.event.set()
+
+    def wait_sync(self, timeout: Optional[float]) -> None:
+        if not self.event.wait(timeout):
+            raise PoolTimeout()
+
+    async def wait_async(self, timeout: Optional[float]) -> None:
+        await self.event.wait(timeout)
+
+
+def check_scheme(request: Request) -> None:
+    scheme = request.url.scheme
+    if scheme in SUPPORTED_SCHEMES:
+        return
+    if scheme == b"":
+        raise UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
+    raise UnsupportedProtocol(
+        f"Request URL has an unsupported protocol '{scheme.decode('ascii', 'replace')}://'."
+    )
+
+
+def _timed_out(connection: Any, now: float) -> bool:
+    check = getattr(connection, "_has_timed_out", None)
+    return bool(check(now)) if check is not None else bool(connection.has_expired())
+
+
+class PoolCore:
+    """Everything of a connection pool except the flavour of I/O."""
+
+    _io: Any
+    _connection_class: Any
+    _forward_class: Any = None
+    _tunnel_class: Any = None
+
+    def __init__(
+        self,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        proxy: Optional[Proxy] = None,
+        max_connections: Optional[int] = 10,
+        max_keepalive_connections: Optional[int] = None,
+        keepalive_expiry: Optional[float] = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: Optional[str] = None,
+        uds: Optional[str] = None,
+        network_backend: Any = None,
+        socket_options: Optional[Iterable[Any]] = None,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._proxy = proxy
+        self._max_connections = sys.maxsize if max_connections is None else max_connections
+        self._max_keepalive_connections = (
+            sys.maxsize if max_keepalive_connections is None else max_keepalive_connections
+        )
+        self._max_keepalive_connections = min(
+            self._max_connections, self._max_keepalive_connections
+        )
+        self._keepalive_expiry = keepalive_expiry
+        self._http1 = http1
+        self._http2 = http2
+        self._retries = retries
+        self._local_address = local_address
+        self._uds = uds
+        self._network_backend = (
+            self._io.default_backend() if network_backend is None else network_backend
+        )
+        self._socket_options = socket_options
+        self._connections: List[Any] = []
+        self._requests: List[PoolRequest] = []
+        self._lock = self._io.state_lock()
+
+    # -- creating connections ------------------------------------------------------------------
+
+    def create_connection(self, origin: Origin) -> Any:
+        """Make a connection for `origin` (override to customise)."""
+        if self._proxy is not None:
+            return self._create_proxied_connection(origin, self._proxy)
+        return self._connection_class(
+            origin=origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+        )
+
+    def _create_proxied_connection(self, origin: Origin, proxy: Proxy) -> Any:
+        proxy_scheme = proxy.url.scheme
+        if proxy_scheme in (b"socks5", b"socks5h", b"socks4", b"socks4a"):
+            from ._proxy import socks_connection_class
+
+            return socks_connection_class(self._io.is_async)(
+                proxy_origin=proxy.url.origin,
+                remote_origin=origin,
+                proxy_auth=proxy.auth,
+                ssl_context=self._ssl_context,
+                keepalive_expiry=self._keepalive_expiry,
+                http1=self._http1,
+                http2=self._http2,
+                network_backend=self._network_backend,
+                proxy_scheme=proxy_scheme,
+            )
+        if origin.scheme == b"http":
+            return self._forward_class(
+                proxy_origin=proxy.url.origin,
+                remote_origin=origin,
+                proxy_headers=proxy.headers,
+                keepalive_expiry=self._keepalive_expiry,
+                network_backend=self._network_backend,
+                socket_options=self._socket_options,
+                proxy_ssl_context=proxy.ssl_context,
+                retries=self._retries,
+                local_address=self._local_address,
+            )
+        return self._tunnel_class(
+            proxy_origin=proxy.url.origin,
+            remote_origin=origin,
+            ssl_context=self._ssl_context,
+            proxy_ssl_context=proxy.ssl_context,
+            proxy_headers=proxy.headers,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+            retries=self._retries,
+            local_address=self._local_address,
+        )
+
+    # -- the decisions (under the lock, no I/O) ------------------------------------------------
+
+    def _assign(self) -> List[Any]:
+        """Hand connections to queued requests; return the connections to close."""
+        closing: List[Any] = []
+        now = time.monotonic()
+        connections = []
+        for connection in self._connections:
+            if connection.is_closed():
+                continue
+            if _timed_out(connection, now):
+                closing.append(connection)
+                continue
+            connections.append(connection)
+        self._connections = connections
+
+        reserved = {id(s.connection) for s in self._requests if s.connection and not s.started}
+        for status in self._requests:
+            if status.connection is not None:
+                continue
+            origin = status.request.url.origin
+            for connection in connections:
+                if not (connection.can_handle_request(origin) and connection.is_available()):
+                    continue
+                if connection.is_idle():
+                    if id(connection) in reserved:
+                        continue
+                    # The one readability check (a syscall): only on the connection handed out.
+                    if connection.has_expired():
+                        connections.remove(connection)
+                        closing.append(connection)
+                        break  # the list changed: look again on the next request
+                status.assign(connection, fresh=False)
+                reserved.add(id(connection))
+                break
+            if status.connection is not None:
+                continue
+            if len(connections) >= self._max_connections:
+                idle = next(
+                    (c for c in connections if c.is_idle() and id(c) not in reserved), None
+                )
+                if idle is None:
+                    continue
+                connections.remove(idle)
+                closing.append(idle)
+            connection = self.create_connection(origin)
+            connections.append(connection)
+            status.assign(connection, fresh=True)
+            reserved.add(id(connection))
+
+        idle = [c for c in connections if c.is_idle() and id(c) not in reserved]
+        for connection in idle[: max(0, len(idle) - self._max_keepalive_connections)]:
+            connections.remove(connection)
+            closing.append(connection)
+        return closing
+
+    def _release(self, status: PoolRequest) -> List[Any]:
+        """Take a finished or failed request out of the pool; return connections to close."""
+        if status in self._requests:
+            self._requests.remove(status)
+        if status.fresh and status.connection in self._connections:
+            # Created for this request, never used by it: nobody else will.
+            self._connections.remove(status.connection)
+            return [status.connection, *self._assign()]
+        return self._assign()
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def _close_connections(self, connections: List[Any]) -> Gen[None]:
+        for connection in connections:
+            yield (CLOSE, connection)
+
+    def _handle(self, request: Request) -> Gen[Response]:
+        check_scheme(request)
+        pool_timeout = request.extensions.get("timeout", {}).get("pool", None)
+        status = PoolRequest(request)
+        with self._lock:
+            self._requests.append(status)
+            closing = self._assign()
+            if status.connection is None:
+                status.event = self._io.new_event()
+        try:
+            if closing:
+                yield from self._close_connections(closing)
+            while True:
+                if status.connection is None:
+                    yield (WAIT, status, pool_timeout)
+                connection = status.connection
+                status.started = True
+                status.fresh = False
+                try:
+                    response = yield (HANDLE, connection, request)
+                except ConnectionNotAvailable:
+                    with self._lock:
+                        status.connection = None
+                        status.started = False
+                        closing = self._assign()
+                        if status.connection is None:
+                            status.event = self._io.new_event()
+                    yield from self._close_connections(closing)
+                    continue
+                break
+        except BaseException:
+            with self._lock:
+                closing = self._release(status)
+            yield from self._close_connections(closing)
+            raise
+        if self._requests and any(s.connection is None for s in self._requests):
+            # A multiplexed connection may take more requests now that this one started.
+            with self._lock:
+                closing = self._assign()
+            yield from self._close_connections(closing)
+
+        inner = response.stream
+        return Response(
+            status=response.status,
+            headers=response.headers,
+            content=self._io.stream_class(
+                self._pool_body(status, inner),
+                functools.partial(self._response_closed, status, inner),
+            ),
+            extensions=response.extensions,
+        )
+
+    def _pool_body(self, status: PoolRequest, inner: Any) -> BodyGen:
+        iterator = yield (ITER, inner)
+        try:
+            while True:
+                chunk = yield (NEXT, iterator)
+                if chunk is None:
+                    return
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield from self._response_closed(status, inner)
+            raise
+
+    def _response_closed(self, status: PoolRequest, inner: Any) -> Gen[None]:
+        try:
+            if hasattr(inner, "close") or hasattr(inner, "aclose"):
+                yield (CLOSE, inner)
+        finally:
+            with self._lock:
+                closing = self._release(status)
+            yield from self._close_connections(closing)
+
+    def _close(self) -> Gen[None]:
+        with self._lock:
+            closing, self._connections = self._connections, []
+        yield from self._close_connections(closing)
+
+    # -- introspection ---------------------------------------------------------------------------
+
+    @property
+    def connections(self) -> List[Any]:
+        """A copy of the pool's connections, oldest first."""
+        return list(self._connections)
+
+    def __repr__(self) -> str:
+        with self._lock:
+            active_requests = sum(1 for s in self._requests if s.connection is not None)
+            queued = len(self._requests) - active_requests
+            idle = sum(1 for c in self._connections if c.is_idle())
+            active = len(self._connections) - idle
+        return (
+            f"<{self.__class__.__name__} [Requests: {active_requests} active, {queued} queued"
+            f" | Connections: {active} active, {idle} idle]>"
+        )
+
+
+class ConnectionPool(SyncShell, PoolCore, RequestInterface):
+    """A pool of HTTP connections, shared safely between threads."""
+
+    from ._connection import HTTPConnection as _connection_class

@@ -1,0 +1,277 @@
+"""HTTP proxies: forwarding (absolute-form requests) for http, CONNECT tunnels otherwise."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+
+from ._connection import HTTPConnection, start_tls_and_pick_protocol
+from ._drive import CLOSE, HANDLE, LOCK, UNLOCK, Gen
+from ._exceptions import ProxyError
+from ._http11 import HTTP11Connection
+from ._interfaces import ConnectionInterface, SyncShell
+from ._models import (
+    URL,
+    Origin,
+    Proxy,
+    Request,
+    Response,
+    enforce_bytes,
+    enforce_headers,
+    enforce_url,
+)
+from ._pool import ConnectionPool, PoolCore
+
+logger = logging.getLogger("httpcore.proxy")
+
+Headers = List[Tuple[bytes, bytes]]
+
+SOCKS_MISSING = (
+    "Attempted to use SOCKS support, but the `socksio` package is not installed. "
+    "Use 'pip install httpcore[socks]'."
+)
+
+
+def socks_connection_class(is_async: bool) -> Any:
+    """The SOCKS connection class of httpcore-socks, looked up at the point of use."""
+    try:
+        import httpcore.socks as socks
+
+        return socks.AsyncSocks5Connection if is_async else socks.Socks5Connection
+    except (ImportError, AttributeError):
+        raise RuntimeError(SOCKS_MISSING) from None
+
+
+def merge_headers(defaults: Sequence[Tuple[bytes, bytes]], overrides: Headers) -> Headers:
+    """`defaults` whose names are not in `overrides`, followed by `overrides`."""
+    names = {name.lower() for name, _ in overrides}
+    return [(k, v) for k, v in defaults if k.lower() not in names] + list(overrides)
+
+
+class _Delegating:
+    """State queries answered by the connection currently carrying the traffic."""
+
+    _connection: Any
+    _remote_origin: Origin
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        return origin == self._remote_origin
+
+    def is_available(self) -> bool:
+        return bool(self._connection.is_available())
+
+    def has_expired(self) -> bool:
+        return bool(self._connection.has_expired())
+
+    def _has_timed_out(self, now: float) -> bool:
+        check = getattr(self._connection, "_has_timed_out", None)
+        return bool(check(now)) if check is not None else self.has_expired()
+
+    def is_idle(self) -> bool:
+        return bool(self._connection.is_idle())
+
+    def is_closed(self) -> bool:
+        return bool(self._connection.is_closed())
+
+    def info(self) -> str:
+        return str(self._connection.info())
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} [{self.info()}]>"
+
+    def _close(self) -> Gen[None]:
+        yield (CLOSE, self._connection)
+
+
+class ForwardCore(_Delegating):
+    """Sends each request to the proxy with an absolute-form target."""
+
+    _io: Any
+    _connection_class: Any
+
+    def __init__(
+        self,
+        proxy_origin: Origin,
+        remote_origin: Origin,
+        proxy_headers: Optional[Headers] = None,
+        keepalive_expiry: Optional[float] = None,
+        network_backend: Any = None,
+        socket_options: Optional[Iterable[Any]] = None,
+        proxy_ssl_context: Optional[ssl.SSLContext] = None,
+        retries: int = 0,
+        local_address: Optional[str] = None,
+    ) -> None:
+        self._connection = self._connection_class(
+            origin=proxy_origin,
+            ssl_context=proxy_ssl_context,
+            keepalive_expiry=keepalive_expiry,
+            retries=retries,
+            local_address=local_address,
+            network_backend=network_backend,
+            socket_options=socket_options,
+        )
+        self._proxy_origin = proxy_origin
+        self._remote_origin = remote_origin
+        self._proxy_headers = [] if proxy_headers is None else proxy_headers
+
+    def _handle(self, request: Request) -> Gen[Response]:
+        proxy = self._proxy_origin
+        url = URL(scheme=proxy.scheme, host=proxy.host, port=proxy.port, target=bytes(request.url))
+        proxy_request = Request(
+            method=request.method,
+            url=url,
+            headers=merge_headers(self._proxy_headers, request.headers),
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        return (yield (HANDLE, self._connection, proxy_request))
+
+
+class TunnelCore(_Delegating):
+    """Opens a CONNECT tunnel through the proxy on the first request, then speaks through it."""
+
+    _io: Any
+    _connection_class: Any
+    _http11_class: Any
+
+    def __init__(
+        self,
+        proxy_origin: Origin,
+        remote_origin: Origin,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        proxy_ssl_context: Optional[ssl.SSLContext] = None,
+        proxy_headers: Optional[Sequence[Tuple[bytes, bytes]]] = None,
+        keepalive_expiry: Optional[float] = None,
+        http1: bool = True,
+        http2: bool = False,
+        network_backend: Any = None,
+        socket_options: Optional[Iterable[Any]] = None,
+        retries: int = 0,
+        local_address: Optional[str] = None,
+    ) -> None:
+        self._connection = self._connection_class(
+            origin=proxy_origin,
+            ssl_context=proxy_ssl_context,
+            keepalive_expiry=keepalive_expiry,
+            retries=retries,
+            local_address=local_address,
+            network_backend=network_backend,
+            socket_options=socket_options,
+        )
+        self._proxy_origin = proxy_origin
+        self._remote_origin = remote_origin
+        self._ssl_context = ssl_context
+        self._proxy_headers = [] if proxy_headers is None else list(proxy_headers)
+        self._keepalive_expiry = keepalive_expiry
+        self._http1 = http1
+        self._http2 = http2
+        self._connect_lock = self._io.io_lock()
+        self._connected = False
+
+    def _handle(self, request: Request) -> Gen[Response]:
+        if not self._connected:
+            yield (LOCK, self._connect_lock)
+            try:
+                if not self._connected:
+                    yield from self._open_tunnel(request)
+            finally:
+                yield (UNLOCK, self._connect_lock)
+        return (yield (HANDLE, self._connection, request))
+
+    def _open_tunnel(self, request: Request) -> Gen[None]:
+        remote, proxy = self._remote_origin, self._proxy_origin
+        target = b"%b:%d" % (remote.host, remote.port)
+        connect_request = Request(
+            method=b"CONNECT",
+            url=URL(scheme=proxy.scheme, host=proxy.host, port=proxy.port, target=target),
+            headers=merge_headers([(b"Host", target), (b"Accept", b"*/*")], self._proxy_headers),
+            extensions=request.extensions,
+        )
+        response: Response = yield (HANDLE, self._connection, connect_request)
+        if not 200 <= response.status < 300:
+            reason = response.extensions.get("reason_phrase", b"").decode("ascii", errors="ignore")
+            yield (CLOSE, self._connection)
+            raise ProxyError(f"{response.status} {reason}")
+        self._connection = yield from start_tls_and_pick_protocol(
+            self,
+            response.extensions["network_stream"],
+            request,
+            remote,
+            self._ssl_context,
+            remote.host.decode("ascii"),
+            request.extensions.get("timeout", {}).get("connect", None),
+            logger,
+        )
+        self._connected = True
+
+
+class ProxyPoolCore(PoolCore):
+    """`HTTPProxy`: a pool whose every connection goes through one HTTP proxy."""
+
+    def __init__(
+        self,
+        proxy_url: Union[URL, bytes, str],
+        proxy_auth: Optional[Tuple[Union[bytes, str], Union[bytes, str]]] = None,
+        proxy_headers: Any = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        proxy_ssl_context: Optional[ssl.SSLContext] = None,
+        max_connections: Optional[int] = 10,
+        max_keepalive_connections: Optional[int] = None,
+        keepalive_expiry: Optional[float] = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: Optional[str] = None,
+        uds: Optional[str] = None,
+        network_backend: Any = None,
+        socket_options: Optional[Iterable[Any]] = None,
+    ) -> None:
+        url = enforce_url(proxy_url, name="proxy_url")
+        if url.scheme == b"http" and proxy_ssl_context is not None:
+            raise RuntimeError(
+                "The `proxy_ssl_context` argument is not allowed for the http scheme"
+            )
+        headers = enforce_headers(proxy_headers, name="proxy_headers")
+        auth = None
+        if proxy_auth is not None:
+            username, password = proxy_auth
+            auth = (
+                enforce_bytes(username, name="proxy_auth"),
+                enforce_bytes(password, name="proxy_auth"),
+            )
+        super().__init__(
+            ssl_context=ssl_context,
+            proxy=Proxy(url=url, auth=auth, headers=headers, ssl_context=proxy_ssl_context),
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            http1=http1,
+            http2=http2,
+            retries=retries,
+            local_address=local_address,
+            uds=uds,
+            network_backend=network_backend,
+            socket_options=socket_options,
+        )
+
+
+class ForwardHTTPConnection(SyncShell, ForwardCore, ConnectionInterface):
+    """A connection that forwards plain-http requests through an HTTP proxy."""
+
+    _connection_class = HTTPConnection
+
+
+class TunnelHTTPConnection(SyncShell, TunnelCore, ConnectionInterface):
+    """A connection tunnelled through an HTTP proxy with CONNECT."""
+
+    _connection_class = HTTPConnection
+    _http11_class = HTTP11Connection
+
+
+class HTTPProxy(ProxyPoolCore, ConnectionPool):
+    """A connection pool that sends every request through an HTTP proxy."""
+
+
+ConnectionPool._forward_class = ForwardHTTPConnection
+ConnectionPool._tunnel_class = TunnelHTTPConnection

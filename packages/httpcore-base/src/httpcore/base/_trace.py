@@ -1,0 +1,60 @@
+"""The `trace` request extension and the DEBUG log records, as generator helpers.
+
+A traced step emits "<prefix>.<step>.started", then ".complete" or ".failed". When the request
+has no trace callback and DEBUG logging is off, the step runs untraced at the cost of one
+`yield from`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Optional
+
+from ._drive import TRACE, Gen, T
+
+
+def _emit(
+    logger: logging.Logger,
+    debug: bool,
+    callback: Optional[Callable[..., Any]],
+    prefix: str,
+    event: str,
+    info: Dict[str, Any],
+) -> Gen[None]:
+    if debug:
+        message = event
+        if info and info != {"return_value": None}:
+            message += " " + " ".join(f"{key}={value!r}" for key, value in info.items())
+        logger.debug(message)
+    if callback is not None:
+        yield (TRACE, callback, f"{prefix}.{event}", info)
+
+
+def is_traced(logger: logging.Logger, request: Any) -> bool:
+    """True when the step would emit anything (so callers can skip building info dicts)."""
+    return (
+        request is not None and "trace" in request.extensions
+    ) or logger.isEnabledFor(logging.DEBUG)
+
+
+def traced(
+    logger: logging.Logger,
+    step: str,
+    request: Any,
+    info: Dict[str, Any],
+    gen: Gen[T],
+) -> Gen[T]:
+    """Run `gen` as the traced step `step` of `request` (None: log only)."""
+    callback = request.extensions.get("trace") if request is not None else None
+    debug = logger.isEnabledFor(logging.DEBUG)
+    if callback is None and not debug:
+        return (yield from gen)
+    prefix = logger.name.rsplit(".", 1)[-1]
+    yield from _emit(logger, debug, callback, prefix, step + ".started", info)
+    try:
+        value = yield from gen
+    except Exception as exc:
+        yield from _emit(logger, debug, callback, prefix, step + ".failed", {"exception": exc})
+        raise
+    yield from _emit(logger, debug, callback, prefix, step + ".complete", {"return_value": value})
+    return value
