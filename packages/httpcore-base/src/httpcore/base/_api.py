@@ -19,9 +19,10 @@ def request(
 ) -> Response:
     """Send one request on a fresh pool and return the response, body read."""
     with ConnectionPool() as pool:
-        return pool.request(
+        response: Response = pool.request(
             method=method, url=url, headers=headers, content=content, extensions=extensions
         )
+        return response
 
 
 @contextlib.contextmanager

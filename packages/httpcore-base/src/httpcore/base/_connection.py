@@ -7,7 +7,18 @@ import logging
 import ssl
 from typing import Any, Iterable, Iterator, Optional
 
-from ._drive import CLOSE, CONNECT_TCP, CONNECT_UNIX, HANDLE, LOCK, SLEEP, START_TLS, UNLOCK, Gen, do
+from ._drive import (
+    CLOSE,
+    CONNECT_TCP,
+    CONNECT_UNIX,
+    HANDLE,
+    LOCK,
+    SLEEP,
+    START_TLS,
+    UNLOCK,
+    Gen,
+    do,
+)
 from ._exceptions import ConnectError, ConnectTimeout
 from ._http11 import HTTP11Connection, origin_mismatch
 from ._interfaces import ConnectionInterface, SyncShell
@@ -34,7 +45,7 @@ def exponential_backoff(factor: float) -> Iterator[float]:
         n += 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_default_context(http2: bool) -> ssl.SSLContext:
     # Building a context loads the CA bundle (milliseconds): build each ALPN variant once.
     context = default_ssl_context()
@@ -47,7 +58,7 @@ def http2_connection_class(is_async: bool) -> Any:
     try:
         import httpcore.http2 as http2
 
-        return http2.AsyncHTTP2Connection if is_async else http2.HTTP2Connection
+        return getattr(http2, "AsyncHTTP2Connection" if is_async else "HTTP2Connection")
     except (ImportError, AttributeError):
         raise RuntimeError(HTTP2_MISSING) from None
 
@@ -72,7 +83,11 @@ def start_tls_and_pick_protocol(
             ssl_context = shared_default_context(owner._http2)
         else:
             ssl_context.set_alpn_protocols(["http/1.1", "h2"] if owner._http2 else ["http/1.1"])
-        kwargs = {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
+        kwargs = {
+            "ssl_context": ssl_context,
+            "server_hostname": server_hostname,
+            "timeout": timeout,
+        }
         stream = yield from traced(
             trace_logger, "start_tls", request, kwargs, do(START_TLS, stream, kwargs)
         )
@@ -135,8 +150,7 @@ class HTTPConnectionCore:
                         request,
                         self._origin,
                         self._ssl_context,
-                        request.extensions.get("sni_hostname")
-                        or self._origin.host.decode("ascii"),
+                        request.extensions.get("sni_hostname") or self._origin.host.decode("ascii"),
                         request.extensions.get("timeout", {}).get("connect", None),
                         logger,
                     )
@@ -146,7 +160,8 @@ class HTTPConnectionCore:
             finally:
                 yield (UNLOCK, self._connect_lock)
             connection = self._connection
-        return (yield (HANDLE, connection, request))
+        response: Response = yield (HANDLE, connection, request)
+        return response
 
     def _connect(self, request: Request) -> Gen[Any]:
         timeout = request.extensions.get("timeout", {}).get("connect", None)
@@ -172,7 +187,9 @@ class HTTPConnectionCore:
                     "socket_options": self._socket_options,
                 }
             try:
-                return (yield from traced(logger, step, request, kwargs, do(opcode, backend, kwargs)))
+                return (
+                    yield from traced(logger, step, request, kwargs, do(opcode, backend, kwargs))
+                )
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
                     raise

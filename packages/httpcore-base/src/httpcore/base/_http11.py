@@ -146,20 +146,26 @@ class HTTP11Core:
 
     def _send_request(self, request: Request, timeout: Optional[float]) -> Gen[None]:
         """Head and (when it is in memory) body in a single write."""
-        stream = request.stream
-        if type(stream) is not ByteStream and type(stream) is not bytes:
+        stream: Any = request.stream
+        content: bytes
+        if type(stream) is ByteStream:
+            content = stream._content
+        elif type(stream) is bytes:
+            content = stream
+        else:
             yield from self._send_request_headers(request, timeout)
             yield from self._send_request_body(request, timeout)
             return
         h11_state = self._h11_state
-        content = stream if type(stream) is bytes else stream._content  # type: ignore[union-attr]
         try:
-            data = h11_state.send(
-                h11.Request(method=request.method, target=request.url.target, headers=request.headers)
+            data: Any = h11_state.send(
+                h11.Request(
+                    method=request.method, target=request.url.target, headers=request.headers
+                )
             )
             if content:
-                data += h11_state.send(h11.Data(data=content))  # type: ignore[operator]
-            data += h11_state.send(h11.EndOfMessage())  # type: ignore[operator]
+                data += h11_state.send(h11.Data(data=content))
+            data += h11_state.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(exc) from exc
         yield (WRITE, self._network_stream, data, timeout)
@@ -301,7 +307,8 @@ class HTTP11Core:
         return self._state is CLOSED
 
     def info(self) -> str:
-        return f"{str(self._origin)!r}, HTTP/1.1, {self._state.name}, Request Count: {self._request_count}"
+        origin, state, count = str(self._origin), self._state.name, self._request_count
+        return f"{origin!r}, HTTP/1.1, {state}, Request Count: {count}"
 
     def __repr__(self) -> str:
         return (

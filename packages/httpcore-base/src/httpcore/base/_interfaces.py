@@ -116,7 +116,6 @@ class RequestInterface:
         raise NotImplementedError()  # pragma: no cover
 
 
-
 class AsyncRequestInterface:
     """`request()` and `stream()` on top of `handle_async_request()`."""
 
@@ -175,7 +174,8 @@ class SyncShell:
 
     def handle_request(self, request: Request) -> Response:
         """Send `request` and return the response with its body unread."""
-        return drive(self._handle(request))  # type: ignore[attr-defined]
+        response: Response = drive(self._handle(request))  # type: ignore[attr-defined]
+        return response
 
     def close(self) -> None:
         """Close, releasing the network resources."""
@@ -195,7 +195,8 @@ class AsyncShell:
 
     async def handle_async_request(self, request: Request) -> Response:
         """Send `request` and return the response with its body unread."""
-        return await adrive(self._handle(request))  # type: ignore[attr-defined]
+        response: Response = await adrive(self._handle(request))  # type: ignore[attr-defined]
+        return response
 
     async def aclose(self) -> None:
         """Close, releasing the network resources."""

@@ -209,9 +209,7 @@ class PoolCore:
             if status.connection is not None:
                 continue
             if len(connections) >= self._max_connections:
-                idle = next(
-                    (c for c in connections if c.is_idle() and id(c) not in reserved), None
-                )
+                idle = next((c for c in connections if c.is_idle() and id(c) not in reserved), None)
                 if idle is None:
                     continue
                 connections.remove(idle)

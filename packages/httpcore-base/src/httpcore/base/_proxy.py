@@ -38,7 +38,7 @@ def socks_connection_class(is_async: bool) -> Any:
     try:
         import httpcore.socks as socks
 
-        return socks.AsyncSocks5Connection if is_async else socks.Socks5Connection
+        return getattr(socks, "AsyncSocks5Connection" if is_async else "Socks5Connection")
     except (ImportError, AttributeError):
         raise RuntimeError(SOCKS_MISSING) from None
 
@@ -125,7 +125,8 @@ class ForwardCore(_Delegating):
             content=request.stream,
             extensions=request.extensions,
         )
-        return (yield (HANDLE, self._connection, proxy_request))
+        response: Response = yield (HANDLE, self._connection, proxy_request)
+        return response
 
 
 class TunnelCore(_Delegating):
@@ -177,7 +178,8 @@ class TunnelCore(_Delegating):
                     yield from self._open_tunnel(request)
             finally:
                 yield (UNLOCK, self._connect_lock)
-        return (yield (HANDLE, self._connection, request))
+        response: Response = yield (HANDLE, self._connection, request)
+        return response
 
     def _open_tunnel(self, request: Request) -> Gen[None]:
         remote, proxy = self._remote_origin, self._proxy_origin

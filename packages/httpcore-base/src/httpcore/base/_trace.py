@@ -8,7 +8,7 @@ has no trace callback and DEBUG logging is off, the step runs untraced at the co
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Generator, Optional
 
 from ._drive import TRACE, Gen, T
 
@@ -32,9 +32,9 @@ def _emit(
 
 def is_traced(logger: logging.Logger, request: Any) -> bool:
     """True when the step would emit anything (so callers can skip building info dicts)."""
-    return (
-        request is not None and "trace" in request.extensions
-    ) or logger.isEnabledFor(logging.DEBUG)
+    return (request is not None and "trace" in request.extensions) or logger.isEnabledFor(
+        logging.DEBUG
+    )
 
 
 def traced(
@@ -42,8 +42,8 @@ def traced(
     step: str,
     request: Any,
     info: Dict[str, Any],
-    gen: Gen[T],
-) -> Gen[T]:
+    gen: Generator[Any, Any, T],
+) -> Generator[Any, Any, T]:
     """Run `gen` as the traced step `step` of `request` (None: log only)."""
     callback = request.extensions.get("trace") if request is not None else None
     debug = logger.isEnabledFor(logging.DEBUG)

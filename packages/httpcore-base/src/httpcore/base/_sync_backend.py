@@ -1,0 +1,357 @@
+"""The blocking network backend, on the standard `socket` and `ssl` modules.
+
+This is the hot path of every synchronous request, so the stream methods are written to do as
+little as possible per call: the socket timeout is only changed when it differs from the one
+set last, errors are mapped with a plain `try`/`except`, and writes go out with one `sendall`.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import sys
+from typing import Any, Callable, Iterable, TypeVar
+
+from ._backends import SOCKET_OPTION, NetworkBackend, NetworkStream
+from ._exceptions import (
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+)
+
+__all__ = ["SyncBackend", "SyncStream", "TLSinTLSStream", "is_socket_readable"]
+
+_T = TypeVar("_T")
+
+# How much ciphertext the TLS-in-TLS stream pulls from the outer connection at a time.
+_TLS_RECORD_READ = 65536
+
+# A cached timeout that equals no timeout (NaN != anything): forces the next call to set it.
+_UNKNOWN_TIMEOUT = float("nan")
+
+
+if hasattr(select, "poll"):
+
+    def _fd_readable(fd: int) -> bool:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+else:  # pragma: no cover  (Windows)
+
+    def _fd_readable(fd: int) -> bool:
+        readable, _, _ = select.select([fd], [], [], 0)
+        return bool(readable)
+
+
+def is_socket_readable(sock: Any) -> bool:
+    """Tell, without blocking, whether reading `sock` would return at once (data or EOF).
+
+    `sock` is anything with `fileno()` (a socket, an `ssl.SSLSocket`, a trio or asyncio
+    wrapper). A missing or closed socket counts as readable: a connection in that state must
+    not be reused. Decrypted bytes already buffered inside an `ssl.SSLSocket` count too.
+    """
+    if sock is None:
+        return True
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return True
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():
+            return True
+        return _fd_readable(fd)
+    except (OSError, ValueError):
+        return True
+
+
+def _socket_info(sock: socket.socket, info: str) -> Any:
+    """The `get_extra_info` keys that only depend on the (outermost) socket."""
+    try:
+        if info == "client_addr":
+            return sock.getsockname()
+        if info == "server_addr":
+            return sock.getpeername()
+    except OSError:
+        return None
+    if info == "socket":
+        return sock
+    return None
+
+
+class SyncStream(NetworkStream):
+    """A connected blocking socket (plain, or an `ssl.SSLSocket` after `start_tls`)."""
+
+    __slots__ = ("_sock", "_timeout")
+
+    def __init__(self, sock: socket.socket, timeout: float | None = None) -> None:
+        self._sock = sock
+        # The timeout currently set on the socket, so that it is only changed when needed.
+        self._timeout = timeout
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout != self._timeout:
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
+            return self._sock.recv(max_bytes)
+        except socket.timeout as exc:
+            raise ReadTimeout(exc) from exc
+        except OSError as exc:
+            raise ReadError(exc) from exc
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            if timeout != self._timeout:
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
+            self._sock.sendall(buffer)
+        except socket.timeout as exc:
+            raise WriteTimeout(exc) from exc
+        except OSError as exc:
+            raise WriteError(exc) from exc
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> NetworkStream:
+        try:
+            if isinstance(self._sock, ssl.SSLSocket):
+                # Already TLS (an HTTPS proxy): run the inner session over memory buffers.
+                # The inner stream sets timeouts on our socket from now on.
+                self._timeout = _UNKNOWN_TIMEOUT
+                return TLSinTLSStream(self._sock, ssl_context, server_hostname, timeout)
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+            tls_sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
+        except socket.timeout as exc:
+            self.close()
+            raise ConnectTimeout(exc) from exc
+        except OSError as exc:
+            self.close()
+            raise ConnectError(exc) from exc
+        except BaseException:
+            self.close()
+            raise
+        return SyncStream(tls_sock, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return is_socket_readable(self._sock)
+        if info == "ssl_object":
+            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+        return _socket_info(self._sock, info)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} fd={self._sock.fileno()}>"
+
+
+class TLSinTLSStream(NetworkStream):
+    """A TLS session carried inside another TLS connection (HTTPS through an HTTPS proxy).
+
+    The inner session is an `ssl.SSLObject` over two `ssl.MemoryBIO`s; its ciphertext travels
+    through the outer `ssl.SSLSocket`. The constructor performs the handshake.
+    """
+
+    __slots__ = ("_incoming", "_outgoing", "_sock", "_ssl_object", "_timeout")
+
+    def __init__(
+        self,
+        sock: ssl.SSLSocket,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl_object = ssl_context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+        self._sock.settimeout(timeout)
+        self._timeout = timeout
+        self._run(self._ssl_object.do_handshake)
+
+    def _flush(self) -> None:
+        data = self._outgoing.read()
+        if data:
+            self._sock.sendall(data)
+
+    def _run(self, operation: Callable[..., _T], *args: Any) -> _T:
+        """Call an `SSLObject` method, moving ciphertext until it completes."""
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self._sock.recv(_TLS_RECORD_READ)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            except ssl.SSLError:
+                # Let the peer see our alert, if any, before the error propagates.
+                try:
+                    self._flush()
+                except OSError:
+                    pass
+                raise
+            self._flush()
+            return result
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            self._set_timeout(timeout)
+            return self._run(self._ssl_object.read, max_bytes)
+        except ssl.SSLEOFError:
+            # The peer closed the tunnel without a close_notify: treat as end of stream, as
+            # `ssl.SSLSocket` does by default.
+            return b""
+        except socket.timeout as exc:
+            raise ReadTimeout(exc) from exc
+        except OSError as exc:
+            if getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING":
+                return b""
+            raise ReadError(exc) from exc
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self._set_timeout(timeout)
+            view = memoryview(buffer)
+            while view:
+                sent = self._run(self._ssl_object.write, view)
+                view = view[sent:]
+        except socket.timeout as exc:
+            raise WriteTimeout(exc) from exc
+        except OSError as exc:
+            raise WriteError(exc) from exc
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> NetworkStream:
+        raise NotImplementedError("TLS over TLS over TLS is not supported.")
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return (
+                self._ssl_object.pending() > 0
+                or self._incoming.pending > 0
+                or is_socket_readable(self._sock)
+            )
+        if info == "ssl_object":
+            return self._ssl_object
+        return _socket_info(self._sock, info)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} fd={self._sock.fileno()}>"
+
+
+class SyncBackend(NetworkBackend):
+    """The default backend of the synchronous classes: blocking sockets and `ssl`."""
+
+    __slots__ = ()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        options = () if socket_options is None else tuple(socket_options)
+        source = None if local_address is None else (local_address, 0)
+        try:
+            sock = _open_tcp(host, port, timeout, source, options)
+        except socket.timeout as exc:
+            raise ConnectTimeout(exc) from exc
+        except OSError as exc:
+            raise ConnectError(exc) from exc
+        return SyncStream(sock, timeout)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        if sys.platform == "win32":
+            raise RuntimeError("Attempted to connect to a UNIX socket on a Windows system.")
+        options = () if socket_options is None else tuple(socket_options)
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                for option in options:
+                    sock.setsockopt(*option)
+                sock.settimeout(timeout)
+                sock.connect(path)
+            except BaseException:
+                sock.close()
+                raise
+        except socket.timeout as exc:
+            raise ConnectTimeout(exc) from exc
+        except OSError as exc:
+            raise ConnectError(exc) from exc
+        return SyncStream(sock, timeout)
+
+
+def _open_tcp(
+    host: str,
+    port: int,
+    timeout: float | None,
+    source: tuple[str, int] | None,
+    options: tuple[SOCKET_OPTION, ...],
+) -> socket.socket:
+    """Connect to the first address of `host` that accepts.
+
+    Like `socket.create_connection`, except that the socket options are applied before
+    connecting (so that buffer sizes, keep-alive and the like are in force from the SYN on),
+    and `TCP_NODELAY` is always set.
+    """
+    last_error: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in options:
+                sock.setsockopt(*option)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(timeout)
+            if source is not None:
+                sock.bind(source)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    if last_error is not None:
+        raise last_error
+    raise OSError(f"getaddrinfo returned no addresses for {host!r}")
