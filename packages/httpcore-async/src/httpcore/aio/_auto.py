@@ -1,4 +1,4 @@
-"""The default backend of the async classes: trio's own backend under trio, anyio otherwise.
+"""The default backend of the async classes: trio's own backend under trio, asyncio's otherwise.
 
 The choice is made on first use (the running library is only known inside the event loop) and
 kept for the life of the backend. The streams handed out are the chosen backend's own, so
@@ -45,14 +45,18 @@ def _select_backend() -> AsyncNetworkBackend:
             raise RuntimeError(
                 "Running with asyncio requires installation of 'httpcore[asyncio]'."
             ) from None
-        from ._anyio import AnyIOBackend
+        # Native asyncio transports: anyio's stream layers cost several awaits per read.
+        from ._asyncio import AsyncIOBackend
 
-        return AnyIOBackend()
+        return AsyncIOBackend()
     raise RuntimeError("Running under an unsupported async environment.")
 
 
 class AutoBackend(AsyncNetworkBackend):
-    """Picks `TrioBackend` under trio and `AnyIOBackend` under asyncio, on first use."""
+    """Picks `TrioBackend` under trio and the native asyncio backend under asyncio, on first use.
+
+    Under asyncio it still requires anyio (the `httpcore[asyncio]` extra), as httpcore 1.0 did.
+    """
 
     __slots__ = ("_backend",)
 

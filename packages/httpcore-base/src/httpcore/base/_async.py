@@ -43,9 +43,22 @@ async def shielded(function: Callable[[], Awaitable[T]]) -> T:
 
         with trio.CancelScope(shield=True):
             return await function()
-    # Under asyncio the cleanup runs in its own task: if this task is cancelled again while
-    # waiting, the cleanup still completes.
-    return await asyncio.shield(function())
+    # Under asyncio the cleanup runs in its own task, and this task waits for it to finish
+    # however often it is cancelled meanwhile (anyio cancel scopes cancel repeatedly), so the
+    # caller's next step sees the cleanup done; then the cancellation is re-raised.
+    task = asyncio.ensure_future(function())
+    cancelled: Optional[BaseException] = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if not task.cancelled():
+                cancelled = exc
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancellation takes precedence
+        raise cancelled
+    return task.result()
 
 
 class AsyncEvent:

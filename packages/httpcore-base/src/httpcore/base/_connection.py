@@ -88,9 +88,14 @@ def start_tls_and_pick_protocol(
             "server_hostname": server_hostname,
             "timeout": timeout,
         }
-        stream = yield from traced(
-            trace_logger, "start_tls", request, kwargs, do(START_TLS, stream, kwargs)
-        )
+        try:
+            stream = yield from traced(
+                trace_logger, "start_tls", request, kwargs, do(START_TLS, stream, kwargs)
+            )
+        except BaseException:
+            # Backends close the stream when the handshake fails, but not when it is cancelled.
+            yield (CLOSE, stream)
+            raise
     ssl_object = stream.get_extra_info("ssl_object")
     http2_negotiated = ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
     if http2_negotiated or (owner._http2 and not owner._http1):
@@ -140,7 +145,12 @@ class HTTPConnectionCore:
             raise origin_mismatch(request, self._origin)
         connection = self._connection
         if connection is None:
-            yield (LOCK, self._connect_lock)
+            try:
+                yield (LOCK, self._connect_lock)
+            except BaseException:
+                # Cancelled while waiting for the lock: never connected, nobody else will use it.
+                self._connect_failed = True
+                raise
             try:
                 if self._connection is None:
                     stream = yield from self._connect(request)

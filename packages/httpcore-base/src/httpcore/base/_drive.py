@@ -167,7 +167,12 @@ async def _async_write(stream: Any, data: bytes, timeout: Optional[float]) -> No
 
 
 async def _async_close(obj: Any) -> None:
-    await _async.shielded(obj.aclose)
+    if type(obj) is AsyncOpStream:
+        # Our own body streams shield the network closes they make; shielding them here
+        # would cost a task per response under asyncio.
+        await obj.aclose()
+    else:
+        await _async.shielded(obj.aclose)
 
 
 async def _async_start_tls(stream: Any, kwargs: Dict[str, Any]) -> Any:

@@ -70,6 +70,8 @@ class HTTP11Core:
         self._expire_at: Optional[float] = None
         self._state = NEW
         self._request_count = 0
+        # A failed write leaves the socket unusable even when h11 counts the request as sent.
+        self._write_failed = False
         self._state_lock = self._io.state_lock()
         self._h11_state = h11.Connection(
             our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
@@ -112,7 +114,7 @@ class HTTP11Core:
                     yield from self._send_request(request, write_timeout)
             except WriteError:
                 # The server may have answered early (e.g. 413) and closed: read its response.
-                pass
+                self._write_failed = True
 
             http_version, status, reason_phrase, headers = yield from traced(
                 logger,
@@ -259,13 +261,20 @@ class HTTP11Core:
     # -- closing -----------------------------------------------------------------------------
 
     def _traced_response_closed(self, request: Optional[Request]) -> Gen[None]:
-        return traced(logger, "response_closed", request, {}, self._response_closed())
+        try:
+            yield from traced(logger, "response_closed", request, {}, self._response_closed())
+        except BaseException:
+            # E.g. a failing trace callback: never leave the connection ACTIVE for good.
+            if self._state is ACTIVE:
+                yield from self._close()
+            raise
 
     def _response_closed(self) -> Gen[None]:
         h11_state = self._h11_state
         with self._state_lock:
             if (
                 self._state is not CLOSED
+                and not self._write_failed
                 and h11_state.our_state is h11.DONE
                 and h11_state.their_state is h11.DONE
             ):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, AsyncIterator, Iterator, Optional, Union
 
-from ._drive import CALL, CLOSE, HANDLE, AsyncIO, Gen, SyncIO, adrive, drive
+from ._drive import CALL, HANDLE, AsyncIO, Gen, SyncIO, adrive, drive
 from ._models import (
     URL,
     Origin,
@@ -41,7 +41,7 @@ def _request_and_read(owner: Any, request: Request) -> Gen[Response]:
     try:
         yield (CALL, Response.read, Response.aread, (response,))
     finally:
-        yield (CLOSE, response)
+        yield (CALL, Response.close, Response.aclose, (response,))
     return response
 
 

@@ -10,7 +10,8 @@ import functools
 import ssl
 import sys
 import time
-from typing import Any, Iterable, List, Optional
+from collections import deque
+from typing import Any, Deque, Dict, Iterable, List, Optional
 
 from ._drive import CLOSE, HANDLE, ITER, NEXT, WAIT, BodyGen, Gen
 from ._exceptions import ConnectionNotAvailable, PoolTimeout, UnsupportedProtocol
@@ -106,7 +107,10 @@ class PoolCore:
         )
         self._socket_options = socket_options
         self._connections: List[Any] = []
-        self._requests: List[PoolRequest] = []
+        self._requests: Dict[PoolRequest, None] = {}  # every request in the pool, in order
+        self._queue: Deque[PoolRequest] = deque()  # those waiting for a connection
+        self._reserved: Dict[int, int] = {}  # id(connection) -> requests promised it, not started
+        self._next_sweep = 0.0
         self._lock = self._io.state_lock()
 
     # -- creating connections ------------------------------------------------------------------
@@ -172,68 +176,123 @@ class PoolCore:
         )
 
     # -- the decisions (under the lock, no I/O) ------------------------------------------------
+    #
+    # Kept cheap on the hot path: an arriving request scans the connections with two cheap calls
+    # each and stops at the first fit; a closing response looks only at its own connection. Full
+    # sweeps (closed / keep-alive expired) happen only when the pool is at capacity or when the
+    # keep-alive timer is due, and the only syscall (the readability check of an idle HTTP/1.1
+    # connection) is made on the connection being handed out.
 
-    def _assign(self) -> List[Any]:
-        """Hand connections to queued requests; return the connections to close."""
-        closing: List[Any] = []
-        now = time.monotonic()
-        connections = []
+    def _sweep(self, now: float, closing: List[Any]) -> None:
+        keep = []
         for connection in self._connections:
             if connection.is_closed():
                 continue
             if _timed_out(connection, now):
                 closing.append(connection)
                 continue
-            connections.append(connection)
-        self._connections = connections
+            keep.append(connection)
+        self._connections = keep
 
-        reserved = {id(s.connection) for s in self._requests if s.connection and not s.started}
-        for status in self._requests:
-            if status.connection is not None:
-                continue
-            origin = status.request.url.origin
-            for connection in connections:
-                if not (connection.can_handle_request(origin) and connection.is_available()):
-                    continue
-                if connection.is_idle():
-                    if id(connection) in reserved:
-                        continue
-                    # The one readability check (a syscall): only on the connection handed out.
-                    if connection.has_expired():
-                        connections.remove(connection)
-                        closing.append(connection)
-                        break  # the list changed: look again on the next request
-                status.assign(connection, fresh=False)
-                reserved.add(id(connection))
-                break
-            if status.connection is not None:
-                continue
-            if len(connections) >= self._max_connections:
-                idle = next((c for c in connections if c.is_idle() and id(c) not in reserved), None)
-                if idle is None:
-                    continue
-                connections.remove(idle)
-                closing.append(idle)
-            connection = self.create_connection(origin)
-            connections.append(connection)
-            status.assign(connection, fresh=True)
-            reserved.add(id(connection))
+    def _reserve(self, status: PoolRequest, connection: Any, fresh: bool) -> None:
+        status.assign(connection, fresh)
+        key = id(connection)
+        self._reserved[key] = self._reserved.get(key, 0) + 1
 
-        idle = [c for c in connections if c.is_idle() and id(c) not in reserved]
-        for connection in idle[: max(0, len(idle) - self._max_keepalive_connections)]:
-            connections.remove(connection)
-            closing.append(connection)
+    def _unreserve(self, status: PoolRequest) -> None:
+        """The request starts using (or gives up) the connection it was promised."""
+        if status.connection is None or status.started:
+            return
+        key = id(status.connection)
+        count = self._reserved.get(key, 0) - 1
+        if count > 0:
+            self._reserved[key] = count
+        else:
+            self._reserved.pop(key, None)
+
+    def _find_available(self, origin: Origin, closing: List[Any]) -> Any:
+        for connection in self._connections:
+            if not (connection.can_handle_request(origin) and connection.is_available()):
+                continue
+            if connection.is_idle():
+                if id(connection) in self._reserved:
+                    continue
+                if connection.has_expired():
+                    self._connections.remove(connection)
+                    closing.append(connection)
+                    return self._find_available(origin, closing)
+            return connection
+        return None
+
+    def _assign(self) -> List[Any]:
+        """Hand connections to queued requests; return the connections to close."""
+        closing: List[Any] = []
+        now = time.monotonic()
+        if self._keepalive_expiry is not None and now >= self._next_sweep:
+            self._sweep(now, closing)
+            self._next_sweep = now + min(self._keepalive_expiry / 2, 1.0)
+        queue = self._queue
+        if queue:
+            swept = False
+            waiting: Deque[PoolRequest] = deque()
+            for status in queue:
+                origin = status.request.url.origin
+                connection = self._find_available(origin, closing)
+                fresh = connection is None
+                if connection is None:
+                    if len(self._connections) >= self._max_connections and not swept:
+                        self._sweep(now, closing)
+                        swept = True
+                    if len(self._connections) >= self._max_connections:
+                        idle = next(
+                            (
+                                c
+                                for c in self._connections
+                                if c.is_idle() and id(c) not in self._reserved
+                            ),
+                            None,
+                        )
+                        if idle is None:
+                            waiting.append(status)
+                            continue
+                        self._connections.remove(idle)
+                        closing.append(idle)
+                    connection = self.create_connection(origin)
+                    self._connections.append(connection)
+                self._reserve(status, connection, fresh)
+            self._queue = waiting
+
+        if len(self._connections) > self._max_keepalive_connections:
+            idle = [c for c in self._connections if c.is_idle() and id(c) not in self._reserved]
+            for connection in idle[: max(0, len(idle) - self._max_keepalive_connections)]:
+                self._connections.remove(connection)
+                closing.append(connection)
         return closing
 
     def _release(self, status: PoolRequest) -> List[Any]:
         """Take a finished or failed request out of the pool; return connections to close."""
-        if status in self._requests:
-            self._requests.remove(status)
-        if status.fresh and status.connection in self._connections:
-            # Created for this request, never used by it: nobody else will.
-            self._connections.remove(status.connection)
-            return [status.connection, *self._assign()]
-        return self._assign()
+        self._requests.pop(status, None)
+        connection = status.connection
+        closing: List[Any] = []
+        if connection is None:
+            if status in self._queue:
+                self._queue.remove(status)
+        else:
+            self._unreserve(status)
+            if connection in self._connections:
+                if status.fresh:
+                    # Created for this request, never used by it: nobody else will.
+                    self._connections.remove(connection)
+                    closing.append(connection)
+                elif connection.is_closed():
+                    self._connections.remove(connection)
+                elif connection.is_idle() and (
+                    self._keepalive_expiry == 0 or _timed_out(connection, time.monotonic())
+                ):
+                    self._connections.remove(connection)
+                    closing.append(connection)
+        closing += self._assign()
+        return closing
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -246,7 +305,8 @@ class PoolCore:
         pool_timeout = request.extensions.get("timeout", {}).get("pool", None)
         status = PoolRequest(request)
         with self._lock:
-            self._requests.append(status)
+            self._requests[status] = None
+            self._queue.append(status)
             closing = self._assign()
             if status.connection is None:
                 status.event = self._io.new_event()
@@ -256,15 +316,17 @@ class PoolCore:
             while True:
                 if status.connection is None:
                     yield (WAIT, status, pool_timeout)
-                connection = status.connection
-                status.started = True
-                status.fresh = False
+                with self._lock:
+                    self._unreserve(status)
+                    status.started = True
+                    status.fresh = False
                 try:
-                    response = yield (HANDLE, connection, request)
+                    response = yield (HANDLE, status.connection, request)
                 except ConnectionNotAvailable:
                     with self._lock:
                         status.connection = None
                         status.started = False
+                        self._queue.appendleft(status)
                         closing = self._assign()
                         if status.connection is None:
                             status.event = self._io.new_event()
@@ -276,7 +338,7 @@ class PoolCore:
                 closing = self._release(status)
             yield from self._close_connections(closing)
             raise
-        if self._requests and any(s.connection is None for s in self._requests):
+        if self._queue:
             # A multiplexed connection may take more requests now that this one started.
             with self._lock:
                 closing = self._assign()
@@ -330,8 +392,8 @@ class PoolCore:
 
     def __repr__(self) -> str:
         with self._lock:
-            active_requests = sum(1 for s in self._requests if s.connection is not None)
-            queued = len(self._requests) - active_requests
+            queued = len(self._queue)
+            active_requests = len(self._requests) - queued
             idle = sum(1 for c in self._connections if c.is_idle())
             active = len(self._connections) - idle
         return (

@@ -172,7 +172,14 @@ class TunnelCore(_Delegating):
 
     def _handle(self, request: Request) -> Gen[Response]:
         if not self._connected:
-            yield (LOCK, self._connect_lock)
+            try:
+                yield (LOCK, self._connect_lock)
+            except BaseException:
+                # Cancelled before opening the tunnel: mark the unused proxy connection failed,
+                # or the pool would keep it as a connection that never becomes available.
+                if getattr(self._connection, "_connection", True) is None:
+                    self._connection._connect_failed = True
+                raise
             try:
                 if not self._connected:
                     yield from self._open_tunnel(request)
@@ -195,16 +202,21 @@ class TunnelCore(_Delegating):
             reason = response.extensions.get("reason_phrase", b"").decode("ascii", errors="ignore")
             yield (CLOSE, self._connection)
             raise ProxyError(f"{response.status} {reason}")
-        self._connection = yield from start_tls_and_pick_protocol(
-            self,
-            response.extensions["network_stream"],
-            request,
-            remote,
-            self._ssl_context,
-            remote.host.decode("ascii"),
-            request.extensions.get("timeout", {}).get("connect", None),
-            logger,
-        )
+        try:
+            self._connection = yield from start_tls_and_pick_protocol(
+                self,
+                response.extensions["network_stream"],
+                request,
+                remote,
+                self._ssl_context,
+                remote.host.decode("ascii"),
+                request.extensions.get("timeout", {}).get("connect", None),
+                logger,
+            )
+        except BaseException:
+            # TLS to the remote failed or was cancelled: the proxy connection is unusable.
+            yield (CLOSE, self._connection)
+            raise
         self._connected = True
 
 
