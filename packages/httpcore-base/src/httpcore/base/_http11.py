@@ -26,6 +26,10 @@ logger = logging.getLogger("httpcore.http11")
 
 ResponseHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]]]
 
+# Body reads start at READ_NUM_BYTES and double up to this while each read comes back full
+# (fewer, larger reads for big bodies; small bodies never allocate large buffers).
+MAX_BODY_READ = 1024 * 1024
+
 
 class HTTPConnectionState(enum.IntEnum):
     NEW = 0
@@ -38,6 +42,27 @@ NEW = HTTPConnectionState.NEW
 ACTIVE = HTTPConnectionState.ACTIVE
 IDLE = HTTPConnectionState.IDLE
 CLOSED = HTTPConnectionState.CLOSED
+
+
+def _connection_close(headers: Any) -> bool:
+    for name, value in headers:
+        if name == b"connection" and b"close" in value.lower():
+            return True
+    return False
+
+
+def _direct_body_length(request: Request, response: Any) -> Optional[int]:
+    """The Content-Length of a response body we can read directly, else None."""
+    status = response.status_code
+    if status in (204, 304) or request.method in (b"HEAD", b"CONNECT"):
+        return None
+    length = None
+    for name, value in response.headers:
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            return None
+    return length
 
 
 def origin_mismatch(request: Request, origin: Origin) -> RuntimeError:
@@ -70,10 +95,19 @@ class HTTP11Core:
         self._expire_at: Optional[float] = None
         self._state = NEW
         self._request_count = 0
+        self._body_read_size = self.READ_NUM_BYTES
         # A failed write leaves the socket unusable even when h11 counts the request as sent.
         self._write_failed = False
         self._state_lock = self._io.state_lock()
-        self._h11_state = h11.Connection(
+        self._h11_state = self._new_h11_state()
+        # The direct body path (see `_direct_body`): set per response.
+        self._direct_length: Optional[int] = None
+        self._direct_keep_alive = False
+        self._direct_complete = False
+        self._direct_overrun = False
+
+    def _new_h11_state(self) -> h11.Connection:
+        return h11.Connection(
             our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
         )
 
@@ -121,7 +155,7 @@ class HTTP11Core:
                 "receive_response_headers",
                 request,
                 {"request": request},
-                self._receive_response_headers(read_timeout),
+                self._receive_response_headers(request, read_timeout),
             )
             network_stream = self._network_stream
             if status == 101 or (request.method == b"CONNECT" and 200 <= status < 300):
@@ -202,7 +236,7 @@ class HTTP11Core:
         if data:
             yield (WRITE, self._network_stream, data, timeout)
 
-    def _receive_event(self, timeout: Optional[float]) -> Gen[Any]:
+    def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[Any]:
         h11_state = self._h11_state
         while True:
             try:
@@ -211,17 +245,32 @@ class HTTP11Core:
                 raise RemoteProtocolError(exc) from exc
             if event is not h11.NEED_DATA:
                 return event
-            data = yield (READ, self._network_stream, self.READ_NUM_BYTES, timeout)
+            size = read_size or self.READ_NUM_BYTES
+            data = yield (READ, self._network_stream, size, timeout)
+            if read_size and len(data) == size and size < MAX_BODY_READ:
+                # The socket keeps filling whole reads: a large body; read bigger pieces.
+                self._body_read_size = size * 2
             if not data and h11_state.their_state is h11.SEND_RESPONSE:
                 raise RemoteProtocolError("Server disconnected without sending a response.")
             h11_state.receive_data(data)
 
-    def _receive_response_headers(self, timeout: Optional[float]) -> Gen[ResponseHead]:
+    def _receive_response_headers(
+        self, request: Request, timeout: Optional[float]
+    ) -> Gen[ResponseHead]:
         while True:
             event = yield from self._receive_event(timeout)
             if type(event) is h11.Response:
+                self._direct_length = length = _direct_body_length(request, event)
+                if length is not None:
+                    # h11's keep-alive rule, which it can't apply to a body it doesn't see.
+                    self._direct_keep_alive = (
+                        event.http_version == b"1.1"
+                        and not _connection_close(event.headers)
+                        and not _connection_close((k.lower(), v) for k, v in request.headers)
+                    )
                 break
             if type(event) is h11.InformationalResponse and event.status_code == 101:
+                self._direct_length = None
                 break
         return (
             b"HTTP/" + event.http_version,
@@ -247,8 +296,12 @@ class HTTP11Core:
             raise
 
     def _body_chunks(self, timeout: Optional[float]) -> BodyGen:
+        self._body_read_size = self.READ_NUM_BYTES
+        if self._direct_length is not None:
+            yield from self._direct_body(self._direct_length, timeout)
+            return
         while True:
-            event = yield from self._receive_event(timeout)
+            event = yield from self._receive_event(timeout, self._body_read_size)
             event_type = type(event)
             if event_type is h11.Data:
                 data = event.data
@@ -257,6 +310,36 @@ class HTTP11Core:
                 return
             elif event_type is h11.ConnectionClosed:  # pragma: no cover - h11 raises first
                 return
+
+    def _direct_body(self, length: int, timeout: Optional[float]) -> BodyGen:
+        """A Content-Length body read straight from the socket.
+
+        h11 parsed and validated the head; running the body through its receive buffer would
+        copy every byte three times. The connection takes a fresh h11 state machine for its
+        next request once this body is complete (see `_response_closed`).
+        """
+        buffered = self._h11_state.trailing_data[0]
+        if len(buffered) > length:
+            # More than the body arrived: the connection is out of step; never reuse it.
+            self._direct_overrun = True
+            buffered = buffered[:length]
+        remaining = length - len(buffered)
+        if buffered:
+            yield buffered
+        size = self.READ_NUM_BYTES
+        stream = self._network_stream
+        while remaining:
+            data = yield (READ, stream, min(size, remaining), timeout)
+            if not data:
+                raise RemoteProtocolError(
+                    "peer closed connection without sending complete message body "
+                    f"(received {length - remaining} bytes, expected {length})"
+                )
+            remaining -= len(data)
+            if len(data) == size and size < MAX_BODY_READ:
+                size *= 2
+            yield data
+        self._direct_complete = True
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -272,13 +355,23 @@ class HTTP11Core:
     def _response_closed(self) -> Gen[None]:
         h11_state = self._h11_state
         with self._state_lock:
-            if (
-                self._state is not CLOSED
-                and not self._write_failed
-                and h11_state.our_state is h11.DONE
-                and h11_state.their_state is h11.DONE
-            ):
-                h11_state.start_next_cycle()
+            reusable = self._state is not CLOSED and not self._write_failed
+            if reusable and self._direct_length is not None:
+                reusable = (
+                    self._direct_complete
+                    and self._direct_keep_alive
+                    and not self._direct_overrun
+                    and h11_state.our_state is h11.DONE
+                )
+                if reusable:
+                    self._h11_state = h11_state = self._new_h11_state()
+            elif reusable:
+                reusable = h11_state.our_state is h11.DONE and h11_state.their_state is h11.DONE
+                if reusable:
+                    h11_state.start_next_cycle()
+            self._direct_length = None
+            self._direct_complete = self._direct_overrun = False
+            if reusable:
                 self._state = IDLE
                 if self._keepalive_expiry is not None:
                     self._expire_at = time.monotonic() + self._keepalive_expiry
