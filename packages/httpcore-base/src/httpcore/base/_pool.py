@@ -111,6 +111,7 @@ class PoolCore:
         self._queue: Deque[PoolRequest] = deque()  # those waiting for a connection
         self._reserved: Dict[int, int] = {}  # id(connection) -> requests promised it, not started
         self._next_sweep = 0.0
+        self._idle_hints: Dict[Origin, List[Any]] = {}  # origin -> connections that went idle
         self._lock = self._io.state_lock()
 
     # -- creating connections ------------------------------------------------------------------
@@ -211,6 +212,22 @@ class PoolCore:
             self._reserved.pop(key, None)
 
     def _find_available(self, origin: Origin, closing: List[Any]) -> Any:
+        # First the connections that went idle for this origin, most recent first (O(1) in the
+        # steady state); entries may be stale, so each is checked again.
+        hints = self._idle_hints.get(origin)
+        while hints:
+            connection = hints.pop()
+            if (
+                connection.is_idle()
+                and connection.is_available()
+                and id(connection) not in self._reserved
+                and connection in self._connections
+            ):
+                if connection.has_expired():
+                    self._connections.remove(connection)
+                    closing.append(connection)
+                    continue
+                return connection
         for connection in self._connections:
             if not (connection.can_handle_request(origin) and connection.is_available()):
                 continue
@@ -286,11 +303,15 @@ class PoolCore:
                     closing.append(connection)
                 elif connection.is_closed():
                     self._connections.remove(connection)
-                elif connection.is_idle() and (
-                    self._keepalive_expiry == 0 or _timed_out(connection, time.monotonic())
-                ):
-                    self._connections.remove(connection)
-                    closing.append(connection)
+                elif connection.is_idle():
+                    if self._keepalive_expiry == 0 or _timed_out(connection, time.monotonic()):
+                        self._connections.remove(connection)
+                        closing.append(connection)
+                    else:
+                        hints = self._idle_hints.setdefault(status.request.url.origin, [])
+                        hints.append(connection)
+                        if len(hints) > len(self._connections):
+                            del hints[: len(hints) - len(self._connections)]
         closing += self._assign()
         return closing
 
@@ -381,6 +402,7 @@ class PoolCore:
     def _close(self) -> Gen[None]:
         with self._lock:
             closing, self._connections = self._connections, []
+            self._idle_hints.clear()
         yield from self._close_connections(closing)
 
     # -- introspection ---------------------------------------------------------------------------
