@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import re
 import time
 from typing import Any, List, Optional, Tuple
 
@@ -65,6 +66,49 @@ def _direct_body_length(request: Request, response: Any) -> Optional[int]:
     return length
 
 
+# The common response head, parsed without h11: a final status, and a body framed by exactly
+# one Content-Length. The patterns accept a subset of what h11 accepts; anything else (interim
+# responses, chunked, no body, odd bytes, folded lines) goes to h11, with its exact errors.
+_STATUS_LINE = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+MAX_SIMPLE_HEAD = 65536
+
+SimpleHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]], int]
+
+
+def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
+    """(version, status, reason, headers, content_length) of a simple head, else None."""
+    lines = head.split(b"\r\n")
+    match = _STATUS_LINE.fullmatch(lines[0])
+    if match is None:
+        return None
+    status = int(match.group(2))
+    if status < 200 or status in (204, 304):
+        return None
+    headers = []
+    length = None
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or _TOKEN.fullmatch(name) is None:
+            return None
+        value = value.strip(b" \t")
+        if _FIELD_VALUE.fullmatch(value) is None:
+            return None
+        lowered = name.lower()
+        if lowered == b"content-length":
+            if length is not None or _DIGITS.fullmatch(value) is None:
+                return None
+            length = int(value)
+        elif lowered == b"transfer-encoding":
+            return None
+        headers.append((name, value))
+    if length is None:
+        return None
+    return match.group(1), status, match.group(3) or b"", headers, length
+
+
 def origin_mismatch(request: Request, origin: Origin) -> RuntimeError:
     return RuntimeError(
         f"Attempted to send request to {request.url.origin} on connection to {origin}"
@@ -102,6 +146,7 @@ class HTTP11Core:
         self._h11_state = self._new_h11_state()
         # The direct body path (see `_direct_body`): set per response.
         self._direct_length: Optional[int] = None
+        self._direct_buffered: Optional[bytes] = None
         self._direct_keep_alive = False
         self._direct_complete = False
         self._direct_overrun = False
@@ -257,6 +302,10 @@ class HTTP11Core:
     def _receive_response_headers(
         self, request: Request, timeout: Optional[float]
     ) -> Gen[ResponseHead]:
+        if request.method not in (b"HEAD", b"CONNECT"):
+            head = yield from self._receive_simple_head(request, timeout)
+            if head is not None:
+                return head
         while True:
             event = yield from self._receive_event(timeout)
             if type(event) is h11.Response:
@@ -278,6 +327,40 @@ class HTTP11Core:
             event.reason,
             event.headers.raw_items(),
         )
+
+    def _receive_simple_head(
+        self, request: Request, timeout: Optional[float]
+    ) -> Gen[Optional[ResponseHead]]:
+        """The common response head, parsed without h11 (see `parse_simple_head`).
+
+        Returns None after handing everything read to h11 when the head is anything else.
+        """
+        buffer = b""
+        while True:
+            data = yield (READ, self._network_stream, self.READ_NUM_BYTES, timeout)
+            if not data:
+                if not buffer:
+                    raise RemoteProtocolError("Server disconnected without sending a response.")
+                break
+            buffer += data
+            end = buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                parsed = parse_simple_head(buffer[:end]) if end <= MAX_SIMPLE_HEAD else None
+                if parsed is not None:
+                    version, status, reason, headers, length = parsed
+                    self._direct_length = length
+                    self._direct_buffered = buffer[end + 4 :]
+                    self._direct_keep_alive = (
+                        version == b"1.1"
+                        and not _connection_close((k.lower(), v) for k, v in headers)
+                        and not _connection_close((k.lower(), v) for k, v in request.headers)
+                    )
+                    return (b"HTTP/" + version, status, reason, headers)
+                break
+            if len(buffer) > MAX_SIMPLE_HEAD:
+                break
+        self._h11_state.receive_data(buffer)
+        return None
 
     def _receive_body(self, request: Request, timeout: Optional[float]) -> BodyGen:
         try:
@@ -318,7 +401,9 @@ class HTTP11Core:
         copy every byte three times. The connection takes a fresh h11 state machine for its
         next request once this body is complete (see `_response_closed`).
         """
-        buffered = self._h11_state.trailing_data[0]
+        buffered = self._direct_buffered
+        if buffered is None:
+            buffered = self._h11_state.trailing_data[0]
         if len(buffered) > length:
             # More than the body arrived: the connection is out of step; never reuse it.
             self._direct_overrun = True
@@ -369,7 +454,7 @@ class HTTP11Core:
                 reusable = h11_state.our_state is h11.DONE and h11_state.their_state is h11.DONE
                 if reusable:
                     h11_state.start_next_cycle()
-            self._direct_length = None
+            self._direct_length = self._direct_buffered = None
             self._direct_complete = self._direct_overrun = False
             if reusable:
                 self._state = IDLE
