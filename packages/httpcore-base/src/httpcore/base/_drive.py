@@ -92,21 +92,38 @@ _SYNC_OPS: Dict[str, Callable[..., Any]] = {
 }
 
 
+class _Finished:
+    """What `_advance`/`_aadvance` return when the generator has finished."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _advance(gen: Generator[Any, Any, Any]) -> Any:
+    """Perform operations until `gen` yields body bytes (returned) or finishes (`_Finished`)."""
+    ops = _SYNC_OPS
+    try:
+        item = gen.send(None)
+        while type(item) is not bytes:
+            try:
+                value = ops[item[0]](*item[1:])
+            except BaseException as exc:
+                item = gen.throw(exc)
+            else:
+                item = gen.send(value)
+    except StopIteration as stop:
+        return _Finished(stop.value)
+    return item
+
+
 def drive(gen: Gen[T]) -> T:
     """Run a protocol generator to completion with blocking I/O."""
-    ops = _SYNC_OPS
-    send = gen.send
-    try:
-        op = send(None)
-        while True:
-            try:
-                value = ops[op[0]](*op[1:])
-            except BaseException as exc:
-                op = gen.throw(exc)
-            else:
-                op = send(value)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    result = _advance(gen)
+    if type(result) is not _Finished:
+        raise RuntimeError("a protocol generator yielded body bytes")
+    return result.value  # type: ignore[no-any-return]
 
 
 class SyncOpStream:
@@ -126,20 +143,10 @@ class SyncOpStream:
         return self
 
     def __next__(self) -> bytes:
-        gen = self._body
-        ops = _SYNC_OPS
-        try:
-            item = gen.send(None)
-            while type(item) is not bytes:
-                try:
-                    value = ops[item[0]](*item[1:])  # type: ignore[index]
-                except BaseException as exc:
-                    item = gen.throw(exc)
-                else:
-                    item = gen.send(value)
-        except StopIteration:
-            raise StopIteration from None
-        return item
+        result = _advance(self._body)
+        if type(result) is _Finished:
+            raise StopIteration
+        return result  # type: ignore[no-any-return]
 
     def close(self) -> None:
         close, self._close = self._close, None
@@ -241,21 +248,29 @@ _ASYNC_OPS: Dict[str, Callable[..., Any]] = {
 }
 
 
+async def _aadvance(gen: Generator[Any, Any, Any]) -> Any:
+    """The async twin of `_advance`."""
+    ops = _ASYNC_OPS
+    try:
+        item = gen.send(None)
+        while type(item) is not bytes:
+            try:
+                value = await ops[item[0]](*item[1:])
+            except BaseException as exc:
+                item = gen.throw(exc)
+            else:
+                item = gen.send(value)
+    except StopIteration as stop:
+        return _Finished(stop.value)
+    return item
+
+
 async def adrive(gen: Gen[T]) -> T:
     """Run a protocol generator to completion, awaiting each operation."""
-    ops = _ASYNC_OPS
-    send = gen.send
-    try:
-        op = send(None)
-        while True:
-            try:
-                value = await ops[op[0]](*op[1:])
-            except BaseException as exc:
-                op = gen.throw(exc)
-            else:
-                op = send(value)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    result = await _aadvance(gen)
+    if type(result) is not _Finished:
+        raise RuntimeError("a protocol generator yielded body bytes")
+    return result.value  # type: ignore[no-any-return]
 
 
 class AsyncOpStream:
@@ -271,20 +286,10 @@ class AsyncOpStream:
         return self
 
     async def __anext__(self) -> bytes:
-        gen = self._body
-        ops = _ASYNC_OPS
-        try:
-            item = gen.send(None)
-            while type(item) is not bytes:
-                try:
-                    value = await ops[item[0]](*item[1:])  # type: ignore[index]
-                except BaseException as exc:
-                    item = gen.throw(exc)
-                else:
-                    item = gen.send(value)
-        except StopIteration:
-            raise StopAsyncIteration from None
-        return item
+        result = await _aadvance(self._body)
+        if type(result) is _Finished:
+            raise StopAsyncIteration
+        return result  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         close, self._close = self._close, None

@@ -27,24 +27,34 @@ class MockSSLObject:
         return "h2" if self._http2 else "http/1.1"
 
 
-class MockStream(NetworkStream):
-    """A stream whose reads return the chunks of `buffer`, one whole chunk per read.
-
-    Writes are discarded, `start_tls` returns the stream itself, and the `"ssl_object"`
-    reports ALPN `"h2"` when `http2` is set (checked at call time), else `"http/1.1"`.
-    """
+class _MockStreamState:
+    """The replay state and the non-I/O methods shared by both mock streams."""
 
     def __init__(self, buffer: list[bytes], http2: bool = False) -> None:
         self._buffer = buffer
         self._http2 = http2
         self._closed = False
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    def _next_chunk(self) -> bytes:
         if self._closed:
             raise ReadError("Connection closed")
         if not self._buffer:
             return b""
         return self._buffer.pop(0)
+
+    def get_extra_info(self, info: str) -> Any:
+        return MockSSLObject(http2=self._http2) if info == "ssl_object" else None
+
+
+class MockStream(_MockStreamState, NetworkStream):
+    """A stream whose reads return the chunks of `buffer`, one whole chunk per read.
+
+    Writes are discarded, `start_tls` returns the stream itself, and the `"ssl_object"`
+    reports ALPN `"h2"` when `http2` is set (checked at call time), else `"http/1.1"`.
+    """
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._next_chunk()
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         pass
@@ -60,56 +70,15 @@ class MockStream(NetworkStream):
     ) -> NetworkStream:
         return self
 
-    def get_extra_info(self, info: str) -> Any:
-        return MockSSLObject(http2=self._http2) if info == "ssl_object" else None
-
     def __repr__(self) -> str:
         return "<httpcore.MockStream>"
 
 
-class MockBackend(NetworkBackend):
-    """A backend whose every connection is a fresh `MockStream` replaying all of `buffer`."""
-
-    def __init__(self, buffer: list[bytes], http2: bool = False) -> None:
-        self._buffer = buffer
-        self._http2 = http2
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> NetworkStream:
-        return MockStream(list(self._buffer), http2=self._http2)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> NetworkStream:
-        return MockStream(list(self._buffer), http2=self._http2)
-
-    def sleep(self, seconds: float) -> None:
-        pass
-
-
-class AsyncMockStream(AsyncNetworkStream):
+class AsyncMockStream(_MockStreamState, AsyncNetworkStream):
     """The async twin of `MockStream`."""
 
-    def __init__(self, buffer: list[bytes], http2: bool = False) -> None:
-        self._buffer = buffer
-        self._http2 = http2
-        self._closed = False
-
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._closed:
-            raise ReadError("Connection closed")
-        if not self._buffer:
-            return b""
-        return self._buffer.pop(0)
+        return self._next_chunk()
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         pass
@@ -125,19 +94,53 @@ class AsyncMockStream(AsyncNetworkStream):
     ) -> AsyncNetworkStream:
         return self
 
-    def get_extra_info(self, info: str) -> Any:
-        return MockSSLObject(http2=self._http2) if info == "ssl_object" else None
-
     def __repr__(self) -> str:
         return "<httpcore.AsyncMockStream>"
 
 
-class AsyncMockBackend(AsyncNetworkBackend):
-    """The async twin of `MockBackend`: each connection is a fresh `AsyncMockStream`."""
+class _MockBackendState:
+    _stream_class: Any
 
     def __init__(self, buffer: list[bytes], http2: bool = False) -> None:
         self._buffer = buffer
         self._http2 = http2
+
+    def _new_stream(self) -> Any:
+        # Each connection replays the whole buffer from the start.
+        return self._stream_class(list(self._buffer), http2=self._http2)
+
+
+class MockBackend(_MockBackendState, NetworkBackend):
+    """A backend whose every connection is a fresh `MockStream` replaying all of `buffer`."""
+
+    _stream_class = MockStream
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        return self._new_stream()  # type: ignore[no-any-return]
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        return self._new_stream()  # type: ignore[no-any-return]
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+
+class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
+    """The async twin of `MockBackend`: each connection is a fresh `AsyncMockStream`."""
+
+    _stream_class = AsyncMockStream
 
     async def connect_tcp(
         self,
@@ -147,7 +150,7 @@ class AsyncMockBackend(AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
-        return AsyncMockStream(list(self._buffer), http2=self._http2)
+        return self._new_stream()  # type: ignore[no-any-return]
 
     async def connect_unix_socket(
         self,
@@ -155,7 +158,7 @@ class AsyncMockBackend(AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
-        return AsyncMockStream(list(self._buffer), http2=self._http2)
+        return self._new_stream()  # type: ignore[no-any-return]
 
     async def sleep(self, seconds: float) -> None:
         pass

@@ -148,6 +148,9 @@ class PoolCore:
                 http2=self._http2,
                 network_backend=self._network_backend,
                 proxy_scheme=proxy_scheme,
+                socket_options=self._socket_options,
+                retries=self._retries,
+                local_address=self._local_address,
             )
         if origin.scheme == b"http":
             return self._forward_class(
