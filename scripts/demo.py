@@ -120,7 +120,9 @@ def main() -> None:
     with httpcore.ConnectionPool(ssl_context=context) as pool:
         response = pool.request("GET", https_url + "/")
         version = response.extensions["http_version"].decode()
-        print(f"sync     GET /        -> {response.status} {version}, {len(response.content)} bytes")
+        print(
+            f"sync     GET /        -> {response.status} {version}, {len(response.content)} bytes"
+        )
         started = time.perf_counter()
         for _ in range(500):
             pool.request("GET", http_url + "/")

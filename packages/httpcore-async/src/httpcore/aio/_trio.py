@@ -58,13 +58,13 @@ class TrioStream(AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            data: bytes
             if timeout is None:
                 data = await self._stream.receive_some(max_bytes)
             else:
                 with trio.fail_after(timeout):
                     data = await self._stream.receive_some(max_bytes)
-            return data
+            # TLS streams may hand out bytearrays; the protocol code deals in bytes.
+            return data if type(data) is bytes else bytes(data)
         except trio.TooSlowError as exc:
             raise ReadTimeout(exc) from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:

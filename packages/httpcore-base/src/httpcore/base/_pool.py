@@ -321,8 +321,16 @@ class PoolCore:
     # -- the protocol ------------------------------------------------------------------------
 
     def _close_connections(self, connections: List[Any]) -> Gen[None]:
+        # Close every one even if a close is interrupted (e.g. re-cancelled): these
+        # connections are already out of the pool, nobody else would close them.
+        error: Optional[BaseException] = None
         for connection in connections:
-            yield (CLOSE, connection)
+            try:
+                yield (CLOSE, connection)
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def _handle(self, request: Request) -> Gen[Response]:
         check_scheme(request)
