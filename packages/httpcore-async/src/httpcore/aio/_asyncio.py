@@ -28,6 +28,8 @@ from httpcore.base._sync_backend import is_socket_readable
 # Stop reading from the socket while this much is buffered and unread.
 HIGH_WATER = 4 * 1024 * 1024
 
+NATIVE_TLS_LIMITED = sys.version_info < (3, 11)
+
 
 def _wake(waiter: Optional[asyncio.Future[None]]) -> None:
     if waiter is not None and not waiter.done():
@@ -167,14 +169,10 @@ class AsyncIOStream(AsyncNetworkStream):
         server_hostname: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> AsyncNetworkStream:
-        if self._transport.get_extra_info("sslcontext") is not None and sys.version_info < (3, 11):
-            # asyncio learnt TLS over a TLS transport (HTTPS proxies) in 3.11.
-            from ._anyio import AnyIOBackend  # pragma: no cover
-
-            raise ConnectError(  # pragma: no cover
-                "TLS through an HTTPS proxy needs Python 3.11+ with the asyncio backend; "
-                f"pass network_backend={AnyIOBackend.__name__}() instead."
-            )
+        if NATIVE_TLS_LIMITED or self._transport.get_extra_info("sslcontext") is not None:
+            # TLS through an HTTPS proxy (TLS over a TLS transport), and every TLS before
+            # Python 3.11, whose asyncio can hang on a failed handshake: TLS in memory.
+            return await MemoryTLSStream.handshake(self, ssl_context, server_hostname, timeout)
         try:
             transport = await asyncio.wait_for(
                 self._loop.start_tls(
@@ -213,6 +211,101 @@ class AsyncIOStream(AsyncNetworkStream):
             sock = transport.get_extra_info("socket")
             return sock is None or is_socket_readable(sock)
         return None
+
+
+class MemoryTLSStream(AsyncNetworkStream):
+    """TLS run by an `ssl.SSLObject` over memory buffers, on top of another stream."""
+
+    def __init__(
+        self,
+        inner: AsyncNetworkStream,
+        ssl_object: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        self._inner = inner
+        self._ssl_object = ssl_object
+        self._incoming = incoming
+        self._outgoing = outgoing
+
+    @classmethod
+    async def handshake(
+        cls,
+        inner: AsyncNetworkStream,
+        ssl_context: ssl.SSLContext,
+        server_hostname: Optional[str],
+        timeout: Optional[float],
+    ) -> MemoryTLSStream:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        ssl_object = ssl_context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+        stream = cls(inner, ssl_object, incoming, outgoing)
+        try:
+            await stream._run(ssl_object.do_handshake, timeout)
+        except (ReadTimeout, WriteTimeout) as exc:
+            await inner.aclose()
+            raise ConnectTimeout(exc) from exc
+        except (ssl.SSLError, ReadError, WriteError) as exc:
+            await inner.aclose()
+            raise ConnectError(exc) from exc
+        except BaseException:
+            await inner.aclose()
+            raise
+        return stream
+
+    async def _flush(self, timeout: Optional[float]) -> None:
+        data = self._outgoing.read()
+        if data:
+            await self._inner.write(data, timeout)
+
+    async def _run(self, operation: Any, timeout: Optional[float], *args: Any) -> Any:
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                await self._flush(timeout)
+                data = await self._inner.read(65536, timeout)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            await self._flush(timeout)
+            return result
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        try:
+            return await self._run(self._ssl_object.read, timeout, max_bytes)  # type: ignore[no-any-return]
+        except ssl.SSLZeroReturnError:
+            return b""
+        except ssl.SSLError as exc:
+            raise ReadError(exc) from exc
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        view = memoryview(buffer)
+        try:
+            while view:
+                written = await self._run(self._ssl_object.write, timeout, view)
+                view = view[written:]
+        except ssl.SSLError as exc:
+            raise WriteError(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> AsyncNetworkStream:
+        return await MemoryTLSStream.handshake(self, ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._ssl_object
+        if info == "is_readable":
+            return self._incoming.pending > 0 or self._inner.get_extra_info("is_readable")
+        return self._inner.get_extra_info(info)
 
 
 class AsyncIOBackend(AsyncNetworkBackend):
