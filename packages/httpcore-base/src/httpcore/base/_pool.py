@@ -356,6 +356,9 @@ class PoolCore:
                     response = yield (HANDLE, status.connection, request)
                 except ConnectionNotAvailable:
                     with self._lock:
+                        if status.connection.is_closed() and status.connection in self._connections:
+                            # E.g. an HTTP/2 connection shut down by GOAWAY: gone for good.
+                            self._connections.remove(status.connection)
                         status.connection = None
                         status.started = False
                         self._queue.appendleft(status)

@@ -26,6 +26,7 @@ spans a yield.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import enum
 import functools
@@ -39,8 +40,10 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
+from hpack import NeverIndexedHeaderTuple
 
-from httpcore.base._drive import CLOSE, ITER, NEXT, READ, WAIT, WRITE, BodyGen, Gen
+from httpcore.base._async import current_library
+from httpcore.base._drive import CALL, CLOSE, ITER, NEXT, READ, WAIT, WRITE, BodyGen, Gen
 from httpcore.base._exceptions import (
     ConnectionNotAvailable,
     LocalProtocolError,
@@ -71,6 +74,9 @@ _H2_CLOSED = h2.connection.ConnectionState.CLOSED
 _DROPPED_HEADERS = frozenset(
     [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
 )
+
+# Never put in the HPACK dynamic table (RFC 7541 §7.1.3), as h2's normalisation would do.
+_SENSITIVE_HEADERS = frozenset([b"authorization", b"proxy-authorization"])
 
 _WINDOW_INCREMENT = 2**24
 _STOP = object()  # "stop sending the request body": the server finished or reset the stream
@@ -177,6 +183,20 @@ class _Stream:
         self.closed = False
 
 
+def _no_op() -> None:
+    return None
+
+
+async def _let_others_run() -> None:
+    """One turn of the event loop (a checkpoint under trio)."""
+    if current_library() == "trio":
+        import trio
+
+        await trio.lowlevel.checkpoint()
+    else:
+        await asyncio.sleep(0)
+
+
 def _returning(value: Any) -> Gen[Any]:
     """A generator without operations that returns `value` (for a traced step)."""
     if False:  # pragma: no cover
@@ -198,7 +218,13 @@ class HTTP2Core:
     """HTTP/2 on h2. Subclasses pick the flavour (`_io`: `SyncIO` or `AsyncIO`)."""
 
     READ_NUM_BYTES = 65536
-    CONFIG = h2.config.H2Configuration(client_side=True, validate_inbound_headers=False)
+    CONFIG = h2.config.H2Configuration(
+        client_side=True,
+        validate_inbound_headers=False,
+        # The request headers are built here already lower-cased and valid for HTTP/2.
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
 
     _io: Any
 
@@ -240,7 +266,11 @@ class HTTP2Core:
         self._waiting: Dict[_Stream, None] = {}  # streams waiting for the reader, in order
         self._reader: Optional[_Stream] = None
         self._writing = False
-        self._error: Optional[BaseException] = None  # remembered read/write failure
+        # Remembered failures. `_error` ends the connection for everybody; `_write_error` (the
+        # network refused a write, e.g. the server closed) only stops writing: what the server
+        # already sent (responses, a GOAWAY refusing our streams) can still be read.
+        self._error: Optional[BaseException] = None
+        self._write_error: Optional[BaseException] = None
         self._terminated: Any = None  # the ConnectionTerminated event of a GOAWAY
         self._used_all_stream_ids = False
         self._network_closed = False
@@ -263,7 +293,13 @@ class HTTP2Core:
         write_timeout = timeouts.get("write", None)
 
         with self._lock:
-            if self._state is CLOSED or self._terminated is not None or self._used_all_stream_ids:
+            if (
+                self._state is CLOSED
+                or self._terminated is not None
+                or self._write_error is not None
+                or self._used_all_stream_ids
+            ):
+                # Nothing sent yet: the pool can retry elsewhere.
                 raise ConnectionNotAvailable()
             if self._error is not None:
                 raise _renewed(self._error)
@@ -380,6 +416,7 @@ class HTTP2Core:
         return (
             self._state is CLOSED
             or self._error is not None
+            or self._write_error is not None
             or self._terminated is not None
             or self._used_all_stream_ids
         )
@@ -416,16 +453,26 @@ class HTTP2Core:
             (b":scheme", url.scheme),
             (b":path", url.target),
         ]
+        if not url.target:
+            raise LocalProtocolError("An HTTP/2 request needs a non-empty :path.")
         for name, value in request.headers:
             name = name.lower()
             if name in _DROPPED_HEADERS or (name == b"te" and value.lower() != b"trailers"):
                 continue
-            headers.append((name, value))
+            if not name or name[:1] == b":":
+                raise LocalProtocolError(f"Invalid HTTP/2 request header name {name!r}.")
+            if value[:1] in b" \t" or value[-1:] in b" \t":
+                value = value.strip(b" \t")
+            if name in _SENSITIVE_HEADERS or (name == b"cookie" and len(value) < 20):
+                headers.append(NeverIndexedHeaderTuple(name, value))
+            else:
+                headers.append((name, value))
 
         with self._lock:
             if self._unusable_locked():
-                if self._error is not None:
-                    raise _renewed(self._error)
+                error = self._error or self._write_error
+                if error is not None:
+                    raise _renewed(error)
                 raise ConnectionNotAvailable()
             h2_state = self._h2_state
             try:
@@ -448,6 +495,17 @@ class HTTP2Core:
         return stream
 
     def _send_request(
+        self, request: Request, stream: _Stream, content: Optional[bytes]
+    ) -> Gen[None]:
+        try:
+            yield from self._send_request_steps(request, stream, content)
+        except WriteError:
+            if self._write_error is None:
+                raise
+            # The server stopped reading (it may have closed after a GOAWAY, or answered
+            # early): what it sent is read next, and tells how this request ends.
+
+    def _send_request_steps(
         self, request: Request, stream: _Stream, content: Optional[bytes]
     ) -> Gen[None]:
         write_timeout = stream.write_timeout
@@ -491,8 +549,9 @@ class HTTP2Core:
                     break
         if not stopped:
             with self._lock:
-                if self._error is not None:
-                    raise _renewed(self._error)
+                error = self._error or self._write_error
+                if error is not None:
+                    raise _renewed(error)
                 if not stream.reset:
                     try:
                         self._h2_state.end_stream(stream.stream_id)
@@ -514,8 +573,9 @@ class HTTP2Core:
         stream_id = stream.stream_id
         while True:
             with self._lock:
-                if self._error is not None:
-                    raise _renewed(self._error)
+                error = self._error or self._write_error
+                if error is not None:
+                    raise _renewed(error)
                 if stream.reset:
                     return True
                 try:
@@ -545,6 +605,8 @@ class HTTP2Core:
                 return True
 
     def _check_window(self, stream: _Stream) -> Any:
+        if self._write_error is not None:
+            raise _renewed(self._write_error)
         if stream.reset or stream.ended or stream.closed:
             stream.wants_window = False
             return _STOP
@@ -570,18 +632,29 @@ class HTTP2Core:
         """Write what h2 has queued; if another request is writing, it writes it for us."""
         lock = self._lock
         with lock:
-            if self._error is not None:
+            error = self._error or self._write_error
+            if error is not None:
+                self._h2_state.data_to_send()  # never to be sent: do not let it pile up
                 if raise_error:
-                    raise _renewed(self._error)
+                    raise _renewed(error)
                 return
-            if self._writing:
-                return
-            data = self._h2_state.data_to_send()
-            if not data:
+            if self._writing or not self._h2_state._data_to_send:
                 return
             self._writing = True
+        if self._io.is_async and len(self._streams) > 1:
+            # Other tasks are likely ready to queue frames too (say, the next requests of those
+            # whose responses the reader just delivered): let them, and write it all at once.
+            try:
+                yield (CALL, _no_op, _let_others_run, ())
+            except BaseException:
+                # Nothing taken from h2 yet: the next flush (or reader) sends it.
+                with lock:
+                    self._writing = False
+                raise
         network_stream = self._network_stream
         try:
+            with lock:
+                data = self._h2_state.data_to_send()
             while True:
                 yield (WRITE, network_stream, data, timeout)
                 with lock:
@@ -589,9 +662,19 @@ class HTTP2Core:
                     if not data:
                         self._writing = False
                         return
+        except WriteError as exc:
+            # The network refused the write (typically: the server closed the connection).
+            # Nothing more can be sent, but what the server sent before can still be read.
+            with lock:
+                self._writing = False
+                if self._write_error is None:
+                    self._write_error = exc
+                self._h2_state.data_to_send()
+                self._wake_all_locked()
+            raise
         except BaseException as exc:
-            # A write that failed or was interrupted may have sent part of the frames, and
-            # the ones taken from h2 are gone: the connection cannot be trusted any more.
+            # A write that timed out or was interrupted may have sent part of the frames,
+            # and the ones taken from h2 are gone: the connection cannot be trusted any more.
             failure = (
                 exc
                 if isinstance(exc, Exception)
@@ -666,6 +749,13 @@ class HTTP2Core:
         self._wake_all_locked()
 
     def _read_once(self, request: Request, stream: _Stream) -> Gen[None]:
+        if self._h2_state._data_to_send and not self._writing:
+            # Never wait for the server while frames it waits for sit in the buffer (left by
+            # a writer that was cancelled, for instance).
+            try:
+                yield from self._flush(stream.write_timeout, raise_error=False)
+            except Exception:
+                pass
         try:
             data = yield (READ, self._network_stream, self.READ_NUM_BYTES, stream.read_timeout)
         except TimeoutException:
@@ -910,7 +1000,11 @@ class HTTP2Core:
         """No request left: go IDLE, or return True if the connection should close."""
         if self._state is CLOSED:
             return False
-        if self._terminated is not None or self._h2_state.state_machine.state is _H2_CLOSED:
+        if (
+            self._terminated is not None
+            or self._write_error is not None
+            or self._h2_state.state_machine.state is _H2_CLOSED
+        ):
             return True
         self._state = IDLE
         if self._keepalive_expiry is not None:
@@ -942,6 +1036,7 @@ class HTTP2Core:
         return (
             self._state is not CLOSED
             and self._error is None
+            and self._write_error is None
             and self._terminated is None
             and not self._used_all_stream_ids
             and self._h2_state.state_machine.state is not _H2_CLOSED
@@ -956,7 +1051,10 @@ class HTTP2Core:
             return True
         # A broken or used-up connection with nothing in flight is of no further use.
         return self._in_flight == 0 and (
-            self._error is not None or self._used_all_stream_ids or self._terminated is not None
+            self._error is not None
+            or self._write_error is not None
+            or self._used_all_stream_ids
+            or self._terminated is not None
         )
 
     def is_idle(self) -> bool:

@@ -1,0 +1,269 @@
+"""Small misbehaving HTTP/2 servers (h2c, prior knowledge) for the HTTP/2 tests.
+
+`H2Server` listens on 127.0.0.1 and serves each connection in its own thread with the `h2`
+library (server side). Its options reproduce what real servers do to clients:
+
+- ``max_requests``: like nginx's ``keepalive_requests`` (default 1000 there): after that many
+  requests on a connection, GOAWAY with the last accepted stream id; the accepted streams are
+  still answered, later ones ignored, then the connection is closed (with a lingering close).
+- ``hold``: on the first connection, answer nothing until this many requests arrived (so that
+  several are in flight when something happens).
+- ``lower_streams_to`` / ``lower_after`` (first connection only): once ``lower_after``
+  requests are in flight, lower SETTINGS_MAX_CONCURRENT_STREAMS to ``lower_streams_to``;
+  nothing is answered before the client acknowledged it. Streams opened beyond the new limit
+  are counted in ``violations``
+  (h2 itself also rejects them, breaking the connection).
+- ``refuse_held``: when the ``hold`` is reached, send a GOAWAY that refuses the newest
+  ``refuse_held`` of the held requests (they are never answered), answer the others, close.
+- ``ping``: before each response, send a PING and answer only once it is acknowledged.
+
+Paths: ``/reset`` is answered with RST_STREAM (CANCEL); ``/die`` gets response headers and
+part of the body, then the connection is dropped; anything else gets 200 and the body
+``b"ok <path>"``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Dict, List, Optional, Set
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import hyperframe.frame
+
+
+class H2Server:
+    def __init__(
+        self,
+        *,
+        max_requests: Optional[int] = None,
+        max_concurrent_streams: int = 128,
+        hold: int = 0,
+        refuse_held: int = 0,
+        lower_streams_to: Optional[int] = None,
+        lower_after: int = 0,
+        ping: bool = False,
+    ) -> None:
+        self.max_requests = max_requests
+        self.max_concurrent_streams = max_concurrent_streams
+        self.hold = hold
+        self.refuse_held = refuse_held
+        self.lower_streams_to = lower_streams_to
+        self.lower_after = lower_after
+        self.ping = ping
+        self.errors: List[BaseException] = []
+        self.connections = 0
+        self.requests = 0
+        self.goaways = 0
+        self.violations = 0
+        self.pings_acked = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._closed = False
+        self._threads: List[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept_loop, daemon=True)
+        self._accepter.start()
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            # Wake up accept().
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            pass
+        self._sock.close()
+        self._accepter.join(5)
+        for thread in list(self._threads):
+            thread.join(5)
+
+    def __enter__(self) -> H2Server:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self._sock.accept()
+            except OSError:
+                return
+            if self._closed:
+                sock.close()
+                return
+            with self._lock:
+                self.connections += 1
+                number = self.connections
+            thread = threading.Thread(target=self._serve, args=(sock, number), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket, number: int) -> None:
+        sock.settimeout(20)
+        try:
+            _Connection(self, sock, first=number == 1).run()
+        except (OSError, h2.exceptions.ProtocolError):
+            pass  # the client went away or broke off
+        except BaseException as exc:  # pragma: no cover - a bug in the test server
+            self.errors.append(exc)
+        finally:
+            sock.close()
+
+
+class _Connection:
+    def __init__(self, server: H2Server, sock: socket.socket, first: bool) -> None:
+        self.server = server
+        self.sock = sock
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self.h2 = h2.connection.H2Connection(config=config)
+        self.hold = server.hold if first else 0
+        self.lower_to = server.lower_streams_to if first else None
+        self.received = 0  # request HEADERS seen, ignored ones included
+        self.accepted = 0
+        self.goaway_last: Optional[int] = None
+        self.paths: Dict[int, bytes] = {}
+        self.ready: List[int] = []  # complete requests not answered yet
+        self.open: Set[int] = set()  # accepted, not answered
+        self.lowered = False
+        self.limit_acked = False
+        self.ping_waiting: Dict[bytes, int] = {}
+
+    def send(self) -> None:
+        data = self.h2.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def run(self) -> None:
+        server = self.server
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: server.max_concurrent_streams
+            },
+        )
+        self.h2.initiate_connection()
+        self.send()
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return
+            for event in self.h2.receive_data(data):
+                if self.on_event(event):
+                    return
+            self.answer_ready()
+            self.send()
+            if self.goaway_last is not None and not self.open:
+                self.linger_close()
+                return
+
+    def on_event(self, event: h2.events.Event) -> bool:
+        server = self.server
+        if isinstance(event, h2.events.RequestReceived):
+            self.received += 1
+            stream_id = event.stream_id
+            if self.goaway_last is not None and stream_id > self.goaway_last:
+                return False  # refused by the GOAWAY: never answered
+            if self.limit_acked and len(self.open) >= (self.lower_to or 0):
+                with server._lock:
+                    server.violations += 1
+            self.accepted += 1
+            with server._lock:
+                server.requests += 1
+            self.open.add(stream_id)
+            self.paths[stream_id] = dict(event.headers)[b":path"]
+            if server.max_requests is not None and self.accepted == server.max_requests:
+                self.goaway(stream_id)
+            if self.lower_to is not None and not self.lowered:
+                if len(self.open) >= server.lower_after:
+                    self.lowered = True
+                    self.h2.update_settings(
+                        {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.lower_to}
+                    )
+        elif isinstance(event, h2.events.DataReceived):
+            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.StreamEnded):
+            if event.stream_id in self.open:
+                self.ready.append(event.stream_id)
+        elif isinstance(event, h2.events.SettingsAcknowledged):
+            if self.lowered:
+                self.limit_acked = True
+        elif isinstance(event, h2.events.PingAckReceived):
+            stream_id = self.ping_waiting.pop(event.ping_data, None)
+            if stream_id is not None:
+                with server._lock:
+                    server.pings_acked += 1
+                self.respond(stream_id)
+        elif isinstance(event, h2.events.StreamReset):
+            self.open.discard(event.stream_id)
+            if event.stream_id in self.ready:
+                self.ready.remove(event.stream_id)
+        return False
+
+    def goaway(self, last_stream_id: int) -> None:
+        self.send()
+        frame = hyperframe.frame.GoAwayFrame(stream_id=0, last_stream_id=last_stream_id)
+        self.sock.sendall(frame.serialize())
+        self.goaway_last = last_stream_id
+        with self.server._lock:
+            self.server.goaways += 1
+
+    def answer_ready(self) -> None:
+        if self.received < self.hold:
+            return
+        if self.hold and self.server.refuse_held and self.goaway_last is None:
+            held = sorted(self.open)
+            refused = held[len(held) - self.server.refuse_held :]
+            self.goaway(held[len(held) - self.server.refuse_held - 1])
+            for stream_id in refused:
+                self.open.discard(stream_id)
+                if stream_id in self.ready:
+                    self.ready.remove(stream_id)
+        if self.lower_to is not None and not self.limit_acked:
+            return  # answers wait until the limit was lowered (and acknowledged)
+        ready, self.ready = self.ready, []
+        for stream_id in ready:
+            if self.server.ping:
+                opaque = stream_id.to_bytes(8, "big")
+                self.ping_waiting[opaque] = stream_id
+                self.h2.ping(opaque)
+            else:
+                self.respond(stream_id)
+
+    def respond(self, stream_id: int) -> None:
+        path = self.paths.pop(stream_id)
+        self.open.discard(stream_id)
+        if path == b"/reset":
+            self.h2.reset_stream(stream_id, error_code=8)
+            return
+        if path == b"/die":
+            self.h2.send_headers(stream_id, [(b":status", b"200"), (b"content-length", b"100")])
+            self.h2.send_data(stream_id, b"x" * 10)
+            self.send()
+            self.sock.shutdown(socket.SHUT_RDWR)
+            raise OSError("dropped the connection on purpose")
+        body = b"ok " + path
+        self.h2.send_headers(
+            stream_id,
+            [(b":status", b"200"), (b"content-length", str(len(body)).encode())],
+        )
+        self.h2.send_data(stream_id, body, end_stream=True)
+
+    def linger_close(self) -> None:
+        # Like nginx: stop sending, then read until the client closes (or gives up), so that
+        # unread data does not turn the close into a reset that destroys sent responses.
+        self.send()
+        self.sock.shutdown(socket.SHUT_WR)
+        self.sock.settimeout(5)
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
