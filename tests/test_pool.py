@@ -407,9 +407,8 @@ async def test_error_while_reading_body_releases_the_connection(api):
         assert repr(pool) == pool_repr(api)
 
 
+@pytest.mark.parametrize("flavour", ["asyncio", "trio"])  # cancellation is async only
 async def test_cancelled_request_leaves_no_connection(api):
-    if not api.is_async:
-        pytest.skip("cancellation is async only")
 
     class BlockingStream(AsyncRecordingStream):
         async def read(self, max_bytes, timeout=None):
