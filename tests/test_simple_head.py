@@ -8,7 +8,8 @@ import random
 import h11
 import pytest
 
-from httpcore.base._http11 import parse_simple_head
+import httpcore
+from httpcore.base._http11 import parse_simple_head, serialize_simple_request
 
 STATUS_LINES = [
     b"HTTP/1.1 200 OK",
@@ -110,3 +111,60 @@ def test_the_common_head_takes_the_fast_path() -> None:
 )
 def test_other_heads_go_to_h11(head: bytes) -> None:
     assert parse_simple_head(head) is None
+
+
+# -- requests: the fast serializer writes exactly what h11 would, or leaves it to h11 --------
+
+REQUEST_HEADERS = [
+    (b"Host", b"example.com"),
+    (b"host", b"example.com:8080"),
+    (b"Content-Length", b"3"),
+    (b"Content-Length", b"0"),
+    (b"content-length", b"x"),
+    (b"Transfer-Encoding", b"chunked"),
+    (b"Accept", b"*/*"),
+    (b"X-Empty", b""),
+    (b"X-Space", b" padded "),
+    (b"X-Obs", b"\xff"),
+    (b"Bad Name", b"1"),
+    (b"X-Nul", b"a\x00b"),
+    (b"Connection", b"close"),
+    (b"User-Agent", b"test/1.0 (x; y)"),
+]
+
+
+def h11_request_bytes(method: bytes, target: bytes, headers: list, content: bytes) -> bytes | None:
+    conn = h11.Connection(h11.CLIENT)
+    try:
+        data = conn.send(h11.Request(method=method, target=target, headers=headers))
+        if content:
+            data += conn.send(h11.Data(data=content))
+        data += conn.send(h11.EndOfMessage())
+    except h11.LocalProtocolError:
+        return None
+    return data
+
+
+def requests() -> list[tuple[bytes, bytes, list, bytes]]:
+    rng = random.Random(4321)
+    result = []
+    for method, target in [(b"GET", b"/"), (b"POST", b"/a?b=c"), (b"G T", b"/"), (b"GET", b"/a b")]:
+        for count in range(5):
+            for _ in range(30):
+                headers = rng.sample(REQUEST_HEADERS, count)
+                for content in (b"", b"abc"):
+                    result.append((method, target, headers, content))
+    return result
+
+
+@pytest.mark.parametrize(("method", "target", "headers", "content"), requests())
+def test_simple_requests_serialize_as_h11_does(
+    method: bytes, target: bytes, headers: list, content: bytes
+) -> None:
+    request = httpcore.Request(
+        method, httpcore.URL(scheme=b"http", host=b"h", target=target), headers=headers
+    )
+    data = serialize_simple_request(request, content)
+    if data is None:
+        return  # sent through h11
+    assert data == h11_request_bytes(method, target, headers, content)

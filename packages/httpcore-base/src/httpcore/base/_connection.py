@@ -11,7 +11,6 @@ from ._drive import (
     CLOSE,
     CONNECT_TCP,
     CONNECT_UNIX,
-    HANDLE,
     LOCK,
     SLEEP,
     START_TLS,
@@ -21,7 +20,7 @@ from ._drive import (
 )
 from ._exceptions import ConnectError, ConnectTimeout
 from ._http11 import HTTP11Connection, origin_mismatch
-from ._interfaces import ConnectionInterface, SyncShell
+from ._interfaces import ConnectionInterface, SyncShell, delegate
 from ._models import Origin, Request, Response
 from ._ssl import default_ssl_context
 from ._trace import traced
@@ -170,7 +169,7 @@ class HTTPConnectionCore:
             finally:
                 yield (UNLOCK, self._connect_lock)
             connection = self._connection
-        response: Response = yield (HANDLE, connection, request)
+        response: Response = yield from delegate(connection, request)
         return response
 
     def _connect(self, request: Request) -> Gen[Any]:

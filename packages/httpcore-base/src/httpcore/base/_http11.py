@@ -109,6 +109,46 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     return match.group(1), status, match.group(3) or b"", headers, length
 
 
+_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
+
+
+def serialize_simple_request(request: Request, content: bytes) -> Optional[bytes]:
+    """The bytes h11 would write for a simple request, or None for h11 to handle it.
+
+    Simple: in-memory body, a Host header, no Transfer-Encoding, a Content-Length (if any)
+    that matches the body, and every token and value within (a subset of) h11's grammar —
+    so whatever h11 would reject, with its own error message, goes to h11.
+    """
+    method, target = request.method, request.url.target
+    if _TOKEN.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
+        return None
+    host = b""
+    length = -1
+    lines = [method, b" ", target, b" HTTP/1.1\r\n", b""]  # [4]: the Host line, first
+    for name, value in request.headers:
+        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            return None
+        lowered = name.lower()
+        if lowered == b"host":
+            if host:
+                return None
+            host = b"%s: %s\r\n" % (name, value)
+            continue
+        if lowered == b"content-length":
+            if length >= 0 or _DIGITS.fullmatch(value) is None:
+                return None
+            length = int(value)
+        elif lowered == b"transfer-encoding":
+            return None
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if not host or (length if length >= 0 else 0) != len(content):
+        return None
+    lines[4] = host
+    lines.append(b"\r\n")
+    lines.append(content)
+    return b"".join(lines)
+
+
 def origin_mismatch(request: Request, origin: Origin) -> RuntimeError:
     return RuntimeError(
         f"Attempted to send request to {request.url.origin} on connection to {origin}"
@@ -147,6 +187,7 @@ class HTTP11Core:
         # The direct body path (see `_direct_body`): set per response.
         self._direct_length: Optional[int] = None
         self._direct_buffered: Optional[bytes] = None
+        self._h11_behind: Optional[Tuple[Request, bytes]] = None
         self._direct_keep_alive = False
         self._direct_complete = False
         self._direct_overrun = False
@@ -237,6 +278,16 @@ class HTTP11Core:
             yield from self._send_request_headers(request, timeout)
             yield from self._send_request_body(request, timeout)
             return
+        if request.method not in (b"HEAD", b"CONNECT"):
+            data = serialize_simple_request(request, content)
+            if data is not None:
+                # h11 is told about this request only if the response needs h11.
+                self._h11_behind = (request, content)
+                yield (WRITE, self._network_stream, data, timeout)
+                return
+        yield (WRITE, self._network_stream, self._h11_request_bytes(request, content), timeout)
+
+    def _h11_request_bytes(self, request: Request, content: bytes) -> bytes:
         h11_state = self._h11_state
         try:
             data: Any = h11_state.send(
@@ -249,7 +300,14 @@ class HTTP11Core:
             data += h11_state.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(exc) from exc
-        yield (WRITE, self._network_stream, data, timeout)
+        return data  # type: ignore[no-any-return]
+
+    def _catch_up_h11(self) -> None:
+        """Replay into h11 a request sent without it, before h11 reads the response."""
+        if self._h11_behind is not None:
+            request, content = self._h11_behind
+            self._h11_behind = None
+            self._h11_request_bytes(request, content)
 
     def _send_request_headers(self, request: Request, timeout: Optional[float]) -> Gen[None]:
         try:
@@ -359,6 +417,7 @@ class HTTP11Core:
                 break
             if len(buffer) > MAX_SIMPLE_HEAD:
                 break
+        self._catch_up_h11()
         self._h11_state.receive_data(buffer)
         return None
 
@@ -442,19 +501,20 @@ class HTTP11Core:
         with self._state_lock:
             reusable = self._state is not CLOSED and not self._write_failed
             if reusable and self._direct_length is not None:
+                untouched = self._h11_behind is not None  # h11 saw neither request nor response
                 reusable = (
                     self._direct_complete
                     and self._direct_keep_alive
                     and not self._direct_overrun
-                    and h11_state.our_state is h11.DONE
+                    and (untouched or h11_state.our_state is h11.DONE)
                 )
-                if reusable:
+                if reusable and not untouched:
                     self._h11_state = h11_state = self._new_h11_state()
             elif reusable:
                 reusable = h11_state.our_state is h11.DONE and h11_state.their_state is h11.DONE
                 if reusable:
                     h11_state.start_next_cycle()
-            self._direct_length = self._direct_buffered = None
+            self._direct_length = self._direct_buffered = self._h11_behind = None
             self._direct_complete = self._direct_overrun = False
             if reusable:
                 self._state = IDLE

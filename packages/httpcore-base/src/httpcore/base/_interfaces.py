@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator, Iterator, Optional, Union
+from typing import Any, AsyncIterator, Dict, Iterator, Optional, Union
 
 from ._drive import CALL, HANDLE, AsyncIO, Gen, SyncIO, adrive, drive
 from ._models import (
@@ -207,3 +207,31 @@ class AsyncShell:
 
     async def __aexit__(self, *args: object) -> None:
         await self.aclose()
+
+
+_INLINE: Dict[type, bool] = {}
+
+
+def _inlinable(cls: type) -> bool:
+    if issubclass(cls, SyncShell):
+        return cls.handle_request is SyncShell.handle_request
+    if issubclass(cls, AsyncShell):
+        return cls.handle_async_request is AsyncShell.handle_async_request
+    return False
+
+
+def delegate(connection: Any, request: Request) -> Gen[Response]:
+    """Hand `request` to `connection`, as the HANDLE operation would.
+
+    A connection of this library (whose `handle_request` is not overridden) runs inline, in
+    the caller's generator, instead of through a nested driver.
+    """
+    cls = type(connection)
+    inline = _INLINE.get(cls)
+    if inline is None:
+        inline = _INLINE[cls] = _inlinable(cls)
+    if inline:
+        response: Response = yield from connection._handle(request)
+    else:
+        response = yield (HANDLE, connection, request)
+    return response

@@ -13,9 +13,9 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Optional
 
-from ._drive import CLOSE, HANDLE, ITER, NEXT, WAIT, BodyGen, Gen
+from ._drive import CLOSE, ITER, NEXT, WAIT, BodyGen, Gen
 from ._exceptions import ConnectionNotAvailable, PoolTimeout, UnsupportedProtocol
-from ._interfaces import RequestInterface, SyncShell
+from ._interfaces import RequestInterface, SyncShell, delegate
 from ._models import Origin, Proxy, Request, Response
 
 SUPPORTED_SCHEMES = (b"http", b"https", b"ws", b"wss")
@@ -353,7 +353,7 @@ class PoolCore:
                     status.started = True
                     status.fresh = False
                 try:
-                    response = yield (HANDLE, status.connection, request)
+                    response = yield from delegate(status.connection, request)
                 except ConnectionNotAvailable:
                     with self._lock:
                         if status.connection.is_closed() and status.connection in self._connections:

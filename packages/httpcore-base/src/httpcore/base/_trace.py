@@ -44,11 +44,25 @@ def traced(
     info: Dict[str, Any],
     gen: Generator[Any, Any, T],
 ) -> Generator[Any, Any, T]:
-    """Run `gen` as the traced step `step` of `request` (None: log only)."""
+    """`gen` as the traced step `step` of `request` (None: log only).
+
+    Untraced (no callback, DEBUG off), this is `gen` itself: no extra generator layer.
+    """
     callback = request.extensions.get("trace") if request is not None else None
     debug = logger.isEnabledFor(logging.DEBUG)
     if callback is None and not debug:
-        return (yield from gen)
+        return gen
+    return _traced(logger, step, info, gen, callback, debug)
+
+
+def _traced(
+    logger: logging.Logger,
+    step: str,
+    info: Dict[str, Any],
+    gen: Generator[Any, Any, T],
+    callback: Optional[Callable[..., Any]],
+    debug: bool,
+) -> Generator[Any, Any, T]:
     prefix = logger.name.rsplit(".", 1)[-1]
     yield from _emit(logger, debug, callback, prefix, step + ".started", info)
     try:
