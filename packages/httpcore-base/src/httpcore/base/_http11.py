@@ -78,24 +78,31 @@ MAX_SIMPLE_HEAD = 65536
 SimpleHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]], int]
 
 
+_HEADER_BLOCK = re.compile(
+    rb"(?:\r\n[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[ \t]*"
+    rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?[ \t]*)*"
+)
+
+
 def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     """(version, status, reason, headers, content_length) of a simple head, else None."""
-    lines = head.split(b"\r\n")
-    match = _STATUS_LINE.fullmatch(lines[0])
+    status_end = head.find(b"\r\n")
+    if status_end < 0:
+        status_end = len(head)
+    match = _STATUS_LINE.fullmatch(head, 0, status_end)
     if match is None:
         return None
     status = int(match.group(2))
     if status < 200 or status in (204, 304):
         return None
+    # One pass validates every header line against (a subset of) h11's grammar.
+    if _HEADER_BLOCK.fullmatch(head, status_end) is None:
+        return None
     headers = []
     length = None
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or _TOKEN.fullmatch(name) is None:
-            return None
+    for line in head[status_end + 2 :].split(b"\r\n") if status_end < len(head) else ():
+        name, _, value = line.partition(b":")
         value = value.strip(b" \t")
-        if _FIELD_VALUE.fullmatch(value) is None:
-            return None
         lowered = name.lower()
         if lowered == b"content-length":
             if length is not None or _DIGITS.fullmatch(value) is None:
