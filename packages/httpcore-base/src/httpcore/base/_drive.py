@@ -108,7 +108,14 @@ def _advance(gen: Generator[Any, Any, Any]) -> Any:
         item = gen.send(None)
         while type(item) is not bytes:
             try:
-                value = ops[item[0]](*item[1:])
+                op = item[0]
+                # The hot operations are called directly, the rest through the table.
+                if op is READ:
+                    value = item[1].read(item[2], item[3])
+                elif op is WRITE:
+                    value = item[1].write(item[2], item[3])
+                else:
+                    value = ops[op](*item[1:])
             except BaseException as exc:
                 item = gen.throw(exc)
             else:
@@ -255,7 +262,13 @@ async def _aadvance(gen: Generator[Any, Any, Any]) -> Any:
         item = gen.send(None)
         while type(item) is not bytes:
             try:
-                value = await ops[item[0]](*item[1:])
+                op = item[0]
+                if op is READ:
+                    value = await item[1].read(item[2], item[3])
+                elif op is WRITE:
+                    value = await item[1].write(item[2], item[3])
+                else:
+                    value = await ops[op](*item[1:])
             except BaseException as exc:
                 item = gen.throw(exc)
             else:

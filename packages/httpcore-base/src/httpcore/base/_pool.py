@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Optional
 
-from ._drive import CLOSE, ITER, NEXT, WAIT, BodyGen, Gen
+from ._drive import CLOSE, ITER, NEXT, WAIT, AsyncOpStream, BodyGen, Gen, SyncOpStream
 from ._exceptions import ConnectionNotAvailable, PoolTimeout, UnsupportedProtocol
 from ._interfaces import RequestInterface, SyncShell, delegate
 from ._models import Origin, Proxy, Request, Response
@@ -391,8 +391,12 @@ class PoolCore:
         )
 
     def _pool_body(self, status: PoolRequest, inner: Any) -> BodyGen:
-        iterator = yield (ITER, inner)
         try:
+            if type(inner) is SyncOpStream or type(inner) is AsyncOpStream:
+                # Our own body stream: run its generator here, not through a second driver.
+                yield from inner._body
+                return
+            iterator = yield (ITER, inner)
             while True:
                 chunk = yield (NEXT, iterator)
                 if chunk is None:
