@@ -104,7 +104,63 @@ def start_tls_and_pick_protocol(
     return cls(origin=origin, stream=stream, keepalive_expiry=owner._keepalive_expiry)
 
 
-class HTTPConnectionCore:
+class LazyConnectionState:
+    """State queries of a connection that connects on its first request.
+
+    Until connected it answers from its own flags; afterwards the inner HTTP/1.1 or HTTP/2
+    connection answers. Shared by direct and SOCKS connections.
+    """
+
+    _connection: Any
+    _connect_failed: bool
+    _remote_origin: Origin
+    _http1: bool
+    _http2: bool
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        return origin == self._remote_origin
+
+    def is_available(self) -> bool:
+        if self._connection is None:
+            # Until connected, only a connection that may turn out HTTP/2 takes more requests.
+            return (
+                self._http2
+                and (self._remote_origin.scheme in (b"https", b"wss") or not self._http1)
+                and not self._connect_failed
+            )
+        return bool(self._connection.is_available())
+
+    def has_expired(self) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        return bool(self._connection.has_expired())
+
+    def _has_timed_out(self, now: float) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        check = getattr(self._connection, "_has_timed_out", None)
+        return bool(check(now)) if check is not None else bool(self._connection.has_expired())
+
+    def is_idle(self) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        return bool(self._connection.is_idle())
+
+    def is_closed(self) -> bool:
+        if self._connection is None:
+            return self._connect_failed
+        return bool(self._connection.is_closed())
+
+    def info(self) -> str:
+        if self._connection is None:
+            return "CONNECTION FAILED" if self._connect_failed else "CONNECTING"
+        return str(self._connection.info())
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} [{self.info()}]>"
+
+
+class HTTPConnectionCore(LazyConnectionState):
     """A connection to one origin that connects on its first request."""
 
     _io: Any
@@ -123,7 +179,7 @@ class HTTPConnectionCore:
         network_backend: Any = None,
         socket_options: Optional[Iterable[Any]] = None,
     ) -> None:
-        self._origin = origin
+        self._origin = self._remote_origin = origin
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
         self._http1 = http1
@@ -209,48 +265,6 @@ class HTTPConnectionCore:
     def _close(self) -> Gen[None]:
         if self._connection is not None:
             yield from traced(logger, "close", None, {}, do(CLOSE, self._connection))
-
-    def can_handle_request(self, origin: Origin) -> bool:
-        return origin == self._origin
-
-    def is_available(self) -> bool:
-        if self._connection is None:
-            # Until connected, only a connection that may turn out HTTP/2 takes more requests.
-            return (
-                self._http2
-                and (self._origin.scheme in (b"https", b"wss") or not self._http1)
-                and not self._connect_failed
-            )
-        return bool(self._connection.is_available())
-
-    def has_expired(self) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        return bool(self._connection.has_expired())
-
-    def _has_timed_out(self, now: float) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        check = getattr(self._connection, "_has_timed_out", None)
-        return bool(check(now)) if check is not None else bool(self._connection.has_expired())
-
-    def is_idle(self) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        return bool(self._connection.is_idle())
-
-    def is_closed(self) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        return bool(self._connection.is_closed())
-
-    def info(self) -> str:
-        if self._connection is None:
-            return "CONNECTION FAILED" if self._connect_failed else "CONNECTING"
-        return str(self._connection.info())
-
-    def __repr__(self) -> str:
-        return f"<{self.__class__.__name__} [{self.info()}]>"
 
 
 class HTTPConnection(SyncShell, HTTPConnectionCore, ConnectionInterface):

@@ -40,6 +40,7 @@ from socksio import (
 
 from httpcore.base._connection import (
     RETRIES_BACKOFF_FACTOR,
+    LazyConnectionState,
     exponential_backoff,
     start_tls_and_pick_protocol,
 )
@@ -340,7 +341,7 @@ def _masked(auth: Auth) -> Any:
     return None if auth is None else (auth[0], b"********")
 
 
-class Socks5Core:
+class Socks5Core(LazyConnectionState):
     """A connection to one remote origin through a SOCKS proxy, opened on the first request.
 
     Used for ``socks5``, ``socks5h``, ``socks4`` and ``socks4a`` proxies (`proxy_scheme`, or
@@ -477,50 +478,6 @@ class Socks5Core:
     def _close(self) -> Gen[None]:
         if self._connection is not None:
             yield (CLOSE, self._connection)
-
-    # -- the state a pool asks for -----------------------------------------------------------
-
-    def can_handle_request(self, origin: Origin) -> bool:
-        return origin == self._remote_origin
-
-    def is_available(self) -> bool:
-        if self._connection is None:
-            # Until connected, only a connection that may turn out HTTP/2 takes more requests.
-            return (
-                self._http2
-                and (self._remote_origin.scheme in (b"https", b"wss") or not self._http1)
-                and not self._connect_failed
-            )
-        return bool(self._connection.is_available())
-
-    def has_expired(self) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        return bool(self._connection.has_expired())
-
-    def _has_timed_out(self, now: float) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        check = getattr(self._connection, "_has_timed_out", None)
-        return bool(check(now)) if check is not None else bool(self._connection.has_expired())
-
-    def is_idle(self) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        return bool(self._connection.is_idle())
-
-    def is_closed(self) -> bool:
-        if self._connection is None:
-            return self._connect_failed
-        return bool(self._connection.is_closed())
-
-    def info(self) -> str:
-        if self._connection is None:
-            return "CONNECTION FAILED" if self._connect_failed else "CONNECTING"
-        return str(self._connection.info())
-
-    def __repr__(self) -> str:
-        return f"<{self.__class__.__name__} [{self.info()}]>"
 
 
 # -- the pool ---------------------------------------------------------------------------------
