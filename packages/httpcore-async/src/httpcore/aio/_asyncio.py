@@ -23,7 +23,6 @@ from httpcore.base._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from httpcore.base._sync_backend import is_socket_readable
 
 # Stop reading from the socket while this much is buffered and unread.
 HIGH_WATER = 4 * 1024 * 1024
@@ -205,11 +204,10 @@ class AsyncIOStream(AsyncNetworkStream):
         if info == "socket":
             return transport.get_extra_info("socket")
         if info == "is_readable":
+            # The event loop keeps reading the socket into the protocol, which therefore
+            # already knows of any data or EOF: no poll() needed.
             protocol = self._protocol
-            if protocol.chunks or protocol.eof or self._closed:
-                return True
-            sock = transport.get_extra_info("socket")
-            return sock is None or is_socket_readable(sock)
+            return bool(protocol.chunks) or protocol.eof or self._closed
         return None
 
 

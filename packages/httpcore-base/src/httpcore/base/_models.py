@@ -428,6 +428,18 @@ class Response:
         self._content: Optional[bytes] = None
         self._stream_consumed = False
 
+    @classmethod
+    def _wrap(cls, status: int, headers: Headers, stream: Any, extensions: Extensions) -> Response:
+        """A response from parts this library already validated (no coercion)."""
+        response = cls.__new__(cls)
+        response.status = status
+        response.headers = headers
+        response.stream = stream
+        response.extensions = extensions
+        response._content = None
+        response._stream_consumed = False
+        return response
+
     @property
     def content(self) -> bytes:
         """The body, available once `read()` or `aread()` has been called."""

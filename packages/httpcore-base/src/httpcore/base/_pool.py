@@ -380,14 +380,14 @@ class PoolCore:
             yield from self._close_connections(closing)
 
         inner = response.stream
-        return Response(
-            status=response.status,
-            headers=response.headers,
-            content=self._io.stream_class(
+        return Response._wrap(
+            response.status,
+            response.headers,
+            self._io.stream_class(
                 self._pool_body(status, inner),
                 functools.partial(self._response_closed, status, inner),
             ),
-            extensions=response.extensions,
+            response.extensions,
         )
 
     def _pool_body(self, status: PoolRequest, inner: Any) -> BodyGen:
