@@ -193,6 +193,7 @@ class HTTPConnectionCore(LazyConnectionState):
         self._socket_options = socket_options
         self._connection: Any = None
         self._connect_failed = False
+        self._connecting = False
         self._connect_lock = self._io.io_lock()
 
     def _handle(self, request: Request) -> Gen[Response]:
@@ -203,11 +204,15 @@ class HTTPConnectionCore(LazyConnectionState):
             try:
                 yield (LOCK, self._connect_lock)
             except BaseException:
-                # Cancelled while waiting for the lock: never connected, nobody else will use it.
-                self._connect_failed = True
+                # Cancelled while waiting for the lock. If another request is connecting (a
+                # pending HTTP/2 connection is shared), it settles the outcome; otherwise nobody
+                # ever will connect this one: mark it failed so the pool drops it.
+                if not self._connecting:
+                    self._connect_failed = True
                 raise
             try:
                 if self._connection is None:
+                    self._connecting = True
                     stream = yield from self._connect(request)
                     self._connection = yield from start_tls_and_pick_protocol(
                         self,
@@ -223,6 +228,7 @@ class HTTPConnectionCore(LazyConnectionState):
                 self._connect_failed = True
                 raise
             finally:
+                self._connecting = False
                 yield (UNLOCK, self._connect_lock)
             connection = self._connection
         response: Response = yield from delegate(connection, request)
