@@ -45,3 +45,43 @@ async def test_waiter_cancelled_while_another_request_connects() -> None:
         assert [c.info() for c in pool.connections] == [
             "'https://example.com:443', HTTP/2, IDLE, Request Count: 1"
         ]
+
+
+class StallingAtomicStream(httpcore.AsyncMockStream):
+    """Takes every write whole, but stalls (as if draining) on one of them."""
+
+    atomic_writes = True
+
+    def __init__(self, chunks: list, stall_on: int) -> None:
+        super().__init__(chunks)
+        self.writes = 0
+        self.stalled = False
+        self._stall_on = stall_on
+
+    async def write(self, buffer: bytes, timeout: object = None) -> None:
+        self.writes += 1
+        if self.writes == self._stall_on:
+            self.stalled = True
+            await anyio.sleep_forever()
+
+    async def read(self, max_bytes: int, timeout: object = None) -> bytes:
+        if not self._buffer:
+            await anyio.sleep_forever()
+        return await super().read(max_bytes)
+
+
+@pytest.mark.anyio
+async def test_cancelled_http2_writer_of_an_atomic_stream_keeps_the_connection() -> None:
+    from test_http2 import ORIGIN
+
+    from httpcore.http2 import AsyncHTTP2Connection
+
+    stream = StallingAtomicStream(FakeServer().respond(3).chunks, stall_on=2)
+    async with AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        with anyio.move_on_after(0.05) as scope:
+            await conn.request("GET", URL)  # stream 1: cancelled in its HEADERS write
+        assert scope.cancelled_caught and stream.stalled
+        assert conn.is_available() and not conn.has_expired()
+        response = await conn.request("GET", URL)  # stream 3
+        assert response.status == 200
+        assert response.content == b"Hello, world!"

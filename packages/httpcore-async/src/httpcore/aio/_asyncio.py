@@ -102,6 +102,10 @@ async def _wait(
 class AsyncIOStream(AsyncNetworkStream):
     """A stream over an asyncio transport."""
 
+    #: `write()` hands the whole buffer to the transport before its first await, so a
+    #: cancelled write never leaves a partial one (HTTP/2 relies on this).
+    atomic_writes = True
+
     def __init__(self, transport: Any, protocol: _Protocol) -> None:
         self._transport = transport
         self._protocol = protocol

@@ -673,6 +673,14 @@ class HTTP2Core:
                 self._wake_all_locked()
             raise
         except BaseException as exc:
+            if not isinstance(exc, Exception) and getattr(network_stream, "atomic_writes", False):
+                # Cancelled, but the stream had taken the whole buffer before it could be
+                # (only its wait for the send buffer to drain was interrupted): nothing is
+                # half-written, the connection stays good. Frames queued meanwhile go out with
+                # the next flush (the reader flushes before it blocks).
+                with lock:
+                    self._writing = False
+                raise
             # A write that timed out or was interrupted may have sent part of the frames,
             # and the ones taken from h2 are gone: the connection cannot be trusted any more.
             failure = (
