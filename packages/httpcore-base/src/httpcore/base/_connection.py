@@ -179,7 +179,7 @@ class HTTPConnectionCore(LazyConnectionState):
         network_backend: Any = None,
         socket_options: Optional[Iterable[Any]] = None,
     ) -> None:
-        self._origin = self._remote_origin = origin
+        self._remote_origin = origin
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
         self._http1 = http1
@@ -197,8 +197,8 @@ class HTTPConnectionCore(LazyConnectionState):
         self._connect_lock = self._io.io_lock()
 
     def _handle(self, request: Request) -> Gen[Response]:
-        if request.url.origin != self._origin:
-            raise origin_mismatch(request, self._origin)
+        if request.url.origin != self._remote_origin:
+            raise origin_mismatch(request, self._remote_origin)
         connection = self._connection
         if connection is None:
             try:
@@ -214,13 +214,14 @@ class HTTPConnectionCore(LazyConnectionState):
                 if self._connection is None:
                     self._connecting = True
                     stream = yield from self._connect(request)
+                    origin = self._remote_origin
                     self._connection = yield from start_tls_and_pick_protocol(
                         self,
                         stream,
                         request,
-                        self._origin,
+                        origin,
                         self._ssl_context,
-                        request.extensions.get("sni_hostname") or self._origin.host.decode("ascii"),
+                        request.extensions.get("sni_hostname") or origin.host.decode("ascii"),
                         request.extensions.get("timeout", {}).get("connect", None),
                         logger,
                     )
@@ -244,8 +245,8 @@ class HTTPConnectionCore(LazyConnectionState):
             if self._uds is None:
                 step, opcode = "connect_tcp", CONNECT_TCP
                 kwargs = {
-                    "host": self._origin.host.decode("ascii"),
-                    "port": self._origin.port,
+                    "host": self._remote_origin.host.decode("ascii"),
+                    "port": self._remote_origin.port,
                     "local_address": self._local_address,
                     "timeout": timeout,
                     "socket_options": self._socket_options,
