@@ -18,7 +18,7 @@ from ._drive import (
     Gen,
     do,
 )
-from ._exceptions import ConnectError, ConnectTimeout
+from ._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
 from ._http11 import HTTP11Connection, origin_mismatch
 from ._interfaces import ConnectionInterface, SyncShell, delegate
 from ._models import Origin, Request, Response
@@ -211,6 +211,10 @@ class HTTPConnectionCore(LazyConnectionState):
                     self._connect_failed = True
                 raise
             try:
+                if self._connect_failed:
+                    # The request connecting it failed or was cancelled while we waited; the
+                    # pool has dropped this connection: go back to the pool for another.
+                    raise ConnectionNotAvailable()
                 if self._connection is None:
                     self._connecting = True
                     stream = yield from self._connect(request)
