@@ -846,6 +846,66 @@ async def test_async_tls_in_tls(
     await inner.aclose()
 
 
+def slurp(conn: socket.socket, server: Server) -> None:
+    """Read nothing until `server.go` is set; then everything until EOF, into `server.got`."""
+    server.go.wait(30)  # type: ignore[attr-defined]
+    chunks = []
+    while True:
+        data = conn.recv(1 << 20)
+        if not data:
+            break
+        chunks.append(data)
+    server.got.append(b"".join(chunks))  # type: ignore[attr-defined]
+
+
+RESUMABLE = [
+    pytest.param("asyncio", "auto", id="asyncio-AutoBackend"),
+    pytest.param("trio", "trio", id="trio-TrioBackend"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("anyio_backend", "backend_name"), RESUMABLE)
+@pytest.mark.parametrize("tls", ["plain", "tls", "memory-tls"])
+async def test_async_cancelled_write_is_resumed_in_order(
+    server_context: ssl.SSLContext,
+    client_context: ssl.SSLContext,
+    backend_name: str,
+    tls: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import anyio
+
+    import httpcore.aio._asyncio
+
+    if tls == "memory-tls":
+        monkeypatch.setattr(httpcore.aio._asyncio, "NATIVE_TLS_LIMITED", True)
+    server = Server(slurp, ssl_context=None if tls == "plain" else server_context)
+    server.go = threading.Event()  # type: ignore[attr-defined]
+    server.got = []  # type: ignore[attr-defined]
+    try:
+        stream = await make_backend(backend_name).connect_tcp("127.0.0.1", server.port)
+        if tls != "plain":
+            stream = await stream.start_tls(client_context, server_hostname="localhost")
+        assert getattr(stream, "resumable_writes", False)
+        await stream.write(b"<")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stream.write, BIG)
+            await anyio.wait_all_tasks_blocked()  # stuck: the server reads nothing yet
+            tg.cancel_scope.cancel()
+        server.go.set()  # type: ignore[attr-defined]
+        await stream.resume_write(b">", timeout=30)  # type: ignore[attr-defined]
+        await stream.write(b"!")
+        await stream.aclose()
+        await anyio.to_thread.run_sync(lambda: [t.join(30) for t in server.threads])
+    finally:
+        server.go.set()  # type: ignore[attr-defined]
+        server.close()
+    got = server.got[0]  # type: ignore[attr-defined]
+    assert len(got) == len(BIG) + 3
+    assert got == b"<" + BIG + b">!"
+
+
 @pytest.mark.anyio
 @each_async_backend
 async def test_async_sleep(backend_name: str) -> None:

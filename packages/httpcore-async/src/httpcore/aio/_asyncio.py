@@ -24,6 +24,8 @@ from httpcore.base._exceptions import (
     WriteTimeout,
 )
 
+from ._memory_tls import MemoryTLSStream
+
 # Stop reading from the socket while this much is buffered and unread.
 HIGH_WATER = 4 * 1024 * 1024
 
@@ -103,8 +105,8 @@ class AsyncIOStream(AsyncNetworkStream):
     """A stream over an asyncio transport."""
 
     #: `write()` hands the whole buffer to the transport before its first await, so a
-    #: cancelled write never leaves a partial one (HTTP/2 relies on this).
-    atomic_writes = True
+    #: cancelled write leaves nothing behind; `resume_write()` never waits.
+    resumable_writes = True
 
     def __init__(self, transport: Any, protocol: _Protocol) -> None:
         self._transport = transport
@@ -160,6 +162,15 @@ class AsyncIOStream(AsyncNetworkStream):
             if protocol.error is not None:
                 raise WriteError(protocol.error)
 
+    async def resume_write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        """Write `buffer` after a cancelled `write()`, without awaiting (nothing to cancel)."""
+        if not buffer:
+            return
+        protocol = self._protocol
+        if self._closed or self._transport.is_closing():
+            raise WriteError(protocol.error or "Connection closed")
+        self._transport.write(buffer)
+
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
@@ -213,101 +224,6 @@ class AsyncIOStream(AsyncNetworkStream):
             protocol = self._protocol
             return bool(protocol.chunks) or protocol.eof or self._closed
         return None
-
-
-class MemoryTLSStream(AsyncNetworkStream):
-    """TLS run by an `ssl.SSLObject` over memory buffers, on top of another stream."""
-
-    def __init__(
-        self,
-        inner: AsyncNetworkStream,
-        ssl_object: ssl.SSLObject,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-    ) -> None:
-        self._inner = inner
-        self._ssl_object = ssl_object
-        self._incoming = incoming
-        self._outgoing = outgoing
-
-    @classmethod
-    async def handshake(
-        cls,
-        inner: AsyncNetworkStream,
-        ssl_context: ssl.SSLContext,
-        server_hostname: Optional[str],
-        timeout: Optional[float],
-    ) -> MemoryTLSStream:
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        ssl_object = ssl_context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
-        stream = cls(inner, ssl_object, incoming, outgoing)
-        try:
-            await stream._run(ssl_object.do_handshake, timeout)
-        except (ReadTimeout, WriteTimeout) as exc:
-            await inner.aclose()
-            raise ConnectTimeout(exc) from exc
-        except (ssl.SSLError, ReadError, WriteError) as exc:
-            await inner.aclose()
-            raise ConnectError(exc) from exc
-        except BaseException:
-            await inner.aclose()
-            raise
-        return stream
-
-    async def _flush(self, timeout: Optional[float]) -> None:
-        data = self._outgoing.read()
-        if data:
-            await self._inner.write(data, timeout)
-
-    async def _run(self, operation: Any, timeout: Optional[float], *args: Any) -> Any:
-        while True:
-            try:
-                result = operation(*args)
-            except ssl.SSLWantReadError:
-                await self._flush(timeout)
-                data = await self._inner.read(65536, timeout)
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
-                continue
-            await self._flush(timeout)
-            return result
-
-    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        try:
-            return await self._run(self._ssl_object.read, timeout, max_bytes)  # type: ignore[no-any-return]
-        except ssl.SSLZeroReturnError:
-            return b""
-        except ssl.SSLError as exc:
-            raise ReadError(exc) from exc
-
-    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
-        view = memoryview(buffer)
-        try:
-            while view:
-                written = await self._run(self._ssl_object.write, timeout, view)
-                view = view[written:]
-        except ssl.SSLError as exc:
-            raise WriteError(exc) from exc
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: Optional[str] = None,
-        timeout: Optional[float] = None,
-    ) -> AsyncNetworkStream:
-        return await MemoryTLSStream.handshake(self, ssl_context, server_hostname, timeout)
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "ssl_object":
-            return self._ssl_object
-        if info == "is_readable":
-            return self._incoming.pending > 0 or self._inner.get_extra_info("is_readable")
-        return self._inner.get_extra_info(info)
 
 
 class AsyncIOBackend(AsyncNetworkBackend):

@@ -21,6 +21,8 @@ from httpcore.base._exceptions import (
 )
 from httpcore.base._sync_backend import is_socket_readable
 
+from ._memory_tls import MemoryTLSStream
+
 if TYPE_CHECKING:
     import trio
 
@@ -41,48 +43,69 @@ def _load_trio() -> None:
     _loaded = True
 
 
-def _socket_stream(stream: trio.abc.Stream) -> trio.SocketStream | None:
-    """The socket stream at the bottom of a stack of `trio.SSLStream`s."""
-    while isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    return stream if isinstance(stream, trio.SocketStream) else None
-
-
 class TrioStream(AsyncNetworkStream):
-    """A trio stream (a `trio.SocketStream`, or a `trio.SSLStream` over one)."""
+    """A `trio.SocketStream`. TLS runs in memory on top of it (`MemoryTLSStream`)."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_socket", "_stream", "_unsent")
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    #: A cancelled `write()` keeps what it had not sent; `resume_write()` sends it.
+    resumable_writes = True
+
+    def __init__(self, stream: trio.SocketStream) -> None:
         self._stream = stream
+        self._socket = stream.socket
+        self._unsent = b""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
             if timeout is None:
-                data = await self._stream.receive_some(max_bytes)
-            else:
-                with trio.fail_after(timeout):
-                    data = await self._stream.receive_some(max_bytes)
-            # TLS streams may hand out bytearrays; the protocol code deals in bytes.
-            return data if type(data) is bytes else bytes(data)
+                return await self._stream.receive_some(max_bytes)
+            with trio.fail_after(timeout):
+                return await self._stream.receive_some(max_bytes)
         except trio.TooSlowError as exc:
             raise ReadTimeout(exc) from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ReadError(exc) from exc
+
+    async def _send(self, view: memoryview) -> None:
+        # trio's send_all cannot tell how much of an interrupted call went out; this loop can.
+        sock = self._socket
+        try:
+            while view:
+                view = view[await sock.send(view) :]
+        except BaseException:
+            self._unsent = bytes(view)
+            raise
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         try:
             if timeout is None:
-                await self._stream.send_all(buffer)
+                await self._send(memoryview(buffer))
             else:
                 with trio.fail_after(timeout):
-                    await self._stream.send_all(buffer)
+                    await self._send(memoryview(buffer))
         except trio.TooSlowError as exc:
             raise WriteTimeout(exc) from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise WriteError(exc) from exc
+
+    async def resume_write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Finish a cancelled `write()`, then write `buffer`, shielded from cancellation
+        (but not from `timeout`)."""
+        data, self._unsent = self._unsent + buffer, b""
+        if not data:
+            return
+        with trio.CancelScope(shield=True) as scope:
+            if timeout is not None:
+                scope.deadline = trio.current_time() + timeout
+            try:
+                await self._send(memoryview(data))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise WriteError(exc) from exc
+        if scope.cancelled_caught:
+            raise WriteTimeout("Timed out finishing an interrupted write.")
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -93,44 +116,12 @@ class TrioStream(AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> AsyncNetworkStream:
-        tls_stream = trio.SSLStream(
-            self._stream,
-            ssl_context=ssl_context,
-            server_hostname=server_hostname,
-            https_compatible=True,
-            server_side=False,
-        )
-        try:
-            if timeout is None:
-                await tls_stream.do_handshake()
-            else:
-                with trio.fail_after(timeout):
-                    await tls_stream.do_handshake()
-        except trio.TooSlowError as exc:
-            await self.aclose()
-            raise ConnectTimeout(exc) from exc
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            await self.aclose()
-            raise ConnectError(exc) from exc
-        except Exception:
-            await self.aclose()
-            raise
-        return TrioStream(tls_stream)
+        return await MemoryTLSStream.handshake(self, ssl_context, server_hostname, timeout)
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "ssl_object":
-            if isinstance(self._stream, trio.SSLStream):
-                return getattr(self._stream, "_ssl_object", self._stream)
-            return None
+        sock = self._socket
         if info == "is_readable":
-            if isinstance(self._stream, trio.SSLStream) and self._stream.pending():
-                return True
-            socket_stream = _socket_stream(self._stream)
-            return is_socket_readable(None if socket_stream is None else socket_stream.socket)
-        socket_stream = _socket_stream(self._stream)
-        if socket_stream is None:
-            return None
-        sock = socket_stream.socket
+            return is_socket_readable(sock)
         try:
             if info == "client_addr":
                 return sock.getsockname()
