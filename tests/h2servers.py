@@ -16,6 +16,15 @@ library (server side). Its options reproduce what real servers do to clients:
 - ``refuse_held``: when the ``hold`` is reached, send a GOAWAY that refuses the newest
   ``refuse_held`` of the held requests (they are never answered), answer the others, close.
 - ``ping``: before each response, send a PING and answer only once it is acknowledged.
+- ``stall``: once a ``/stall`` request arrived, stop reading (``stalled`` is set) until the
+  test sets ``resume``; then answer it. The server also opens its flow-control windows wide
+  and keeps a small socket receive buffer, so that an upload soon blocks in the client's
+  socket write rather than on HTTP/2 flow control.
+- ``ssl_context``: serve over TLS with it (it should offer ALPN ``h2``).
+
+Protocol errors raised by the server's `h2` (that is: the client sent something malformed)
+are counted in ``protocol_errors``; request body sizes are recorded in ``bodies`` by path (in
+``partial_bodies`` for requests the client reset).
 
 Paths: ``/reset`` is answered with RST_STREAM (CANCEL); ``/die`` gets response headers and
 part of the body, then the connection is dropped; anything else gets 200 and the body
@@ -25,6 +34,7 @@ part of the body, then the connection is dropped; anything else gets 200 and the
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from typing import Dict, List, Optional, Set
 
@@ -33,6 +43,8 @@ import h2.connection
 import h2.events
 import h2.settings
 import hyperframe.frame
+
+WIDE_WINDOW = 2**31 - 1
 
 
 class H2Server:
@@ -46,6 +58,8 @@ class H2Server:
         lower_streams_to: Optional[int] = None,
         lower_after: int = 0,
         ping: bool = False,
+        stall: bool = False,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.max_requests = max_requests
         self.max_concurrent_streams = max_concurrent_streams
@@ -54,6 +68,13 @@ class H2Server:
         self.lower_streams_to = lower_streams_to
         self.lower_after = lower_after
         self.ping = ping
+        self.stall = stall
+        self.ssl_context = ssl_context
+        self.stalled = threading.Event()
+        self.resume = threading.Event()
+        self.protocol_errors = 0
+        self.bodies: Dict[bytes, int] = {}
+        self.partial_bodies: Dict[bytes, int] = {}  # of requests reset by the client
         self.errors: List[BaseException] = []
         self.connections = 0
         self.requests = 0
@@ -63,10 +84,13 @@ class H2Server:
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if stall:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(128)
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "http" if ssl_context is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self._closed = False
         self._threads: List[threading.Thread] = []
         self._accepter = threading.Thread(target=self._accept_loop, daemon=True)
@@ -74,6 +98,7 @@ class H2Server:
 
     def close(self) -> None:
         self._closed = True
+        self.resume.set()
         try:
             # Wake up accept().
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -109,8 +134,13 @@ class H2Server:
     def _serve(self, sock: socket.socket, number: int) -> None:
         sock.settimeout(20)
         try:
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
             _Connection(self, sock, first=number == 1).run()
-        except (OSError, h2.exceptions.ProtocolError):
+        except h2.exceptions.ProtocolError:
+            with self._lock:
+                self.protocol_errors += 1
+        except OSError:
             pass  # the client went away or broke off
         except BaseException as exc:  # pragma: no cover - a bug in the test server
             self.errors.append(exc)
@@ -135,6 +165,8 @@ class _Connection:
         self.lowered = False
         self.limit_acked = False
         self.ping_waiting: Dict[bytes, int] = {}
+        self.received_bytes: Dict[int, int] = {}
+        self.stall_now = False
 
     def send(self) -> None:
         data = self.h2.data_to_send()
@@ -143,13 +175,13 @@ class _Connection:
 
     def run(self) -> None:
         server = self.server
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: server.max_concurrent_streams
-            },
-        )
+        settings = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: server.max_concurrent_streams}
+        if server.stall:
+            settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = WIDE_WINDOW
+        self.h2.local_settings = h2.settings.Settings(client=False, initial_values=settings)
         self.h2.initiate_connection()
+        if server.stall:
+            self.h2.increment_flow_control_window(WIDE_WINDOW - 65535)
         self.send()
         while True:
             data = self.sock.recv(65536)
@@ -158,6 +190,12 @@ class _Connection:
             for event in self.h2.receive_data(data):
                 if self.on_event(event):
                     return
+            if self.stall_now:
+                self.stall_now = False
+                self.send()
+                server.stalled.set()
+                if not server.resume.wait(30):
+                    raise RuntimeError("the test never resumed the stalled server")
             self.answer_ready()
             self.send()
             if self.goaway_last is not None and not self.open:
@@ -179,6 +217,9 @@ class _Connection:
                 server.requests += 1
             self.open.add(stream_id)
             self.paths[stream_id] = dict(event.headers)[b":path"]
+            self.received_bytes[stream_id] = 0
+            if server.stall and self.paths[stream_id] == b"/stall":
+                self.stall_now = True
             if server.max_requests is not None and self.accepted == server.max_requests:
                 self.goaway(stream_id)
             if self.lower_to is not None and not self.lowered:
@@ -189,7 +230,14 @@ class _Connection:
                     )
         elif isinstance(event, h2.events.DataReceived):
             self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if event.stream_id in self.received_bytes:
+                self.received_bytes[event.stream_id] += len(event.data)
         elif isinstance(event, h2.events.StreamEnded):
+            if event.stream_id in self.paths:
+                with server._lock:
+                    server.bodies[self.paths[event.stream_id]] = self.received_bytes[
+                        event.stream_id
+                    ]
             if event.stream_id in self.open:
                 self.ready.append(event.stream_id)
         elif isinstance(event, h2.events.SettingsAcknowledged):
@@ -202,6 +250,11 @@ class _Connection:
                     server.pings_acked += 1
                 self.respond(stream_id)
         elif isinstance(event, h2.events.StreamReset):
+            if event.stream_id in self.paths:
+                with server._lock:
+                    server.partial_bodies[self.paths[event.stream_id]] = self.received_bytes[
+                        event.stream_id
+                    ]
             self.open.discard(event.stream_id)
             if event.stream_id in self.ready:
                 self.ready.remove(event.stream_id)

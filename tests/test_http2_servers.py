@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import ssl
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
@@ -198,9 +199,14 @@ async def test_slow_stream_does_not_hold_up_others(server: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_cancelling_one_stream_leaves_the_others_alone(server: Any) -> None:
+@pytest.mark.parametrize("connected", [True, False], ids=["in-flight", "connecting"])
+async def test_cancelling_one_stream_leaves_the_others_alone(server: Any, connected: bool) -> None:
+    """The doomed request is either in flight on an open connection, or (`connecting`) the
+    one opening the connection that the others wait for (one of them then opens another)."""
     async with async_h2c_pool() as pool:
         results: List[bytes] = []
+        if connected:
+            await pool.request("GET", server.url + "/")
 
         async def get(path: str) -> None:
             response = await pool.request("GET", server.url + path)
@@ -212,13 +218,111 @@ async def test_cancelling_one_stream_leaves_the_others_alone(server: Any) -> Non
                     doomed.start_soon(get, "/slow/10000")
                     for _ in range(5):
                         tg.start_soon(get, "/slow/200")
-                    await anyio.sleep(0.1)  # let the doomed request be in flight
+                    # Every request written, all six waiting for their responses.
+                    await anyio.wait_all_tasks_blocked()
                     scope.cancel()
         assert results == [b"ok"] * 5
         assert len(pool.connections) == 1
         connection = pool.connections[0]
         assert connection.is_idle() and connection.is_available()
         assert (await pool.request("GET", server.url + "/")).content == b"Hello, world!"
+
+
+UPLOAD = 32 * 1024 * 1024  # far beyond what the socket buffers hold
+
+
+def stall_server(
+    transport: str, h2_server: Callable[..., H2Server], ca: Any, monkeypatch: pytest.MonkeyPatch
+) -> H2Server:
+    if transport == "h2c":
+        return h2_server(stall=True)
+    if transport == "memory-tls":
+        # What the asyncio backend does before Python 3.11 and through HTTPS proxies (and
+        # what the trio backend always does).
+        import httpcore.aio._asyncio
+
+        monkeypatch.setattr(httpcore.aio._asyncio, "NATIVE_TLS_LIMITED", True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    context.set_alpn_protocols(["h2"])
+    return h2_server(stall=True, ssl_context=context)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "anyio_backend, transport",
+    [
+        ("asyncio", "h2c"),
+        ("asyncio", "tls"),
+        ("asyncio", "memory-tls"),
+        ("trio", "h2c"),
+        ("trio", "tls"),
+    ],
+)
+async def test_cancelled_upload_in_the_middle_of_a_write(
+    anyio_backend: str,
+    transport: str,
+    h2_server: Callable[..., H2Server],
+    ca: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    """The request holding the connection's write role is cancelled while its socket write
+    is blocked (the server stopped reading): what it had taken (its own frames and others')
+    still goes out whole, so the other requests and the connection are unharmed."""
+    srv = stall_server(transport, h2_server, ca, monkeypatch)
+    url = srv.url
+    upload_events: List[str] = []
+
+    async def trace(name: str, info: Any) -> None:
+        upload_events.append(name)
+
+    async with httpcore.AsyncConnectionPool(
+        http1=url.startswith("https"), http2=True, ssl_context=client_ssl_context
+    ) as pool:
+        results: List[bytes] = []
+
+        async def get(path: str) -> None:
+            results.append((await pool.request("GET", url + path)).content)
+
+        # The connection is open and the server's SETTINGS are in (so that nothing below
+        # waits for the network except on purpose).
+        await get("/warm")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get, "/stall")
+            assert await anyio.to_thread.run_sync(srv.stalled.wait, 10)
+            with anyio.CancelScope() as upload_scope:
+                async with anyio.create_task_group() as doomed:
+                    doomed.start_soon(
+                        functools.partial(
+                            pool.request,
+                            "POST",
+                            url + "/upload",
+                            content=b"x" * UPLOAD,
+                            extensions={"trace": trace},
+                        )
+                    )
+                    await anyio.wait_all_tasks_blocked()
+                    assert "http2.send_request_body.started" in upload_events
+                    if anyio_backend == "trio":
+                        # Blocked in the middle of sending its body. (asyncio transports take
+                        # any write whole, so there the body is "sent" and the request waits.)
+                        assert "http2.send_request_body.complete" not in upload_events
+                    # Queued behind the interrupted write, sent by whoever finishes it.
+                    tg.start_soon(get, "/after")
+                    await anyio.wait_all_tasks_blocked()
+                    upload_scope.cancel()
+                    srv.resume.set()
+            assert upload_scope.cancelled_caught
+        assert sorted(results) == [b"ok /after", b"ok /stall", b"ok /warm"]
+        assert (await pool.request("GET", url + "/again")).content == b"ok /again"
+        assert len(pool.connections) == 1
+    assert srv.connections == 1
+    assert srv.protocol_errors == 0
+    # Reset before the end (what trio had not sent), or complete (asyncio's transport had
+    # taken it all): never torn.
+    assert srv.bodies.get(b"/upload") in (None, UPLOAD)
+    assert srv.partial_bodies.get(b"/upload", 0) <= UPLOAD
 
 
 @pytest.mark.anyio

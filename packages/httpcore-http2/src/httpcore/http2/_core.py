@@ -52,6 +52,7 @@ from httpcore.base._exceptions import (
     RemoteProtocolError,
     TimeoutException,
     WriteError,
+    WriteTimeout,
 )
 from httpcore.base._http11 import origin_mismatch
 from httpcore.base._models import ByteStream, Origin, Request, Response
@@ -197,6 +198,14 @@ async def _let_others_run() -> None:
         await asyncio.sleep(0)
 
 
+def _resume_write(stream: Any, data: bytes, timeout: Optional[float]) -> None:
+    stream.resume_write(data, timeout)
+
+
+async def _aresume_write(stream: Any, data: bytes, timeout: Optional[float]) -> None:
+    await stream.resume_write(data, timeout)
+
+
 def _returning(value: Any) -> Gen[Any]:
     """A generator without operations that returns `value` (for a traced step)."""
     if False:  # pragma: no cover
@@ -218,6 +227,9 @@ class HTTP2Core:
     """HTTP/2 on h2. Subclasses pick the flavour (`_io`: `SyncIO` or `AsyncIO`)."""
 
     READ_NUM_BYTES = 65536
+    #: How long a cancelled request may spend finishing the connection's interrupted write
+    #: when the request has no write timeout.
+    CANCELLED_WRITE_GRACE = 5.0
     CONFIG = h2.config.H2Configuration(
         client_side=True,
         validate_inbound_headers=False,
@@ -641,17 +653,16 @@ class HTTP2Core:
             if self._writing or not self._h2_state._data_to_send:
                 return
             self._writing = True
+        network_stream = self._network_stream
         if self._io.is_async and len(self._streams) > 1:
             # Other tasks are likely ready to queue frames too (say, the next requests of those
             # whose responses the reader just delivered): let them, and write it all at once.
             try:
                 yield (CALL, _no_op, _let_others_run, ())
-            except BaseException:
-                # Nothing taken from h2 yet: the next flush (or reader) sends it.
-                with lock:
-                    self._writing = False
+            except BaseException as exc:
+                # Nothing taken from h2 yet, but others may count on this flush.
+                yield from self._after_cancelled_write(network_stream, timeout, exc, taken=False)
                 raise
-        network_stream = self._network_stream
         try:
             with lock:
                 data = self._h2_state.data_to_send()
@@ -673,25 +684,62 @@ class HTTP2Core:
                 self._wake_all_locked()
             raise
         except BaseException as exc:
-            if not isinstance(exc, Exception) and getattr(network_stream, "atomic_writes", False):
-                # Cancelled, but the stream had taken the whole buffer before it could be
-                # (only its wait for the send buffer to drain was interrupted): nothing is
-                # half-written, the connection stays good. Frames queued meanwhile go out with
-                # the next flush (the reader flushes before it blocks).
-                with lock:
-                    self._writing = False
-                raise
-            # A write that timed out or was interrupted may have sent part of the frames,
-            # and the ones taken from h2 are gone: the connection cannot be trusted any more.
+            yield from self._after_cancelled_write(network_stream, timeout, exc)
+            raise
+
+    def _after_cancelled_write(
+        self,
+        network_stream: Any,
+        timeout: Optional[float],
+        exc: BaseException,
+        taken: bool = True,
+    ) -> Gen[None]:
+        """The writer was interrupted (cancelled, timed out) while holding the write role.
+
+        Frames of other requests may be in what it was writing, or queued behind it, so the
+        connection is only good if all of it still goes out, in order. A stream with
+        `resumable_writes` kept what it had not sent: finish the job, shielded from the
+        cancellation and within the write timeout (`CANCELLED_WRITE_GRACE` without one).
+        Anything else may have sent part of a frame: the connection fails (unless nothing
+        had been `taken` from h2 yet; then the next flush sends it).
+        """
+        lock = self._lock
+        failure: Optional[BaseException] = None
+        resumable = getattr(network_stream, "resumable_writes", False)
+        if not taken and not resumable:
+            with lock:
+                self._writing = False
+            return
+        if isinstance(exc, Exception) or not resumable:
             failure = (
                 exc
                 if isinstance(exc, Exception)
                 else WriteError("The connection was interrupted while writing.")
             )
-            with lock:
-                self._writing = False
-                self._fail_locked(failure)
-            raise
+        else:
+            budget = timeout if timeout is not None else self.CANCELLED_WRITE_GRACE
+            deadline = time.monotonic() + budget
+            try:
+                while True:
+                    with lock:
+                        data = self._h2_state.data_to_send()
+                    yield (CALL, _resume_write, _aresume_write, (network_stream, data, budget))
+                    with lock:
+                        if not self._h2_state._data_to_send:
+                            self._writing = False
+                            return
+                    budget = deadline - time.monotonic()
+                    if budget <= 0:
+                        raise WriteTimeout("Timed out finishing an interrupted write.")
+            except BaseException as resume_exc:
+                failure = (
+                    resume_exc
+                    if isinstance(resume_exc, Exception)
+                    else WriteError("The connection was interrupted while writing.")
+                )
+        with lock:
+            self._writing = False
+            self._fail_locked(failure)
 
     # -- receiving ---------------------------------------------------------------------------
 
