@@ -847,14 +847,15 @@ async def test_async_tls_in_tls(
 
 
 def slurp(conn: socket.socket, server: Server) -> None:
-    """Read nothing until `server.go` is set; then everything until EOF, into `server.got`."""
+    """Read nothing until `server.go` is set; then `server.expect` bytes, into `server.got`."""
     server.go.wait(30)  # type: ignore[attr-defined]
-    chunks = []
-    while True:
-        data = conn.recv(1 << 20)
+    chunks, left = [], server.expect  # type: ignore[attr-defined]
+    while left > 0:
+        data = conn.recv(min(left, 1 << 20))
         if not data:
             break
         chunks.append(data)
+        left -= len(data)
     server.got.append(b"".join(chunks))  # type: ignore[attr-defined]
 
 
@@ -883,6 +884,7 @@ async def test_async_cancelled_write_is_resumed_in_order(
     server = Server(slurp, ssl_context=None if tls == "plain" else server_context)
     server.go = threading.Event()  # type: ignore[attr-defined]
     server.got = []  # type: ignore[attr-defined]
+    server.expect = len(BIG) + 3  # type: ignore[attr-defined]
     try:
         stream = await make_backend(backend_name).connect_tcp("127.0.0.1", server.port)
         if tls != "plain":
@@ -896,8 +898,10 @@ async def test_async_cancelled_write_is_resumed_in_order(
         server.go.set()  # type: ignore[attr-defined]
         await stream.resume_write(b">", timeout=30)  # type: ignore[attr-defined]
         await stream.write(b"!")
-        await stream.aclose()
+        # Closed once the server has it all (the server's unread TLS session tickets would
+        # make an earlier close a reset).
         await anyio.to_thread.run_sync(lambda: [t.join(30) for t in server.threads])
+        await stream.aclose()
     finally:
         server.go.set()  # type: ignore[attr-defined]
         server.close()
