@@ -167,5 +167,9 @@ class MemoryTLSStream(AsyncNetworkStream):
         if info == "ssl_object":
             return self._ssl_object
         if info == "is_readable":
-            return self._incoming.pending > 0 or self._inner.get_extra_info("is_readable")
+            return (
+                self._incoming.pending > 0
+                or self._ssl_object.pending() > 0
+                or self._inner.get_extra_info("is_readable")
+            )
         return self._inner.get_extra_info(info)

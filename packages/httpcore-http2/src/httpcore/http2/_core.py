@@ -184,7 +184,8 @@ class _Stream:
         self.closed = False
 
 
-def _no_op() -> None:
+def _no_op(*args: Any) -> None:
+    """The sync side of async-only `CALL`s."""
     return None
 
 
@@ -196,10 +197,6 @@ async def _let_others_run() -> None:
         await trio.lowlevel.checkpoint()
     else:
         await asyncio.sleep(0)
-
-
-def _resume_write(stream: Any, data: bytes, timeout: Optional[float]) -> None:
-    stream.resume_write(data, timeout)
 
 
 async def _aresume_write(stream: Any, data: bytes, timeout: Optional[float]) -> None:
@@ -248,6 +245,8 @@ class HTTP2Core:
     ) -> None:
         self._origin = origin
         self._network_stream = stream
+        # A cancelled write can be finished (see `_after_cancelled_write`); async only.
+        self._resumable = self._io.is_async and bool(getattr(stream, "resumable_writes", False))
         self._keepalive_expiry = keepalive_expiry
         self._expire_at: Optional[float] = None
         self._state = IDLE
@@ -654,14 +653,14 @@ class HTTP2Core:
                 return
             self._writing = True
         network_stream = self._network_stream
-        if self._io.is_async and len(self._streams) > 1:
+        if self._resumable and len(self._streams) > 1:
             # Other tasks are likely ready to queue frames too (say, the next requests of those
             # whose responses the reader just delivered): let them, and write it all at once.
+            # (Only where a cancellation here can be made good: others count on this flush.)
             try:
                 yield (CALL, _no_op, _let_others_run, ())
             except BaseException as exc:
-                # Nothing taken from h2 yet, but others may count on this flush.
-                yield from self._after_cancelled_write(network_stream, timeout, exc, taken=False)
+                yield from self._after_cancelled_write(network_stream, timeout, exc)
                 raise
         try:
             with lock:
@@ -688,11 +687,7 @@ class HTTP2Core:
             raise
 
     def _after_cancelled_write(
-        self,
-        network_stream: Any,
-        timeout: Optional[float],
-        exc: BaseException,
-        taken: bool = True,
+        self, network_stream: Any, timeout: Optional[float], exc: BaseException
     ) -> Gen[None]:
         """The writer was interrupted (cancelled, timed out) while holding the write role.
 
@@ -700,17 +695,11 @@ class HTTP2Core:
         connection is only good if all of it still goes out, in order. A stream with
         `resumable_writes` kept what it had not sent: finish the job, shielded from the
         cancellation and within the write timeout (`CANCELLED_WRITE_GRACE` without one).
-        Anything else may have sent part of a frame: the connection fails (unless nothing
-        had been `taken` from h2 yet; then the next flush sends it).
+        Anything else may have sent part of a frame: the connection fails.
         """
         lock = self._lock
         failure: Optional[BaseException] = None
-        resumable = getattr(network_stream, "resumable_writes", False)
-        if not taken and not resumable:
-            with lock:
-                self._writing = False
-            return
-        if isinstance(exc, Exception) or not resumable:
+        if isinstance(exc, Exception) or not self._resumable:
             failure = (
                 exc
                 if isinstance(exc, Exception)
@@ -723,7 +712,7 @@ class HTTP2Core:
                 while True:
                     with lock:
                         data = self._h2_state.data_to_send()
-                    yield (CALL, _resume_write, _aresume_write, (network_stream, data, budget))
+                    yield (CALL, _no_op, _aresume_write, (network_stream, data, budget))
                     with lock:
                         if not self._h2_state._data_to_send:
                             self._writing = False
