@@ -326,6 +326,47 @@ async def test_cancelled_upload_in_the_middle_of_a_write(
 
 
 @pytest.mark.anyio
+async def test_cancelled_upload_in_the_middle_of_a_write_with_anyio_streams(
+    h2_server: Callable[..., H2Server],
+) -> None:
+    """anyio's streams cannot say how much of an interrupted write went out, so there the
+    connection is lost: its other requests fail with WriteError unless their response had
+    arrived (none hangs), the pool drops it and the next request gets a new connection."""
+    srv = h2_server(stall=True)
+    async with async_h2c_pool(network_backend=httpcore.AnyIOBackend()) as pool:
+        outcomes: List[Any] = []
+
+        async def get(path: str) -> None:
+            try:
+                outcomes.append((await pool.request("GET", srv.url + path)).content)
+            except httpcore.WriteError as exc:
+                outcomes.append(type(exc))
+
+        await get("/warm")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get, "/stall")
+            assert await anyio.to_thread.run_sync(srv.stalled.wait, 10)
+            with anyio.CancelScope() as upload_scope:
+                async with anyio.create_task_group() as doomed:
+                    doomed.start_soon(
+                        functools.partial(
+                            pool.request, "POST", srv.url + "/upload", content=b"x" * UPLOAD
+                        )
+                    )
+                    await anyio.wait_all_tasks_blocked()
+                    upload_scope.cancel()
+            srv.resume.set()
+        assert upload_scope.cancelled_caught
+        # A response that had arrived whole is still delivered.
+        assert outcomes[0] == b"ok /warm"
+        assert outcomes[1] in (b"ok /stall", httpcore.WriteError)
+        assert pool.connections == []
+        assert (await pool.request("GET", srv.url + "/again")).content == b"ok /again"
+        assert [c.is_idle() for c in pool.connections] == [True]
+    assert srv.connections == 2
+
+
+@pytest.mark.anyio
 async def test_streaming_response_closed_early(server: Any) -> None:
     async with async_h2c_pool() as pool:
         async with pool.stream("GET", server.url + "/bytes/10000000") as response:
