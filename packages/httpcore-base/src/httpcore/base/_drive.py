@@ -133,18 +133,53 @@ def drive(gen: Gen[T]) -> T:
     return result.value  # type: ignore[no-any-return]
 
 
-class SyncOpStream:
+class _OpStream:
+    """What the sync and async op streams share: reading and closing them from inside another
+    protocol generator (whose driver then performs their operations)."""
+
+    __slots__ = ("_body", "_close")
+
+    def __init__(self, body: BodyGen, close: Callable[[], Gen[None]]) -> None:
+        self._body = body
+        self._close: Optional[Callable[[], Gen[None]]] = close
+
+    def collect(self) -> Gen[bytes]:
+        """The whole body."""
+        body = self._body
+        chunks = []
+        item: Any
+        try:
+            item = body.send(None)
+            while True:
+                if type(item) is bytes:
+                    chunks.append(item)
+                    item = body.send(None)
+                else:
+                    try:
+                        value = yield item
+                    except BaseException as exc:
+                        item = body.throw(exc)
+                    else:
+                        item = body.send(value)
+        except StopIteration:
+            pass
+        return b"".join(chunks)
+
+    def closing(self) -> Gen[None]:
+        """Close it (once; later calls do nothing)."""
+        close, self._close = self._close, None
+        if close is not None:
+            self._body.close()
+            yield from close()
+
+
+class SyncOpStream(_OpStream):
     """A sync-iterable response body produced by a body generator.
 
     `close()` runs the close generator once; later calls do nothing.
     """
 
-    __slots__ = ("_body", "_close", "_closed")
-
-    def __init__(self, body: BodyGen, close: Callable[[], Gen[None]]) -> None:
-        self._body = body
-        self._close: Optional[Callable[[], Gen[None]]] = close
-        self._closed = False
+    __slots__ = ()
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -286,14 +321,10 @@ async def adrive(gen: Gen[T]) -> T:
     return result.value  # type: ignore[no-any-return]
 
 
-class AsyncOpStream:
+class AsyncOpStream(_OpStream):
     """An async-iterable response body produced by a body generator."""
 
-    __slots__ = ("_body", "_close")
-
-    def __init__(self, body: BodyGen, close: Callable[[], Gen[None]]) -> None:
-        self._body = body
-        self._close: Optional[Callable[[], Gen[None]]] = close
+    __slots__ = ()
 
     def __aiter__(self) -> AsyncOpStream:
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, AsyncIterator, Dict, Iterator, Optional, Union
 
-from ._drive import CALL, HANDLE, AsyncIO, Gen, SyncIO, adrive, drive
+from ._drive import CALL, HANDLE, AsyncIO, AsyncOpStream, Gen, SyncIO, SyncOpStream, adrive, drive
 from ._models import (
     URL,
     Origin,
@@ -37,7 +37,16 @@ def build_request(
 
 
 def _request_and_read(owner: Any, request: Request) -> Gen[Response]:
-    response: Response = yield (HANDLE, owner, request)
+    response: Response = yield from delegate(owner, request)
+    stream = response.stream
+    if type(stream) is SyncOpStream or type(stream) is AsyncOpStream:
+        # A body of this library: read and closed right here, under the same driver.
+        try:
+            response._stream_consumed = True
+            response._content = yield from stream.collect()
+        finally:
+            yield from stream.closing()
+        return response
     try:
         yield (CALL, Response.read, Response.aread, (response,))
     finally:
