@@ -410,7 +410,9 @@ class PoolCore:
 
     def _response_closed(self, status: PoolRequest, inner: Any) -> Gen[None]:
         try:
-            if hasattr(inner, "close") or hasattr(inner, "aclose"):
+            if type(inner) is SyncOpStream or type(inner) is AsyncOpStream:
+                yield from inner.closing()  # as CLOSE would, without a second driver
+            elif hasattr(inner, "close") or hasattr(inner, "aclose"):
                 yield (CLOSE, inner)
         finally:
             with self._lock:
