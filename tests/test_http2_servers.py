@@ -228,6 +228,43 @@ async def test_cancelling_one_stream_leaves_the_others_alone(server: Any, connec
         assert (await pool.request("GET", server.url + "/")).content == b"Hello, world!"
 
 
+@pytest.mark.anyio
+async def test_cancellation_storm(tls_server: Any, client_ssl_context: ssl.SSLContext) -> None:
+    """Many requests with bodies on one HTTP/2 connection over TLS, a fifth of them cancelled
+    at whatever point their (random) deadline falls: every other request succeeds, whole, and
+    the connection survives."""
+    import random
+
+    async with httpcore.AsyncConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+        completed: List[int] = []
+        cancelled: List[int] = []
+        spared = 0
+
+        async def worker(seed: int) -> None:
+            nonlocal spared
+            rnd = random.Random(seed)
+            for _ in range(15):
+                body = b"y" * rnd.choice([0, 100, 70_000])  # 70 000: past the initial window
+                doomed = rnd.random() < 0.2
+                if not doomed:
+                    spared += 1
+                with anyio.move_on_after(rnd.random() * 0.02 if doomed else 30) as scope:
+                    response = await pool.request("POST", tls_server.url + "/echo", content=body)
+                    assert response.content == body
+                    completed.append(seed)
+                if scope.cancelled_caught:
+                    cancelled.append(seed)
+
+        async with anyio.create_task_group() as tg:
+            for seed in range(20):
+                tg.start_soon(worker, seed)
+        assert len(completed) + len(cancelled) == 300
+        assert len(completed) >= spared > 200
+        assert len(pool.connections) == 1
+        response = await pool.request("GET", tls_server.url + "/")
+        assert response.extensions["http_version"] == b"HTTP/2"
+
+
 UPLOAD = 32 * 1024 * 1024  # far beyond what the socket buffers hold
 
 
