@@ -191,10 +191,8 @@ class SyncOpStream(_OpStream):
         return result  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        close, self._close = self._close, None
-        if close is not None:
-            self._body.close()
-            drive(close())
+        if self._close is not None:
+            drive(self.closing())
 
 
 # -- the asynchronous implementations -----------------------------------------------------
@@ -336,10 +334,8 @@ class AsyncOpStream(_OpStream):
         return result  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
-        close, self._close = self._close, None
-        if close is not None:
-            self._body.close()
-            await adrive(close())
+        if self._close is not None:
+            await adrive(self.closing())
 
 
 # -- the flavours ---------------------------------------------------------------------------
