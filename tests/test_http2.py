@@ -637,3 +637,72 @@ async def test_cancelled_response_read_leaves_the_connection_usable() -> None:
         stream._buffer.extend(server.chunks[sent:])
         response = await conn.request("GET", URL)
         assert response.content == b"next"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_repeat_decoder_agrees_with_hpack(seed: int) -> None:
+    """The memoizing HPACK decoder gives what a plain decoder gives, block after block, and
+    ends with the same dynamic table, whatever mix of repeated blocks, indexing, never-indexed
+    fields and table size changes (0 included, as nginx sends) the encoder produced."""
+    import random
+
+    import hpack
+
+    from httpcore.http2._core import _RepeatDecoder
+
+    rnd = random.Random(seed)
+    encoder = hpack.Encoder()
+    plain, memo = hpack.Decoder(), _RepeatDecoder()
+    header_sets = [
+        [(b":status", b"200"), (b"server", b"x"), (b"content-length", b"%d" % rnd.randrange(99))]
+        for _ in range(3)
+    ] + [
+        [(b":status", b"404"), (b"date", b"Wed, 25 Nov 2026 15:00:00 GMT")],
+        [(b":status", b"200"), hpack.NeverIndexedHeaderTuple(b"set-cookie", b"a=b")],
+        [(b":status", b"200"), (b"x-big", b"v" * 3000)],  # evicts most of a 4096-byte table
+    ]
+    blocks = []
+    for _ in range(200):
+        if rnd.random() < 0.1:
+            encoder.header_table_size = rnd.choice([0, 100, 4096])
+        headers = rnd.choice(header_sets)
+        blocks.append(encoder.encode(headers, huffman=rnd.random() < 0.7))
+        if rnd.random() < 0.5:
+            blocks.append(blocks[rnd.randrange(len(blocks))])  # a block seen before, as is
+    for block in blocks:
+        try:
+            expected = plain.decode(block, raw=True)
+        except hpack.HPACKDecodingError:
+            with pytest.raises(hpack.HPACKDecodingError):
+                memo.decode(block, raw=True)
+            continue
+        assert memo.decode(block, raw=True) == expected
+        assert list(memo.header_table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+    assert memo._memo  # it did remember blocks
+
+
+def test_repeat_decoder_remembers_what_nginx_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nginx sets the table size to 0 and sends every response header as a Huffman-coded
+    literal "with indexing" (which indexes nothing): the same block is decoded once."""
+    import hpack
+
+    from httpcore.http2._core import _RepeatDecoder
+
+    encoder = hpack.Encoder()
+    encoder.header_table_size = 0
+    headers = [(b":status", b"200"), (b"server", b"nginx"), (b"content-length", b"2048")]
+    first = encoder.encode(headers)  # starts with the table size update
+    again = encoder.encode(headers)
+    assert encoder.encode(headers) == again
+    decoder = _RepeatDecoder()
+    decodes = []
+    real_decode = hpack.Decoder.decode
+
+    def counted_decode(self: Any, *args: Any, **kwargs: Any) -> Any:
+        decodes.append(1)
+        return real_decode(self, *args, **kwargs)
+
+    monkeypatch.setattr(hpack.Decoder, "decode", counted_decode)
+    for block in [first, again, again, again]:
+        assert decoder.decode(block, raw=True) == headers
+    assert len(decodes) == 2

@@ -39,6 +39,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from h2.errors import ErrorCodes
 from hpack import NeverIndexedHeaderTuple
 
@@ -108,12 +109,66 @@ class _GracefulStateMachine(h2.connection.H2ConnectionStateMachine):  # type: ig
     ] = (None, h2.connection.ConnectionState.CLIENT_OPEN)
 
 
+class _RepeatDecoder(hpack.Decoder):  # type: ignore[misc,unused-ignore]
+    """An HPACK decoder that remembers the header blocks it decoded without touching its
+    dynamic table.
+
+    Servers tend to send the same response headers again and again, many (nginx among them)
+    as Huffman-coded literals every time, whose decoding in pure Python costs more than the
+    rest of a small response. Such a block, met again while the decoding state (the table's
+    contents and size, the limits) is the same, decodes to the same headers and leaves that
+    state alone: a dict lookup does instead.
+    """
+
+    MEMO_SIZE = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: Dict[bytes, Tuple[Tuple[Any, ...], Tuple[Any, ...]]] = {}
+        self._table_changes = 0
+        table = self.header_table
+        add = table.add
+
+        def counting_add(name: bytes, value: bytes) -> None:
+            was_empty = not table.dynamic_entries
+            add(name, value)
+            # An entry too big for the table (any entry when the server set its size to 0,
+            # as nginx does) leaves an empty table empty: no change.
+            if table.dynamic_entries or not was_empty:
+                self._table_changes += 1
+
+        table.add = counting_add  # type: ignore[method-assign]
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        state = (
+            self._table_changes,
+            self.header_table.maxsize,
+            self.max_header_list_size,
+            self.max_allowed_table_size,
+            raw,
+        )
+        memo = self._memo
+        known = memo.get(data)
+        if known is not None and known[0] == state:
+            return list(known[1])
+        headers = super().decode(data, raw)
+        if self._table_changes == state[0] and self.header_table.maxsize == state[1]:
+            if len(memo) >= self.MEMO_SIZE:
+                memo.clear()
+            memo[bytes(data)] = (state, tuple(headers))
+        return headers
+
+
 class _H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-ignore]
     """An h2 client connection that finishes the streams a GOAWAY lets complete."""
 
     def __init__(self, config: Any) -> None:
         super().__init__(config=config)
         self.state_machine = _GracefulStateMachine()
+        decoder = _RepeatDecoder()
+        decoder.max_header_list_size = self.decoder.max_header_list_size
+        decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
+        self.decoder = decoder
 
     def clear_outbound_data_buffer(self) -> None:
         # h2 drops queued frames when a GOAWAY arrives; they may be window updates or body
