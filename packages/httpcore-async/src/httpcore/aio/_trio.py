@@ -19,7 +19,7 @@ from httpcore.base._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from httpcore.base._sync_backend import is_socket_readable
+from httpcore.base._sync_backend import _socket_info, is_socket_readable
 
 from ._memory_tls import MemoryTLSStream
 
@@ -119,19 +119,9 @@ class TrioStream(AsyncNetworkStream):
         return await MemoryTLSStream.handshake(self, ssl_context, server_hostname, timeout)
 
     def get_extra_info(self, info: str) -> Any:
-        sock = self._socket
         if info == "is_readable":
-            return is_socket_readable(sock)
-        try:
-            if info == "client_addr":
-                return sock.getsockname()
-            if info == "server_addr":
-                return sock.getpeername()
-        except OSError:
-            return None
-        if info == "socket":
-            return sock
-        return None
+            return is_socket_readable(self._socket)
+        return _socket_info(self._socket, info)
 
 
 class TrioBackend(AsyncNetworkBackend):

@@ -133,7 +133,7 @@ def drive(gen: Gen[T]) -> T:
     return result.value  # type: ignore[no-any-return]
 
 
-class _OpStream:
+class OpStream:
     """What the sync and async op streams share: reading and closing them from inside another
     protocol generator (whose driver then performs their operations)."""
 
@@ -173,7 +173,7 @@ class _OpStream:
             yield from close()
 
 
-class SyncOpStream(_OpStream):
+class SyncOpStream(OpStream):
     """A sync-iterable response body produced by a body generator.
 
     `close()` runs the close generator once; later calls do nothing.
@@ -319,7 +319,7 @@ async def adrive(gen: Gen[T]) -> T:
     return result.value  # type: ignore[no-any-return]
 
 
-class AsyncOpStream(_OpStream):
+class AsyncOpStream(OpStream):
     """An async-iterable response body produced by a body generator."""
 
     __slots__ = ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, AsyncIterator, Dict, Iterator, Optional, Union
 
-from ._drive import CALL, HANDLE, AsyncIO, AsyncOpStream, Gen, SyncIO, SyncOpStream, adrive, drive
+from ._drive import CALL, HANDLE, AsyncIO, Gen, OpStream, SyncIO, adrive, drive
 from ._models import (
     URL,
     Origin,
@@ -39,7 +39,7 @@ def build_request(
 def _request_and_read(owner: Any, request: Request) -> Gen[Response]:
     response: Response = yield from delegate(owner, request)
     stream = response.stream
-    if type(stream) is SyncOpStream or type(stream) is AsyncOpStream:
+    if isinstance(stream, OpStream):
         # A body of this library: read and closed right here, under the same driver.
         try:
             response._stream_consumed = True

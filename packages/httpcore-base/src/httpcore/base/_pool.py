@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Optional
 
-from ._drive import CLOSE, ITER, NEXT, WAIT, AsyncOpStream, BodyGen, Gen, SyncOpStream
+from ._drive import CLOSE, ITER, NEXT, WAIT, BodyGen, Gen, OpStream
 from ._exceptions import ConnectionNotAvailable, PoolTimeout, UnsupportedProtocol
 from ._interfaces import RequestInterface, SyncShell, delegate
 from ._models import Origin, Proxy, Request, Response
@@ -392,7 +392,7 @@ class PoolCore:
 
     def _pool_body(self, status: PoolRequest, inner: Any) -> BodyGen:
         try:
-            if type(inner) is SyncOpStream or type(inner) is AsyncOpStream:
+            if isinstance(inner, OpStream):
                 # Our own body stream: run its generator here, not through a second driver.
                 yield from inner._body
                 return
@@ -410,7 +410,7 @@ class PoolCore:
 
     def _response_closed(self, status: PoolRequest, inner: Any) -> Gen[None]:
         try:
-            if type(inner) is SyncOpStream or type(inner) is AsyncOpStream:
+            if isinstance(inner, OpStream):
                 yield from inner.closing()  # as CLOSE would, without a second driver
             elif hasattr(inner, "close") or hasattr(inner, "aclose"):
                 yield (CLOSE, inner)

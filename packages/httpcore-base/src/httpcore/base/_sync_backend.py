@@ -69,8 +69,9 @@ def is_socket_readable(sock: Any) -> bool:
         return True
 
 
-def _socket_info(sock: socket.socket, info: str) -> Any:
-    """The `get_extra_info` keys that only depend on the (outermost) socket."""
+def _socket_info(sock: Any, info: str) -> Any:
+    """The `get_extra_info` keys that only depend on the (outermost) socket (a stdlib socket,
+    or anything with the same methods, such as a trio socket)."""
     try:
         if info == "client_addr":
             return sock.getsockname()
