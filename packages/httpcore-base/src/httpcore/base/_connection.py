@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Dict, Iterable, Iterator, Optional
 
 from ._drive import (
     CLOSE,
@@ -20,7 +20,7 @@ from ._drive import (
 )
 from ._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
 from ._http11 import HTTP11Connection, origin_mismatch
-from ._interfaces import ConnectionInterface, SyncShell, delegate
+from ._interfaces import ConnectionInterface, SyncShell, delegate, lost_unanswered
 from ._models import Origin, Request, Response
 from ._ssl import default_ssl_context
 from ._trace import traced
@@ -62,6 +62,23 @@ def http2_connection_class(is_async: bool) -> Any:
         raise RuntimeError(HTTP2_MISSING) from None
 
 
+def tls_kwargs(
+    owner: Any,
+    origin: Origin,
+    ssl_context: Optional[ssl.SSLContext],
+    server_hostname: str,
+    timeout: Optional[float],
+) -> Optional[Dict[str, Any]]:
+    """The `start_tls` arguments for `origin`, or None when it is not TLS (http/ws)."""
+    if origin.scheme not in (b"https", b"wss"):
+        return None
+    if ssl_context is None:
+        ssl_context = shared_default_context(owner._http2)
+    else:
+        ssl_context.set_alpn_protocols(["http/1.1", "h2"] if owner._http2 else ["http/1.1"])
+    return {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
+
+
 def start_tls_and_pick_protocol(
     owner: Any,
     stream: Any,
@@ -77,16 +94,8 @@ def start_tls_and_pick_protocol(
     Shared by direct, tunnelled and SOCKS connections. `owner` supplies `_http1`, `_http2`,
     `_keepalive_expiry`, `_io` and `_http11_class`.
     """
-    if origin.scheme in (b"https", b"wss"):
-        if ssl_context is None:
-            ssl_context = shared_default_context(owner._http2)
-        else:
-            ssl_context.set_alpn_protocols(["http/1.1", "h2"] if owner._http2 else ["http/1.1"])
-        kwargs = {
-            "ssl_context": ssl_context,
-            "server_hostname": server_hostname,
-            "timeout": timeout,
-        }
+    kwargs = tls_kwargs(owner, origin, ssl_context, server_hostname, timeout)
+    if kwargs is not None:
         try:
             stream = yield from traced(
                 trace_logger, "start_tls", request, kwargs, do(START_TLS, stream, kwargs)
@@ -150,6 +159,9 @@ class LazyConnectionState:
         if self._connection is None:
             return self._connect_failed
         return bool(self._connection.is_closed())
+
+    def _lost_unanswered(self) -> bool:
+        return lost_unanswered(self._connection)
 
     def info(self) -> str:
         if self._connection is None:
@@ -217,18 +229,7 @@ class HTTPConnectionCore(LazyConnectionState):
                     raise ConnectionNotAvailable()
                 if self._connection is None:
                     self._connecting = True
-                    stream = yield from self._connect(request)
-                    origin = self._remote_origin
-                    self._connection = yield from start_tls_and_pick_protocol(
-                        self,
-                        stream,
-                        request,
-                        origin,
-                        self._ssl_context,
-                        request.extensions.get("sni_hostname") or origin.host.decode("ascii"),
-                        request.extensions.get("timeout", {}).get("connect", None),
-                        logger,
-                    )
+                    self._connection = yield from self._connect(request)
             except BaseException:
                 self._connect_failed = True
                 raise
@@ -240,17 +241,21 @@ class HTTPConnectionCore(LazyConnectionState):
         return response
 
     def _connect(self, request: Request) -> Gen[Any]:
+        """Connect, TLS, pick the protocol: the inner connection. A failed TCP connect or TLS
+        handshake is retried from the TCP connect, up to `retries` times (API.md §3.6)."""
         timeout = request.extensions.get("timeout", {}).get("connect", None)
         delays = exponential_backoff(RETRIES_BACKOFF_FACTOR)
         retries_left = self._retries
         backend = self._network_backend
+        origin = self._remote_origin
+        server_hostname = request.extensions.get("sni_hostname") or origin.host.decode("ascii")
         while True:
-            kwargs: dict[str, Any]
+            kwargs: Dict[str, Any]
             if self._uds is None:
                 step, opcode = "connect_tcp", CONNECT_TCP
                 kwargs = {
-                    "host": self._remote_origin.host.decode("ascii"),
-                    "port": self._remote_origin.port,
+                    "host": origin.host.decode("ascii"),
+                    "port": origin.port,
                     "local_address": self._local_address,
                     "timeout": timeout,
                     "socket_options": self._socket_options,
@@ -263,15 +268,34 @@ class HTTPConnectionCore(LazyConnectionState):
                     "socket_options": self._socket_options,
                 }
             try:
-                return (
-                    yield from traced(logger, step, request, kwargs, do(opcode, backend, kwargs))
+                stream = yield from traced(
+                    logger, step, request, kwargs, do(opcode, backend, kwargs)
                 )
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
                     raise
-                retries_left -= 1
-                delay = next(delays)
-                yield from traced(logger, "retry", request, kwargs, do(SLEEP, backend, delay))
+            else:
+                try:
+                    return (
+                        yield from start_tls_and_pick_protocol(
+                            self,
+                            stream,
+                            request,
+                            origin,
+                            self._ssl_context,
+                            server_hostname,
+                            timeout,
+                            logger,
+                        )
+                    )
+                except (ConnectError, ConnectTimeout):
+                    if retries_left <= 0:
+                        raise
+                # The retry event carries the arguments of the step that failed.
+                kwargs = tls_kwargs(self, origin, self._ssl_context, server_hostname, timeout) or {}
+            retries_left -= 1
+            delay = next(delays)
+            yield from traced(logger, "retry", request, kwargs, do(SLEEP, backend, delay))
 
     def _close(self) -> Gen[None]:
         if self._connection is not None:

@@ -16,6 +16,7 @@ from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO
 from ._exceptions import (
     ConnectionNotAvailable,
     LocalProtocolError,
+    ReadError,
     RemoteProtocolError,
     WriteError,
 )
@@ -189,6 +190,10 @@ class HTTP11Core:
         self._body_read_size = self.READ_NUM_BYTES
         # A failed write leaves the socket unusable even when h11 counts the request as sent.
         self._write_failed = False
+        # Whether any byte of the current response arrived, and whether the last request was
+        # lost unanswered on a reused connection (the pool may send it again, API.md §3.7).
+        self._response_started = False
+        self._unanswered = False
         self._state_lock = self._io.state_lock()
         self._h11_state = self._new_h11_state()
         # The direct body path (see `_direct_body`): set per response.
@@ -215,6 +220,7 @@ class HTTP11Core:
             self._request_count += 1
             self._state = ACTIVE
             self._expire_at = None
+            self._response_started = False
 
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read", None)
@@ -269,7 +275,14 @@ class HTTP11Core:
                     "network_stream": network_stream,
                 },
             )
-        except BaseException:
+        except BaseException as exc:
+            if (
+                self._request_count > 1
+                and not self._response_started
+                and isinstance(exc, (ReadError, WriteError, RemoteProtocolError))
+            ):
+                # The server closed the kept-alive connection as the request went out.
+                self._unanswered = True
             yield from self._traced_response_closed(request)
             raise
 
@@ -360,8 +373,11 @@ class HTTP11Core:
             if read_size and len(data) == size and size < MAX_BODY_READ:
                 # The socket keeps filling whole reads: a large body; read bigger pieces.
                 self._body_read_size = size * 2
-            if not data and h11_state.their_state is h11.SEND_RESPONSE:
-                raise RemoteProtocolError("Server disconnected without sending a response.")
+            if not data:
+                if h11_state.their_state is h11.SEND_RESPONSE:
+                    raise RemoteProtocolError("Server disconnected without sending a response.")
+            else:
+                self._response_started = True
             h11_state.receive_data(data)
 
     def _receive_response_headers(
@@ -407,6 +423,7 @@ class HTTP11Core:
                 if not buffer:
                     raise RemoteProtocolError("Server disconnected without sending a response.")
                 break
+            self._response_started = True
             buffer += data
             end = buffer.find(b"\r\n\r\n")
             if end >= 0:
@@ -538,6 +555,11 @@ class HTTP11Core:
 
     def can_handle_request(self, origin: Origin) -> bool:
         return origin == self._origin
+
+    def _lost_unanswered(self) -> bool:
+        """The last request failed before any byte of its response arrived, on a connection
+        that had served an earlier one: the server closed it as the request went out."""
+        return self._unanswered
 
     def is_available(self) -> bool:
         # NEW is not available: a fresh connection is handed its first request by whoever

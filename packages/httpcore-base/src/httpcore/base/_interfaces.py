@@ -244,3 +244,13 @@ def delegate(connection: Any, request: Request) -> Gen[Response]:
     else:
         response = yield (HANDLE, connection, request)
     return response
+
+
+def lost_unanswered(connection: Any) -> bool:
+    """Whether `connection` lost its last request unanswered on reuse (API.md §3.7).
+
+    Wrapping connections (direct, proxied, SOCKS) ask the connection they wrap; a connection
+    of another library never qualifies.
+    """
+    check = getattr(connection, "_lost_unanswered", None)
+    return check is not None and bool(check())

@@ -7,6 +7,7 @@ that the sync class here and the async class in `httpcore.aio` drive.
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 import sys
 import time
@@ -14,11 +15,38 @@ from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Optional
 
 from ._drive import CLOSE, ITER, NEXT, WAIT, BodyGen, Gen, OpStream
-from ._exceptions import ConnectionNotAvailable, PoolTimeout, UnsupportedProtocol
-from ._interfaces import RequestInterface, SyncShell, delegate
-from ._models import Origin, Proxy, Request, Response
+from ._exceptions import (
+    ConnectionNotAvailable,
+    PoolTimeout,
+    ReadError,
+    RemoteProtocolError,
+    UnsupportedProtocol,
+    WriteError,
+)
+from ._interfaces import RequestInterface, SyncShell, delegate, lost_unanswered
+from ._models import ByteStream, Origin, Proxy, Request, Response
+from ._trace import traced
+
+logger = logging.getLogger("httpcore.connection_pool")
 
 SUPPORTED_SCHEMES = (b"http", b"https", b"ws", b"wss")
+
+# RFC 9110 §9.2.2; a request of these methods may be sent again when its connection was lost.
+IDEMPOTENT_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+
+
+def replayable(request: Request) -> bool:
+    """Whether the pool may send `request` again (API.md §3.7): an idempotent method and a
+    body that can be read twice (a caller's iterator never is)."""
+    stream = request.stream
+    return request.method in IDEMPOTENT_METHODS and (
+        stream is None or type(stream) is ByteStream or isinstance(stream, bytes)
+    )
+
+
+def _nothing() -> Gen[None]:
+    return
+    yield
 
 
 class PoolRequest:
@@ -48,9 +76,15 @@ class PoolRequest:
         await self.event.wait(timeout)
 
 
-def check_scheme(request: Request) -> None:
-    scheme = request.url.scheme
+def check_url(request: Request, uds: Optional[str]) -> None:
+    """Reject a URL the pool cannot send, before any connect or DNS lookup."""
+    url = request.url
+    scheme = url.scheme
     if scheme in SUPPORTED_SCHEMES:
+        if not url.host and uds is None:
+            raise UnsupportedProtocol(
+                f"Request URL is missing a host: {bytes(url).decode('ascii', 'replace')!r}."
+            )
         return
     if scheme == b"":
         raise UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
@@ -333,7 +367,7 @@ class PoolCore:
             raise error
 
     def _handle(self, request: Request) -> Gen[Response]:
-        check_scheme(request)
+        check_url(request, self._uds)
         pool_timeout = request.extensions.get("timeout", {}).get("pool", None)
         status = PoolRequest(request)
         with self._lock:
@@ -342,6 +376,7 @@ class PoolCore:
             closing = self._assign()
             if status.connection is None:
                 status.event = self._io.new_event()
+        retried = False
         try:
             if closing:
                 yield from self._close_connections(closing)
@@ -355,17 +390,16 @@ class PoolCore:
                 try:
                     response = yield from delegate(status.connection, request)
                 except ConnectionNotAvailable:
-                    with self._lock:
-                        if status.connection.is_closed() and status.connection in self._connections:
-                            # E.g. an HTTP/2 connection shut down by GOAWAY: gone for good.
-                            self._connections.remove(status.connection)
-                        status.connection = None
-                        status.started = False
-                        self._queue.appendleft(status)
-                        closing = self._assign()
-                        if status.connection is None:
-                            status.event = self._io.new_event()
-                    yield from self._close_connections(closing)
+                    yield from self._requeue(status)
+                    continue
+                except (RemoteProtocolError, ReadError, WriteError) as exc:
+                    # A kept-alive connection the server closed as the request went out.
+                    if retried or not (lost_unanswered(status.connection) and replayable(request)):
+                        raise
+                    retried = True
+                    info = {"request": request, "reason": f"{type(exc).__name__}: {exc}"}
+                    yield from traced(logger, "retry_request", request, info, _nothing())
+                    yield from self._requeue(status)
                     continue
                 break
         except BaseException:
@@ -389,6 +423,21 @@ class PoolCore:
             ),
             response.extensions,
         )
+
+    def _requeue(self, status: PoolRequest) -> Gen[None]:
+        """Put a request whose connection could not serve it back at the head of the queue."""
+        with self._lock:
+            connection = status.connection
+            if connection.is_closed() and connection in self._connections:
+                # E.g. an HTTP/2 connection shut down by GOAWAY: gone for good.
+                self._connections.remove(connection)
+            status.connection = None
+            status.started = False
+            self._queue.appendleft(status)
+            closing = self._assign()
+            if status.connection is None:
+                status.event = self._io.new_event()
+        yield from self._close_connections(closing)
 
     def _pool_body(self, status: PoolRequest, inner: Any) -> BodyGen:
         try:

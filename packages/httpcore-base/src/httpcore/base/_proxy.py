@@ -10,7 +10,7 @@ from ._connection import HTTPConnection, start_tls_and_pick_protocol
 from ._drive import CLOSE, HANDLE, LOCK, UNLOCK, Gen
 from ._exceptions import ProxyError
 from ._http11 import HTTP11Connection
-from ._interfaces import ConnectionInterface, SyncShell
+from ._interfaces import ConnectionInterface, SyncShell, lost_unanswered
 from ._models import (
     URL,
     Origin,
@@ -73,6 +73,9 @@ class _Delegating:
 
     def is_closed(self) -> bool:
         return bool(self._connection.is_closed())
+
+    def _lost_unanswered(self) -> bool:
+        return lost_unanswered(self._connection)
 
     def info(self) -> str:
         return str(self._connection.info())
