@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import helpers
-import httpcore
 import pytest
+
+import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
 

@@ -16,9 +16,10 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import helpers
-import httpcore
 import pytest
 from servers import RawServer
+
+import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
 
@@ -304,9 +305,7 @@ async def test_a_bare_http11_connection_never_retries(api: helpers.API) -> None:
 
 
 @pytest.mark.anyio
-async def test_retry_through_a_forwarding_proxy(
-    api: helpers.API, raw_server: RawFactory
-) -> None:
+async def test_retry_through_a_forwarding_proxy(api: helpers.API, raw_server: RawFactory) -> None:
     # The raw server plays the proxy: forwarded requests carry the absolute URL.
     srv = stale_server(raw_server)
     async with api.HTTPProxy(proxy_url=srv.url) as proxy:

@@ -12,10 +12,11 @@ import threading
 from typing import Any, Callable, Dict, List, Tuple
 
 import helpers
-import httpcore
 import pytest
 from conftest import make_server_ssl_context
 from servers import RawServer
+
+import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
 
