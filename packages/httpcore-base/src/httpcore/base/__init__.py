@@ -34,8 +34,8 @@ from ._http11 import HTTP11Connection, HTTP11UpgradeStream
 from ._interfaces import AsyncConnectionInterface, ConnectionInterface
 from ._mock import AsyncMockBackend, AsyncMockStream, MockBackend, MockStream
 from ._models import URL, ByteStream, Origin, Proxy, Request, Response
-from ._pool import ConnectionPool
-from ._proxy import ForwardHTTPConnection, HTTPProxy, TunnelHTTPConnection
+from ._pool import ConnectionPool, HTTPProxy
+from ._proxy import ForwardHTTPConnection, TunnelHTTPConnection
 from ._ssl import default_ssl_context
 from ._sync_backend import SyncBackend
 from ._version import __version__

@@ -35,6 +35,22 @@ HTTP2_MISSING = (
 )
 
 
+SOCKS_MISSING = (
+    "Attempted to use SOCKS support, but the `socksio` package is not installed. "
+    "Use 'pip install httpcore[socks]'."
+)
+
+
+def socks_connection_class(is_async: bool) -> Any:
+    """The SOCKS connection class of httpcore-socks, looked up at the point of use."""
+    try:
+        import httpcore.socks as socks
+
+        return getattr(socks, "AsyncSocks5Connection" if is_async else "Socks5Connection")
+    except (ImportError, AttributeError):
+        raise RuntimeError(SOCKS_MISSING) from None
+
+
 def exponential_backoff(factor: float) -> Iterator[float]:
     """Delays before each retry: 0, then factor * 2**n."""
     yield 0

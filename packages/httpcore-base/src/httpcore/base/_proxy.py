@@ -21,26 +21,10 @@ from ._models import (
     enforce_headers,
     enforce_url,
 )
-from ._pool import ConnectionPool, PoolCore
 
 logger = logging.getLogger("httpcore.proxy")
 
 Headers = List[Tuple[bytes, bytes]]
-
-SOCKS_MISSING = (
-    "Attempted to use SOCKS support, but the `socksio` package is not installed. "
-    "Use 'pip install httpcore[socks]'."
-)
-
-
-def socks_connection_class(is_async: bool) -> Any:
-    """The SOCKS connection class of httpcore-socks, looked up at the point of use."""
-    try:
-        import httpcore.socks as socks
-
-        return getattr(socks, "AsyncSocks5Connection" if is_async else "Socks5Connection")
-    except (ImportError, AttributeError):
-        raise RuntimeError(SOCKS_MISSING) from None
 
 
 def merge_headers(defaults: Sequence[Tuple[bytes, bytes]], overrides: Headers) -> Headers:
@@ -223,8 +207,9 @@ class TunnelCore(_Delegating):
         self._connected = True
 
 
-class ProxyPoolCore(PoolCore):
-    """`HTTPProxy`: a pool whose every connection goes through one HTTP proxy."""
+class ProxyPoolCore:
+    """`HTTPProxy`'s constructor: a pool (the class it is mixed into) whose every connection
+    goes through one HTTP proxy."""
 
     def __init__(
         self,
@@ -257,7 +242,7 @@ class ProxyPoolCore(PoolCore):
                 enforce_bytes(username, name="proxy_auth"),
                 enforce_bytes(password, name="proxy_auth"),
             )
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]
             ssl_context=ssl_context,
             proxy=Proxy(url=url, auth=auth, headers=headers, ssl_context=proxy_ssl_context),
             max_connections=max_connections,
@@ -284,11 +269,3 @@ class TunnelHTTPConnection(SyncShell, TunnelCore, ConnectionInterface):
 
     _connection_class = HTTPConnection
     _http11_class = HTTP11Connection
-
-
-class HTTPProxy(ProxyPoolCore, ConnectionPool):
-    """A connection pool that sends every request through an HTTP proxy."""
-
-
-ConnectionPool._forward_class = ForwardHTTPConnection
-ConnectionPool._tunnel_class = TunnelHTTPConnection
