@@ -29,10 +29,20 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
 
 from ._exceptions import PoolTimeout
 from ._models import Origin, Request
+
+
+class PooledConnection(Protocol):
+    """What the pool asks of a connection (API.md §4.1)."""
+
+    def can_handle_request(self, origin: Origin) -> bool: ...
+    def is_available(self) -> bool: ...
+    def has_expired(self) -> bool: ...
+    def is_idle(self) -> bool: ...
+    def is_closed(self) -> bool: ...
 
 
 class PoolRequest:
@@ -62,7 +72,7 @@ class PoolRequest:
         await self.event.wait(timeout)
 
 
-def timed_out(connection: Any, now: float) -> bool:
+def timed_out(connection: PooledConnection, now: float) -> bool:
     """Keep-alive expired (or, for connections of another library, `has_expired()`)."""
     check = getattr(connection, "_has_timed_out", None)
     return bool(check(now)) if check is not None else bool(connection.has_expired())
@@ -73,7 +83,7 @@ class PoolState:
 
     def __init__(
         self,
-        create_connection: Callable[[Origin], Any],
+        create_connection: Callable[[Origin], PooledConnection],
         max_connections: Optional[int],
         max_keepalive_connections: Optional[int],
         keepalive_expiry: Optional[float],
@@ -85,16 +95,17 @@ class PoolState:
             sys.maxsize if max_keepalive_connections is None else max_keepalive_connections,
         )
         self.keepalive_expiry = keepalive_expiry
-        self.connections: List[Any] = []
+        self.connections: List[PooledConnection] = []
         self.requests: Dict[PoolRequest, None] = {}  # every request in the pool, in order
         self.queue: Deque[PoolRequest] = deque()  # those waiting for a connection
         self.reserved: Dict[int, int] = {}  # id(connection) -> requests promised it, not started
-        self.idle_hints: Dict[Origin, List[Any]] = {}  # origin -> connections that went idle
+        # origin -> connections that went idle, most recent last
+        self.idle_hints: Dict[Origin, List[PooledConnection]] = {}
         self.next_sweep = 0.0
 
     # -- a request's life ----------------------------------------------------------------------
 
-    def add(self, pool_request: PoolRequest) -> List[Any]:
+    def add(self, pool_request: PoolRequest) -> List[PooledConnection]:
         """A new request: queue it and assign what can be; return the connections to close."""
         self.requests[pool_request] = None
         self.queue.append(pool_request)
@@ -106,7 +117,7 @@ class PoolState:
         pool_request.started = True
         pool_request.fresh = False
 
-    def requeue(self, pool_request: PoolRequest) -> List[Any]:
+    def requeue(self, pool_request: PoolRequest) -> List[PooledConnection]:
         """The request's connection could not serve it: back to the head of the queue."""
         connection = pool_request.connection
         if connection.is_closed() and connection in self.connections:
@@ -117,11 +128,11 @@ class PoolState:
         self.queue.appendleft(pool_request)
         return self.assign_requests_to_connections()
 
-    def release(self, pool_request: PoolRequest) -> List[Any]:
+    def release(self, pool_request: PoolRequest) -> List[PooledConnection]:
         """Take a finished or failed request out of the pool; return connections to close."""
         self.requests.pop(pool_request, None)
         connection = pool_request.connection
-        closing: List[Any] = []
+        closing: List[PooledConnection] = []
         if connection is None:
             if pool_request in self.queue:
                 self.queue.remove(pool_request)
@@ -146,7 +157,7 @@ class PoolState:
         closing += self.assign_requests_to_connections()
         return closing
 
-    def close_all(self) -> List[Any]:
+    def close_all(self) -> List[PooledConnection]:
         """Forget every connection (the pool is closing); return them to close."""
         closing, self.connections = self.connections, []
         self.idle_hints.clear()
@@ -157,9 +168,9 @@ class PoolState:
     # Kept cheap on the hot path: an arriving request scans the connections with two cheap calls
     # each and stops at the first fit; a closing response looks only at its own connection.
 
-    def assign_requests_to_connections(self) -> List[Any]:
+    def assign_requests_to_connections(self) -> List[PooledConnection]:
         """Hand connections to queued requests; return the connections to close."""
-        closing: List[Any] = []
+        closing: List[PooledConnection] = []
         now = time.monotonic()
         if self.keepalive_expiry is not None and now >= self.next_sweep:
             self._sweep(now, closing)
@@ -188,13 +199,15 @@ class PoolState:
             self.queue = waiting
 
         if len(self.connections) > self.max_keepalive_connections:
-            idle = [c for c in self.connections if c.is_idle() and id(c) not in self.reserved]
-            for connection in idle[: max(0, len(idle) - self.max_keepalive_connections)]:
-                self.connections.remove(connection)
-                closing.append(connection)
+            idle_ones = [c for c in self.connections if c.is_idle() and id(c) not in self.reserved]
+            for extra in idle_ones[: max(0, len(idle_ones) - self.max_keepalive_connections)]:
+                self.connections.remove(extra)
+                closing.append(extra)
         return closing
 
-    def _find_available(self, origin: Origin, closing: List[Any]) -> Any:
+    def _find_available(
+        self, origin: Origin, closing: List[PooledConnection]
+    ) -> Optional[PooledConnection]:
         # First the connections that went idle for this origin, most recent first.
         hints = self.idle_hints.get(origin)
         while hints:
@@ -223,13 +236,13 @@ class PoolState:
             return connection
         return None
 
-    def _unreserved_idle(self) -> Any:
+    def _unreserved_idle(self) -> Optional[PooledConnection]:
         for connection in self.connections:
             if connection.is_idle() and id(connection) not in self.reserved:
                 return connection
         return None
 
-    def _sweep(self, now: float, closing: List[Any]) -> None:
+    def _sweep(self, now: float, closing: List[PooledConnection]) -> None:
         keep = []
         for connection in self.connections:
             if connection.is_closed():
@@ -240,7 +253,9 @@ class PoolState:
             keep.append(connection)
         self.connections = keep
 
-    def _reserve(self, pool_request: PoolRequest, connection: Any, fresh: bool) -> None:
+    def _reserve(
+        self, pool_request: PoolRequest, connection: PooledConnection, fresh: bool
+    ) -> None:
         pool_request.assign(connection, fresh)
         key = id(connection)
         self.reserved[key] = self.reserved.get(key, 0) + 1
