@@ -24,6 +24,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 import trustme
+from servers import HTTPProxy, HTTPServer, SocksProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_RUN = "<!-- no-run -->"
@@ -53,9 +54,7 @@ def _all_blocks() -> List[Tuple[str, int, str]]:
     files = [p for p in sorted((ROOT / "docs").glob("*.md")) if p.name not in CONTRIBUTOR_NOTES]
     files.append(ROOT / "README.md")
     return [
-        (str(path.relative_to(ROOT)), line, code)
-        for path in files
-        for line, code in _blocks(path)
+        (str(path.relative_to(ROOT)), line, code) for path in files for line, code in _blocks(path)
     ]
 
 
@@ -68,14 +67,14 @@ def test_the_docs_have_examples() -> None:
 
 @pytest.fixture(scope="module")
 def urls(
-    server,  # noqa: ANN001 (fixtures of tests/conftest.py)
-    tls_server,  # noqa: ANN001
-    http_proxy,  # noqa: ANN001
-    http_proxy_auth,  # noqa: ANN001
-    https_proxy,  # noqa: ANN001
-    socks5_proxy,  # noqa: ANN001
-    socks5_auth_proxy,  # noqa: ANN001
-    socks4_proxy,  # noqa: ANN001
+    server: HTTPServer,
+    tls_server: HTTPServer,
+    http_proxy: HTTPProxy,
+    http_proxy_auth: HTTPProxy,
+    https_proxy: HTTPProxy,
+    socks5_proxy: SocksProxy,
+    socks5_auth_proxy: SocksProxy,
+    socks4_proxy: SocksProxy,
 ) -> Dict[str, str]:
     """Placeholder of the docs -> the local server that stands in for it (longest first)."""
     socks5 = f"{socks5_proxy.host}:{socks5_proxy.port}"
@@ -105,9 +104,7 @@ def ca_bundle(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(
-    ("source", "line", "code"), BLOCKS, ids=[f"{s}:{n}" for s, n, _ in BLOCKS]
-)
+@pytest.mark.parametrize(("source", "line", "code"), BLOCKS, ids=[f"{s}:{n}" for s, n, _ in BLOCKS])
 def test_example_runs(
     source: str,
     line: int,

@@ -43,7 +43,7 @@ class _MockStreamState:
         return self._buffer.pop(0)
 
     def get_extra_info(self, info: str) -> Any:
-        """`"ssl_object"`: an object whose `selected_alpn_protocol()` reports `"h2"` or `"http/1.1"`.
+        """`"ssl_object"`: an object whose `selected_alpn_protocol()` is `"h2"` or `"http/1.1"`.
 
         Every other key gives `None`.
         """
@@ -58,7 +58,7 @@ class MockStream(_MockStreamState, NetworkStream):
     """
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Return the next whole chunk of the buffer (ignoring `max_bytes`), `b""` when none is left.
+        """Return the next whole chunk of the buffer (any size), or `b""` when none is left.
 
         After `close` it raises `ReadError("Connection closed")`.
         """
@@ -89,7 +89,7 @@ class AsyncMockStream(_MockStreamState, AsyncNetworkStream):
     """The async twin of `MockStream`."""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Return the next whole chunk of the buffer (ignoring `max_bytes`), `b""` when none is left.
+        """Return the next whole chunk of the buffer (any size), or `b""` when none is left.
 
         After `close` it raises `ReadError("Connection closed")`.
         """
