@@ -61,6 +61,16 @@ def _all_blocks() -> List[Tuple[str, int, str]]:
 BLOCKS = _all_blocks()
 
 
+def test_few_examples_are_skipped() -> None:
+    skipped = [
+        path.name
+        for path in sorted((ROOT / "docs").glob("*.md"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() == NO_RUN
+    ]
+    assert len(skipped) <= 3, f"keep <!-- no-run --> blocks rare: {skipped}"
+
+
 def test_the_docs_have_examples() -> None:
     assert len([b for b in BLOCKS if b[0].startswith("docs/")]) >= 30
 
