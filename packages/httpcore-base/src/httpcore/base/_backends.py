@@ -40,12 +40,22 @@ class NetworkStream:
     __slots__ = ()
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Read up to `max_bytes` bytes; `b""` means the peer closed the stream.
+
+        `timeout` is in seconds (`None`: wait forever); running out raises `ReadTimeout`, a
+        socket error `ReadError`.
+        """
         raise NotImplementedError()
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send all of `buffer` (an empty buffer is a no-op).
+
+        Raises `WriteTimeout` after `timeout` seconds, `WriteError` on a socket error.
+        """
         raise NotImplementedError()
 
     def close(self) -> None:
+        """Close the stream; later reads raise `ReadError`."""
         raise NotImplementedError()
 
     def start_tls(
@@ -54,9 +64,20 @@ class NetworkStream:
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> NetworkStream:
+        """Run a TLS handshake over this stream and return the stream to use from then on.
+
+        `server_hostname` is sent as SNI and checked against the certificate. A handshake that
+        takes longer than `timeout` raises `ConnectTimeout`; a failed one raises `ConnectError`
+        (and closes the stream).
+        """
         raise NotImplementedError()
 
     def get_extra_info(self, info: str) -> Any:
+        """Answer an introspection question about the stream, or `None` for an unknown key.
+
+        Real backends answer `"ssl_object"`, `"client_addr"`, `"server_addr"`, `"socket"` and
+        `"is_readable"` (whether a read would return at once: data or EOF is pending).
+        """
         return None
 
 
@@ -73,6 +94,12 @@ class NetworkBackend:
         local_address: str | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> NetworkStream:
+        """Open a TCP connection to `host`:`port`.
+
+        `local_address` picks the source IP (`"0.0.0.0"` forces IPv4, `"::"` IPv6) and each
+        of `socket_options` is applied with `socket.setsockopt(*option)`. Raises
+        `ConnectTimeout` after `timeout` seconds, `ConnectError` if the connection fails.
+        """
         raise NotImplementedError()
 
     def connect_unix_socket(
@@ -81,9 +108,11 @@ class NetworkBackend:
         timeout: float | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> NetworkStream:
+        """Open a connection to the Unix domain socket at `path` (errors as `connect_tcp`)."""
         raise NotImplementedError()
 
     def sleep(self, seconds: float) -> None:
+        """Wait `seconds` (used between connection retries; the base class calls `time.sleep`)."""
         time.sleep(seconds)
 
 
@@ -93,12 +122,22 @@ class AsyncNetworkStream:
     __slots__ = ()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Read up to `max_bytes` bytes; `b""` means the peer closed the stream.
+
+        `timeout` is in seconds (`None`: wait forever); running out raises `ReadTimeout`, a
+        socket error `ReadError`.
+        """
         raise NotImplementedError()
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send all of `buffer` (an empty buffer is a no-op).
+
+        Raises `WriteTimeout` after `timeout` seconds, `WriteError` on a socket error.
+        """
         raise NotImplementedError()
 
     async def aclose(self) -> None:
+        """Close the stream; later reads raise `ReadError`."""
         raise NotImplementedError()
 
     async def start_tls(
@@ -107,9 +146,20 @@ class AsyncNetworkStream:
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> AsyncNetworkStream:
+        """Run a TLS handshake over this stream and return the stream to use from then on.
+
+        `server_hostname` is sent as SNI and checked against the certificate. A handshake that
+        takes longer than `timeout` raises `ConnectTimeout`; a failed one raises `ConnectError`
+        (and closes the stream).
+        """
         raise NotImplementedError()
 
     def get_extra_info(self, info: str) -> Any:
+        """Answer an introspection question about the stream, or `None` for an unknown key.
+
+        Real backends answer `"ssl_object"`, `"client_addr"`, `"server_addr"`, `"socket"` and
+        `"is_readable"` (whether a read would return at once: data or EOF is pending).
+        """
         return None
 
 
@@ -126,6 +176,12 @@ class AsyncNetworkBackend:
         local_address: str | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
+        """Open a TCP connection to `host`:`port`.
+
+        `local_address` picks the source IP (`"0.0.0.0"` forces IPv4, `"::"` IPv6) and each
+        of `socket_options` is applied with `socket.setsockopt(*option)`. Raises
+        `ConnectTimeout` after `timeout` seconds, `ConnectError` if the connection fails.
+        """
         raise NotImplementedError()
 
     async def connect_unix_socket(
@@ -134,7 +190,9 @@ class AsyncNetworkBackend:
         timeout: float | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
+        """Open a connection to the Unix domain socket at `path` (errors as `connect_tcp`)."""
         raise NotImplementedError()
 
     async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` without blocking the event loop (used between connection retries)."""
         raise NotImplementedError()

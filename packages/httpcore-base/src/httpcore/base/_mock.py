@@ -43,6 +43,10 @@ class _MockStreamState:
         return self._buffer.pop(0)
 
     def get_extra_info(self, info: str) -> Any:
+        """`"ssl_object"`: an object whose `selected_alpn_protocol()` is `"h2"` or `"http/1.1"`.
+
+        Every other key gives `None`.
+        """
         return MockSSLObject(http2=self._http2) if info == "ssl_object" else None
 
 
@@ -54,12 +58,18 @@ class MockStream(_MockStreamState, NetworkStream):
     """
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return the next whole chunk of the buffer (any size), or `b""` when none is left.
+
+        After `close` it raises `ReadError("Connection closed")`.
+        """
         return self._next_chunk()
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Discard `buffer`."""
         pass
 
     def close(self) -> None:
+        """Mark the stream closed: later reads raise `ReadError`."""
         self._closed = True
 
     def start_tls(
@@ -68,6 +78,7 @@ class MockStream(_MockStreamState, NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> NetworkStream:
+        """Return the stream itself (no handshake happens)."""
         return self
 
     def __repr__(self) -> str:
@@ -78,12 +89,18 @@ class AsyncMockStream(_MockStreamState, AsyncNetworkStream):
     """The async twin of `MockStream`."""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return the next whole chunk of the buffer (any size), or `b""` when none is left.
+
+        After `close` it raises `ReadError("Connection closed")`.
+        """
         return self._next_chunk()
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Discard `buffer`."""
         pass
 
     async def aclose(self) -> None:
+        """Mark the stream closed: later reads raise `ReadError`."""
         self._closed = True
 
     async def start_tls(
@@ -92,6 +109,7 @@ class AsyncMockStream(_MockStreamState, AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> AsyncNetworkStream:
+        """Return the stream itself (no handshake happens)."""
         return self
 
     def __repr__(self) -> str:
@@ -123,6 +141,7 @@ class MockBackend(_MockBackendState, NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> NetworkStream:
+        """Return a new mock stream that replays the whole buffer from its first chunk."""
         return self._new_stream()  # type: ignore[no-any-return]
 
     def connect_unix_socket(
@@ -131,9 +150,11 @@ class MockBackend(_MockBackendState, NetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> NetworkStream:
+        """Return a new mock stream that replays the whole buffer from its first chunk."""
         return self._new_stream()  # type: ignore[no-any-return]
 
     def sleep(self, seconds: float) -> None:
+        """Return at once (retries do not wait under a mock backend)."""
         pass
 
 
@@ -150,6 +171,7 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
+        """Return a new mock stream that replays the whole buffer from its first chunk."""
         return self._new_stream()  # type: ignore[no-any-return]
 
     async def connect_unix_socket(
@@ -158,7 +180,9 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
+        """Return a new mock stream that replays the whole buffer from its first chunk."""
         return self._new_stream()  # type: ignore[no-any-return]
 
     async def sleep(self, seconds: float) -> None:
+        """Return at once (retries do not wait under a mock backend)."""
         pass
