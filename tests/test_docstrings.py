@@ -23,13 +23,6 @@ PACKAGES = ["httpcore.base", "httpcore.aio", "httpcore.http2", "httpcore.socks",
 # Each entry is "<defining module>.<qualified name>". Add the docstring, then delete the entry:
 # the test fails on an entry that is documented, so this list only shrinks.
 PENDING_DOCSTRINGS: set[str] = {
-    # httpcore-base/_connection.py (HTTPConnection, Socks5Connection and their async twins)
-    "httpcore.base._connection.LazyConnectionState.can_handle_request",
-    "httpcore.base._connection.LazyConnectionState.has_expired",
-    "httpcore.base._connection.LazyConnectionState.info",
-    "httpcore.base._connection.LazyConnectionState.is_available",
-    "httpcore.base._connection.LazyConnectionState.is_closed",
-    "httpcore.base._connection.LazyConnectionState.is_idle",
     # httpcore-base/_http11.py
     "httpcore.base._http11.HTTP11Core.can_handle_request",
     "httpcore.base._http11.HTTP11Core.has_expired",
@@ -38,13 +31,6 @@ PENDING_DOCSTRINGS: set[str] = {
     "httpcore.base._http11.HTTP11Core.is_closed",
     "httpcore.base._http11.HTTP11Core.is_idle",
     "httpcore.base._http11.UpgradeStreamBase.get_extra_info",
-    # httpcore-base/_proxy.py (ForwardHTTPConnection, TunnelHTTPConnection, async twins)
-    "httpcore.base._proxy._Delegating.can_handle_request",
-    "httpcore.base._proxy._Delegating.has_expired",
-    "httpcore.base._proxy._Delegating.info",
-    "httpcore.base._proxy._Delegating.is_available",
-    "httpcore.base._proxy._Delegating.is_closed",
-    "httpcore.base._proxy._Delegating.is_idle",
     # httpcore-http2/_core.py
     "httpcore.http2._core.HTTPConnectionState",
     "httpcore.http2._core.HTTP2Core.can_handle_request",

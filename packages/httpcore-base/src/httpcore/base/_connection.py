@@ -143,9 +143,11 @@ class LazyConnectionState:
     _http2: bool
 
     def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection serves `origin` (each connection serves one origin)."""
         return origin == self._remote_origin
 
     def is_available(self) -> bool:
+        """Whether it can take another request now."""
         if self._connection is None:
             # Until connected, only a connection that may turn out HTTP/2 takes more requests.
             return (
@@ -156,6 +158,7 @@ class LazyConnectionState:
         return bool(self._connection.is_available())
 
     def has_expired(self) -> bool:
+        """Whether the pool should close it (keep-alive expired, closed by the server)."""
         if self._connection is None:
             return self._connect_failed
         return bool(self._connection.has_expired())
@@ -167,11 +170,13 @@ class LazyConnectionState:
         return bool(check(now)) if check is not None else bool(self._connection.has_expired())
 
     def is_idle(self) -> bool:
+        """Whether it is open with no request in progress."""
         if self._connection is None:
             return self._connect_failed
         return bool(self._connection.is_idle())
 
     def is_closed(self) -> bool:
+        """Whether it is closed (the pool drops it without closing it again)."""
         if self._connection is None:
             return self._connect_failed
         return bool(self._connection.is_closed())
@@ -180,6 +185,7 @@ class LazyConnectionState:
         return lost_unanswered(self._connection)
 
     def info(self) -> str:
+        """A short description of its state, as shown in its repr."""
         if self._connection is None:
             return "CONNECTION FAILED" if self._connect_failed else "CONNECTING"
         return str(self._connection.info())

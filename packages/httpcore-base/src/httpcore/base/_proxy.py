@@ -40,12 +40,15 @@ class _Delegating:
     _remote_origin: Origin
 
     def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection serves `origin` (each connection serves one origin)."""
         return origin == self._remote_origin
 
     def is_available(self) -> bool:
+        """Whether it can take another request now."""
         return bool(self._connection.is_available())
 
     def has_expired(self) -> bool:
+        """Whether the pool should close it (keep-alive expired, closed by the server)."""
         return bool(self._connection.has_expired())
 
     def _has_timed_out(self, now: float) -> bool:
@@ -53,15 +56,18 @@ class _Delegating:
         return bool(check(now)) if check is not None else self.has_expired()
 
     def is_idle(self) -> bool:
+        """Whether it is open with no request in progress."""
         return bool(self._connection.is_idle())
 
     def is_closed(self) -> bool:
+        """Whether it is closed (the pool drops it without closing it again)."""
         return bool(self._connection.is_closed())
 
     def _lost_unanswered(self) -> bool:
         return lost_unanswered(self._connection)
 
     def info(self) -> str:
+        """A short description of its state, as shown in its repr."""
         return str(self._connection.info())
 
     def __repr__(self) -> str:
