@@ -288,10 +288,11 @@ def test_tls_handshake_failure_exits_35(raw_server: Callable[..., RawServer]) ->
 
 
 def test_trace_of_an_http11_request(server: HTTPServer) -> None:
-    result = cli("-v", server.url + "/")
+    url = server.url.replace("http://", "http://someone:secret@")  # user info is not sent
+    result = cli("-v", url + "/")
     assert result.returncode == 0
     lines = trace(result)
-    assert lines[0] == f"* GET {server.url}/"
+    assert lines[0] == f"* GET {url.replace('secret', '***')}/"
     assert lines[1:3] == [
         f"connection.connect_tcp.started  127.0.0.1:{server.port}",
         lines[2],
@@ -440,9 +441,9 @@ def test_socks_wrong_password_exits_97(server: HTTPServer, socks5_auth_proxy: So
     assert "wrong-secret" not in result.stderr.decode()
 
 
-@pytest.mark.parametrize("scheme", ["http", "socks5"])
+@pytest.mark.parametrize("scheme", ["http://", "socks5://", ""])  # "": http, as in curl
 def test_unreachable_proxy_exits_7(server: HTTPServer, scheme: str) -> None:
-    result = cli("--proxy", f"{scheme}://127.0.0.1:1", server.url + "/")
+    result = cli("--proxy", f"{scheme}127.0.0.1:1", server.url + "/")
     assert result.returncode == _cli.CONNECT_FAILED == 7
     assert error_line(result).startswith(
         "httpcore: error: could not connect to the proxy 127.0.0.1:1: "

@@ -200,7 +200,7 @@ def run(args: argparse.Namespace, masker: Masker) -> int:
     tracer = Tracer(args.verbose, sys.stderr, masker, time.perf_counter())
     if args.verbose:
         via = f" via proxy {proxy_label}" if proxy_label else ""
-        tracer.line(f"* {method} {printable(args.url)}{via}")
+        tracer.line(f"* {method} {printable(_without_password(args.url))}{via}")
     pool = ConnectionPool(
         ssl_context=ssl_context,
         proxy=proxy,
@@ -232,9 +232,9 @@ def _check_url(value: str) -> URL:
     try:
         url = URL(value)
     except (TypeError, ValueError) as exc:
-        raise Failure(BAD_URL, f"malformed URL {value!r}: {exc}") from None
+        raise Failure(BAD_URL, f"malformed URL {_without_password(value)!r}: {exc}") from None
     if url.scheme in (b"http", b"https") and not url.host:
-        raise Failure(BAD_URL, f"malformed URL {value!r}: no host")
+        raise Failure(BAD_URL, f"malformed URL {_without_password(value)!r}: no host")
     return url
 
 
@@ -243,7 +243,9 @@ def _proxy(args: argparse.Namespace, masker: Masker) -> Tuple[Optional[Proxy], s
     if args.proxy is None:
         return None, ""
     try:
-        parts = urllib.parse.urlsplit(args.proxy)
+        # Like curl, a proxy given without a scheme is an HTTP proxy.
+        value = args.proxy if "://" in args.proxy else f"http://{args.proxy}"
+        parts = urllib.parse.urlsplit(value)
         port = parts.port
         host = parts.hostname
     except ValueError as exc:
@@ -272,6 +274,15 @@ def _proxy(args: argparse.Namespace, masker: Masker) -> Tuple[Optional[Proxy], s
     except (TypeError, ValueError) as exc:
         raise Failure(BAD_URL, f"malformed proxy URL: {exc}") from None
     return proxy, label
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user info (if any) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not (sep and at and ":" in userinfo) or "/" in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _require(module: str, what: str, extra: str) -> None:
