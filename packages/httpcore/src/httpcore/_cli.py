@@ -146,15 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-progress-meter", action="store_true", help="no progress bar with -o on a terminal"
     )
-    parser.add_argument("-V", "--version", action="version", version=_version())
+    parser.add_argument(
+        "-V", "--version", action=_Version, nargs=0, help="show the version and capabilities"
+    )
     return parser
 
 
-def _version() -> str:
-    capabilities = [
-        name for name, module in CAPABILITIES if importlib.util.find_spec(module) is not None
-    ]
-    return f"httpcore {__version__} ({', '.join(capabilities) or 'HTTP/1.1 only'})"
+class _Version(argparse.Action):
+    """``--version``: looks for the installed capabilities only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        capabilities = [
+            name for name, module in CAPABILITIES if importlib.util.find_spec(module) is not None
+        ]
+        sys.stdout.write(f"httpcore {__version__} ({', '.join(capabilities) or 'HTTP/1.1 only'})\n")
+        parser.exit()
 
 
 def _seconds(value: str) -> float:
