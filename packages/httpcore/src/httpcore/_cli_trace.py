@@ -44,7 +44,8 @@ class Masker:
     def add(self, username: str, password: str) -> None:
         """Mask `password` (as it appears in a URL and in a Basic credential) from now on."""
         if password:
-            token = base64.b64encode(f"{username or ''}:{password}".encode("latin-1")).decode()
+            # The credentials as the proxy receives them (see `_cli._proxy`).
+            token = base64.b64encode(os.fsencode(f"{username}:{password}")).decode()
             self.secrets += [token, f":{password}@"]
 
     def __call__(self, line: str) -> str:
