@@ -87,6 +87,16 @@ def _check_requirements(
             problems.append(f"{where}: sibling pin {requirement!r} is not =={version}")
 
 
+# The meta wheel: the re-export, and the command line (`python -m httpcore`, `httpcore`).
+META_FILES = (
+    "httpcore/__init__.py",
+    "httpcore/py.typed",
+    "httpcore/__main__.py",
+    "httpcore/_cli.py",
+    "httpcore/_cli_trace.py",
+)
+
+
 def verify_wheel(path: Path, dist: str, version: str) -> List[str]:
     """Return the problems found in one wheel."""
     problems: List[str] = []
@@ -108,7 +118,7 @@ def verify_wheel(path: Path, dist: str, version: str) -> List[str]:
         else:
             if "httpcore/__init__.py" not in names:
                 problems.append(f"{path.name}: missing httpcore/__init__.py")
-            strays = [n for n in payload if n not in ("httpcore/__init__.py", "httpcore/py.typed")]
+            strays = [n for n in payload if n not in META_FILES]
             if strays:
                 problems.append(f"{path.name}: the meta wheel ships more than __init__: {strays}")
         metadata_files = [n for n in dist_info if n.endswith(".dist-info/METADATA")]

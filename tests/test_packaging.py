@@ -330,6 +330,20 @@ assert loaded() == [], loaded()
     )
 
 
+def test_meta_alone_command_line(make_venv: Callable[[str], str], server_url: str) -> None:
+    # The console script needs no extra; options that need one exit with 4 and name it.
+    python = make_venv(f"httpcore=={VERSION}")
+    script = str(Path(python).parent / "httpcore")
+    assert _run([script, "--version"]).strip() == f"httpcore {VERSION} (HTTP/1.1 only)"
+    assert _run([script, "-o", "-", server_url]) == "Hello, world!"
+    for args, extra in (["--http2"], "http2"), (["-x", "socks5://127.0.0.1:1080"], "socks"):
+        result = subprocess.run(
+            [script, *args, server_url], capture_output=True, text=True, env=_clean_env()
+        )
+        assert result.returncode == 4, result.stderr
+        assert result.stderr.strip().endswith(f"pip install 'httpcore[{extra}]'"), result.stderr
+
+
 # --- (c) the meta-package with one extra ----------------------------------------------------
 
 
