@@ -247,8 +247,8 @@ http {{
         root {www};
     }}
 
-    # TLS without limits: HTTPS keep-alive (HTTP/1.1 by ALPN), and {MEMORY_FAN_OUT} concurrent
-    # HTTP/2 streams on one connection for the memory scenario.
+    # TLS without request limits: HTTPS keep-alive (HTTP/1.1 by ALPN) and the HTTP/2 memory
+    # scenario (the clients open at most 100 streams a connection; nginx would allow more).
     server {{
         {h2_listen(wide_port)}
         ssl_certificate {cert};

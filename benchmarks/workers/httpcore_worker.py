@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import ssl
 from typing import Any
 
@@ -146,26 +147,52 @@ def _rss_after_gc() -> float:
     return rss_kb()
 
 
-async def _memory(args: argparse.Namespace, http2: bool) -> Result:
+# Both projects open at most 100 streams on an HTTP/2 connection (the lower of the server's and
+# their own SETTINGS_MAX_CONCURRENT_STREAMS), and 1.0.9's pool hands every request to its first
+# HTTP/2 connection, where a 101st stream waits for one to close (forever, here). So N streams
+# are spread over N / 100 pools of one connection each, the same for both.
+STREAMS_PER_CONNECTION = 100
+
+
+async def _memory_h2(args: argparse.Namespace) -> Result:
+    url, size, count = args.url, args.size, args.concurrency
+    context = _ssl_context(args)
+    pools = [
+        httpcore.AsyncConnectionPool(ssl_context=context, http2=True, max_connections=1)
+        for _ in range(-(-count // STREAMS_PER_CONNECTION))
+    ]
+    try:
+        for pool in pools:  # connections open, code paths loaded
+            response = await pool.request("GET", url)
+            _check_h2(response)
+            check_size(len(response.content), size)
+        gc.collect()
+        before, sockets = rss_kb(), open_sockets()
+        index = itertools.count()
+
+        def opening() -> Any:
+            return pools[next(index) // STREAMS_PER_CONNECTION].stream("GET", url)
+
+        during, received = await open_many(opening, count, _rss_after_gc)
+        check_size(received, size * count)
+        if open_sockets() != sockets:
+            raise RuntimeError("the streams opened more connections than one per pool")
+        return memory_result(before, during, count, "kB/stream", connections=len(pools))
+    finally:
+        for pool in pools:
+            await pool.aclose()
+
+
+async def _memory_idle(args: argparse.Namespace) -> Result:
     url, size, count = args.url, args.size, args.concurrency
     if httpcore.__version__ == "1.0.9":
-        # HTTP/1.1: releasing a connection to 1.0.9's pool costs O(connections * requests):
-        # 1,000 take many minutes, 200 a few seconds. HTTP/2: 1.0.9's pool hands every request
-        # to the first connection, which holds at most 100 streams open (more would wait for
-        # one to close, forever here). Both results are still per connection / per stream.
-        count = 100 if http2 else 200
+        # Releasing a connection to 1.0.9's pool costs O(connections * requests): 1,000 take
+        # many minutes, 200 a few seconds. The result is still per connection.
+        count = 200
     raise_fd_limit(count + 200)
-    if http2:
-        # Both projects cap a connection at 100 concurrent streams (the lower of the server's
-        # and their own SETTINGS_MAX_CONCURRENT_STREAMS): 1,000 streams take 10 connections.
-        connections = -(-count // 100)
-        pool = httpcore.AsyncConnectionPool(
-            ssl_context=_ssl_context(args), http2=True, max_connections=connections
-        )
-    else:
-        pool = httpcore.AsyncConnectionPool(
-            max_connections=count + 10, max_keepalive_connections=count + 10
-        )
+    pool = httpcore.AsyncConnectionPool(
+        max_connections=count + 10, max_keepalive_connections=count + 10
+    )
 
     async def hold(barrier: Any) -> int:
         async with pool.stream("GET", url) as response:
@@ -173,20 +200,7 @@ async def _memory(args: argparse.Namespace, http2: bool) -> Result:
             return check_size(len(await response.aread()), size)
 
     async with pool:
-        response = await pool.request("GET", url)  # code paths loaded, TLS set up
-        if http2:
-            _check_h2(response)
-        check_size(len(response.content), size)
-        if http2:
-            gc.collect()
-            before, sockets = rss_kb(), open_sockets()
-            opening = lambda: pool.stream("GET", url)  # noqa: E731
-            during, received = await open_many(opening, count, _rss_after_gc)
-            check_size(received, size * count)
-            opened = open_sockets() - sockets
-            if opened != connections - 1:
-                raise RuntimeError(f"{opened + 1} connections used, not {connections}")
-            return memory_result(before, during, count, "kB/stream", connections=connections)
+        check_size(len((await pool.request("GET", url)).content), size)  # code paths loaded
         await harness_warm_up(count)
         gc.collect()
         before, sockets = rss_kb(), open_sockets()
@@ -220,9 +234,8 @@ SCENARIOS = {
     "https-seq": https_seq,
     "https-new": https_new,
     "upload": upload,
-    "mem-idle": lambda args: run_asyncio(lambda: _memory(args, http2=False), "asyncio"),
-    "mem-h2": lambda args: run_asyncio(lambda: _memory(args, http2=True), "asyncio"),
-    "mem-h2-1000": lambda args: run_asyncio(lambda: _memory(args, http2=True), "asyncio"),
+    "mem-idle": lambda args: run_asyncio(lambda: _memory_idle(args), "asyncio"),
+    "mem-h2": lambda args: run_asyncio(lambda: _memory_h2(args), "asyncio"),
     "trio": trio_,
     "h2-asyncio": h2_asyncio,
     "h2-threads": h2_threads,
