@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Optional
 from xml.sax.saxutils import escape
 
-WIDTH = 760
-LABEL_WIDTH = 330
+VALUE_AREA = 190  # room for the value and ratio right of the longest bar
 BAR_AREA = 250
 ROW = 30
 BAR = 20
@@ -50,13 +49,16 @@ def _fmt(value: float, unit: str) -> str:
 def render(chart: Chart) -> str:
     """The SVG document for `chart`."""
     base = next((bar.value for bar in chart.bars if bar.label == chart.baseline), None)
+    # About 7 px per character of a 12 px bold label.
+    label_width = max(200, 16 + 7 * max((len(bar.label) for bar in chart.bars), default=0))
+    width = max(label_width + BAR_AREA + VALUE_AREA, 6 * len(chart.note) + 24, 560)
     top = max((bar.value for bar in chart.bars if bar.value), default=1.0) or 1.0
     height = TOP + ROW * len(chart.bars) + 34
     better = "lower is better" if chart.lower_is_better else "higher is better"
     out = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height}' "
-        f"viewBox='0 0 {WIDTH} {height}' role='img' aria-label='{escape(chart.title)}'>",
-        f"<rect width='{WIDTH}' height='{height}' fill='#ffffff'/>",
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{escape(chart.title)}'>",
+        f"<rect width='{width}' height='{height}' fill='#ffffff'/>",
         f"<text x='12' y='24' {FONT} font-size='16' font-weight='600' fill='#1f2328'>"
         f"{escape(chart.title)}</text>",
         f"<text x='12' y='44' {FONT} font-size='12' fill='#57606a'>"
@@ -66,12 +68,12 @@ def render(chart: Chart) -> str:
         y = TOP + ROW * index
         weight = "600" if bar.ours else "400"
         out.append(
-            f"<text x='{LABEL_WIDTH - 8}' y='{y + BAR - 6}' {FONT} font-size='12' "
+            f"<text x='{label_width - 8}' y='{y + BAR - 6}' {FONT} font-size='12' "
             f"font-weight='{weight}' text-anchor='end' fill='#1f2328'>{escape(bar.label)}</text>"
         )
         if not bar.value:
             out.append(
-                f"<text x='{LABEL_WIDTH}' y='{y + BAR - 6}' {FONT} font-size='12' "
+                f"<text x='{label_width}' y='{y + BAR - 6}' {FONT} font-size='12' "
                 f"fill='#cf222e'>failed</text>"
             )
             continue
@@ -81,11 +83,11 @@ def render(chart: Chart) -> str:
         if base:
             text += f"  ({bar.value / base:.2f}x)"
         out.append(
-            f"<rect x='{LABEL_WIDTH}' y='{y}' width='{length:.1f}' height='{BAR}' rx='2' "
+            f"<rect x='{label_width}' y='{y}' width='{length:.1f}' height='{BAR}' rx='2' "
             f"fill='{colour}'/>"
         )
         out.append(
-            f"<text x='{LABEL_WIDTH + length + 6:.1f}' y='{y + BAR - 6}' {FONT} font-size='12' "
+            f"<text x='{label_width + length + 6:.1f}' y='{y + BAR - 6}' {FONT} font-size='12' "
             f"fill='#1f2328'>{escape(text)}</text>"
         )
     if chart.note:

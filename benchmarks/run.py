@@ -63,13 +63,13 @@ CLIENTS = {
         Client("httpx", "httpx 0.28 + ours", "ours", "httpx_worker.py"),
         Client("httpx-1.0.9", "httpx 0.28 + httpcore 1.0.9", "peers", "httpx_worker.py"),
         Client("niquests", "niquests 3", "niquests", "niquests_worker.py"),
-        Client("cold-base", "ours: import httpcore.base (httpcore-base alone)", "cold-base",
+        Client("cold-base", "ours: httpcore.base, alone", "cold-base",
                "cold_worker.py", "httpcore.base"),
-        Client("cold-1.0.9", "httpcore 1.0.9: import httpcore (no extras)", "cold-109",
+        Client("cold-1.0.9", "httpcore 1.0.9, no extras", "cold-109",
                "cold_worker.py", "httpcore"),
-        Client("cold-all", "ours: import httpcore (all extras)", "cold-all", "cold_worker.py",
+        Client("cold-all", "ours: httpcore, all extras", "cold-all", "cold_worker.py",
                "httpcore"),
-        Client("cold-1.0.9-all", "httpcore 1.0.9: import httpcore (all extras)", "cold-109-all",
+        Client("cold-1.0.9-all", "httpcore 1.0.9, all extras", "cold-109-all",
                "cold_worker.py", "httpcore"),
     )
 }  # fmt: skip
