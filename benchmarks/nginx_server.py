@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Optional
 
 SMALL_BODY_SIZE = 2048
+# The HTTP/2 memory scenario's body: small enough that 1,000 unread ones fit in the flow-control
+# windows, so what is measured is the streams, not bodies waiting in buffers.
+TINY_BODY_SIZE = 16
 BIG_BODY_SIZE = 128 * 1024 * 1024
+UPLOAD_BODY_SIZE = 16 * 1024 * 1024
+UPLOAD_REPLY = b"ok\n"
+# The memory scenarios hold this many connections (HTTP/1.1) or streams (HTTP/2) open at once.
+MEMORY_FAN_OUT = 1000
 
 _NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 
@@ -106,6 +113,7 @@ def _make_certs(cert_dir: Path, python: str) -> None:
 class Server:
     http_port: int
     https_port: int
+    wide_port: int
     ca_file: str
     process: subprocess.Popen[bytes]
     version: str
@@ -122,6 +130,19 @@ class Server:
     @property
     def h2_url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}/2k"
+
+    @property
+    def tls_tiny_url(self) -> str:
+        return f"https://127.0.0.1:{self.wide_port}/16"
+
+    @property
+    def upload_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/upload"
+
+    @property
+    def tls_url(self) -> str:
+        """TLS (HTTP/1.1 or h2 by ALPN) without request limits per connection."""
+        return f"https://127.0.0.1:{self.wide_port}/2k"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -160,30 +181,36 @@ def start(work: Path, cert_python: str) -> Server:
     for directory in (root, www, logs, temp, root / "conf"):
         directory.mkdir(parents=True, exist_ok=True)
     _write_file(www / "2k", SMALL_BODY_SIZE, b"x")
+    _write_file(www / "16", TINY_BODY_SIZE, b"y")
     _write_file(www / "128m", BIG_BODY_SIZE, bytes(range(256)))
     _make_certs(root / "certs", cert_python)
 
     version = nginx_version(binary)
     flags = _build_flags(binary)
-    http_port = free_port()
-    https_port = free_port()
-    while https_port == http_port:
-        https_port = free_port()
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    http_port, https_port, wide_port = ports
 
     temp_lines = [f"client_body_temp_path {temp}/body;", f"proxy_temp_path {temp}/proxy;"]
     for module in ("fastcgi", "uwsgi", "scgi"):
         if f"--without-http_{module}_module" not in flags:
             temp_lines.append(f"{module}_temp_path {temp}/{module};")
-    if version >= (1, 25, 1):
-        h2_listen = f"listen 127.0.0.1:{https_port} ssl;\n        http2 on;"
-    else:
-        h2_listen = f"listen 127.0.0.1:{https_port} ssl http2;"
+
+    def h2_listen(port: int) -> str:
+        if version >= (1, 25, 1):
+            return f"listen 127.0.0.1:{port} ssl backlog=4096;\n        http2 on;"
+        return f"listen 127.0.0.1:{port} ssl http2 backlog=4096;"
+
     user_line = "user root;" if os.geteuid() == 0 else ""
     cert = root / "certs" / "server.pem"
     temps = "\n    ".join(temp_lines)
     config = f"""\
 {user_line}
 worker_processes 1;
+worker_rlimit_nofile 8192;
 pid {root}/nginx.pid;
 error_log {logs}/error.log warn;
 
@@ -201,18 +228,33 @@ http {{
     {temps}
 
     # HTTP/1.1 endpoints: /2k and /128m; keep-alive connections are never closed by nginx
-    # during a run.
+    # during a run. POST /upload reads and discards the body (up to 64 MiB), then says "ok".
     server {{
         listen 127.0.0.1:{http_port} backlog=4096;
         keepalive_requests 100000;
         root {www};
+        location = /upload {{
+            client_max_body_size 64m;
+            return 200 "ok\n";
+        }}
     }}
 
     # HTTP/2 over TLS, nginx's default keep-alive settings (keepalive_requests 1000).
     server {{
-        {h2_listen}
+        {h2_listen(https_port)}
         ssl_certificate {cert};
         ssl_certificate_key {cert};
+        root {www};
+    }}
+
+    # TLS without request limits: HTTPS keep-alive (HTTP/1.1 by ALPN) and the HTTP/2 memory
+    # scenario (the clients open at most 100 streams a connection; nginx would allow more).
+    server {{
+        {h2_listen(wide_port)}
+        ssl_certificate {cert};
+        ssl_certificate_key {cert};
+        keepalive_requests 1000000;
+        http2_max_concurrent_streams {MEMORY_FAN_OUT + 24};
         root {www};
     }}
 }}
@@ -231,13 +273,14 @@ http {{
     server = Server(
         http_port=http_port,
         https_port=https_port,
+        wide_port=wide_port,
         ca_file=str(root / "certs" / "ca.pem"),
         process=process,
         version=".".join(str(part) for part in version),
         log_dir=logs,
     )
     deadline = time.monotonic() + 15
-    pending = {http_port, https_port}
+    pending = {http_port, https_port, wide_port}
     while pending:
         if process.poll() is not None:
             log = (logs / "error.log").read_text() if (logs / "error.log").exists() else ""

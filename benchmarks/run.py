@@ -1,12 +1,13 @@
-"""Benchmark: this project's httpcore against httpcore 1.0.9, urllib3, aiohttp and raw sockets.
+"""Benchmark: this project's httpcore against httpcore 1.0.9, httpx, niquests, urllib3, aiohttp,
+pycurl and raw sockets.
 
     python benchmarks/run.py [--quick] [--only SCENARIO[,SCENARIO...]] [--clients NAME,...]
 
-Starts a private nginx on loopback, builds two virtualenvs under benchmarks/.work/ (our
-project and httpcore 1.0.9 share the import name, so they cannot share one), then measures
-each (scenario, client) pair in a fresh subprocess, several rounds with the clients
-interleaved, and prints a Markdown table of rates and ratios (also written to
-benchmarks/results.md). It never passes or fails on the numbers.
+Starts a private nginx on loopback, builds virtualenvs under benchmarks/.work/ (our project and
+httpcore 1.0.9 share the import name, so they cannot share one), then measures each
+(scenario, client) pair in a fresh subprocess, several rounds with the clients interleaved, and
+prints a Markdown table of rates and ratios (also written to benchmarks/results.md), with one
+SVG bar chart per scenario in docs/assets/benchmarks/. It never passes or fails on the numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import charts
 import nginx_server
 import venvs
 
@@ -33,16 +35,20 @@ WORK = HERE / ".work"
 WORKERS = HERE / "workers"
 RESULTS_MD = HERE / "results.md"
 RESULTS_JSON = WORK / "results.json"
-
-BASELINE = "httpcore"
+CHARTS_DIR = HERE.parent / "docs" / "assets" / "benchmarks"
 
 
 @dataclass(frozen=True)
 class Client:
     key: str
     label: str
-    venv: str  # "peers" or "ours"
+    venv: str  # a key of VENVS
     worker: str
+    module: str = ""  # cold start: the module imported
+
+    @property
+    def is_ours(self) -> bool:
+        return self.venv in ("ours", "cold-base", "cold-all")
 
 
 CLIENTS = {
@@ -53,26 +59,55 @@ CLIENTS = {
         Client("urllib3", "urllib3", "peers", "urllib3_worker.py"),
         Client("aiohttp", "aiohttp", "peers", "aiohttp_worker.py"),
         Client("raw", "raw socket", "peers", "raw_worker.py"),
+        Client("pycurl", "pycurl (libcurl)", "peers", "pycurl_worker.py"),
+        Client("httpx", "httpx 0.28 + ours", "ours", "httpx_worker.py"),
+        Client("httpx-1.0.9", "httpx 0.28 + httpcore 1.0.9", "peers", "httpx_worker.py"),
+        Client("niquests", "niquests 3", "niquests", "niquests_worker.py"),
+        Client("cold-base", "ours: httpcore.base, alone", "cold-base",
+               "cold_worker.py", "httpcore.base"),
+        Client("cold-1.0.9", "httpcore 1.0.9, no extras", "cold-109",
+               "cold_worker.py", "httpcore"),
+        Client("cold-all", "ours: httpcore, all extras", "cold-all", "cold_worker.py",
+               "httpcore"),
+        Client("cold-1.0.9-all", "httpcore 1.0.9, all extras", "cold-109-all",
+               "cold_worker.py", "httpcore"),
     )
+}  # fmt: skip
+
+VENVS = {
+    "peers": venvs.PEERS_REQUIREMENTS,
+    "ours": venvs.OURS_REQUIREMENTS,
+    "niquests": venvs.NIQUESTS_REQUIREMENTS,
+    **venvs.COLD_VENVS,
 }
+
+# Units where a smaller number is better (memory, time): ratios are then value / value too,
+# so below 1.00x means "less than the other".
+LOWER_IS_BETTER = {"kB/conn", "kB/stream", "ms"}
 
 
 @dataclass(frozen=True)
 class Scenario:
     key: str
     title: str
-    endpoint: str  # "small", "big" or "h2"
+    endpoint: str  # "small", "big", "h2", "tls", "tls-tiny", "upload" or "none"
     concurrency: int
     unit: str
     clients: tuple[str, ...]
     peer: Optional[str]
     description: str
+    baseline: str = "httpcore"
+    loop: str = "asyncio"
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.unit in LOWER_IS_BETTER
 
 
 SCENARIOS = [
     Scenario(
         "seq", "1. sequential GET /2k, one connection", "small", 1, "req/s",
-        ("ours", "httpcore", "urllib3", "raw"), "urllib3",
+        ("ours", "httpcore", "urllib3", "pycurl", "raw"), "urllib3",
         "one thread, back-to-back GETs of a 2 kB body on one keep-alive connection",
     ),
     Scenario(
@@ -91,6 +126,12 @@ SCENARIOS = [
         "50 asyncio tasks sharing one pool (up to 50 connections), GETs of 2 kB",
     ),
     Scenario(
+        "asyncio-uvloop", "4b. asyncio on uvloop, 50 tasks, GET /2k", "small", 50, "req/s",
+        ("ours", "httpcore", "aiohttp"), "aiohttp",
+        "the asyncio scenario with uvloop's event loop",
+        loop="uvloop",
+    ),
+    Scenario(
         "trio", "5. trio, 50 tasks, GET /2k", "small", 50, "req/s",
         ("ours", "httpcore"), None,
         "50 trio tasks sharing one pool (up to 50 connections), GETs of 2 kB",
@@ -105,20 +146,94 @@ SCENARIOS = [
         ("ours", "httpcore"), None,
         "100 threads multiplexed on one TLS HTTP/2 connection, GETs of 2 kB",
     ),
+    Scenario(
+        "httpx-seq", "7a. httpx.Client, sequential GET /2k", "small", 1, "req/s",
+        ("httpx", "httpx-1.0.9", "niquests"), "niquests",
+        "httpx.Client over ours vs over httpcore 1.0.9; niquests.Session",
+        baseline="httpx-1.0.9",
+    ),
+    Scenario(
+        "httpx-threads", "7b. httpx.Client, 8 threads, GET /2k", "small", 8, "req/s",
+        ("httpx", "httpx-1.0.9"), None,
+        "8 threads sharing one httpx.Client (up to 8 connections)",
+        baseline="httpx-1.0.9",
+    ),
+    Scenario(
+        "httpx-asyncio", "7c. httpx.AsyncClient, 50 tasks, GET /2k", "small", 50, "req/s",
+        ("httpx", "httpx-1.0.9", "niquests"), "niquests",
+        "50 asyncio tasks sharing one AsyncClient (HTTP/1.1, up to 50 connections); "
+        "niquests.AsyncSession",
+        baseline="httpx-1.0.9",
+    ),
+    Scenario(
+        "httpx-h2", "7d. httpx.AsyncClient HTTP/2, 100 streams", "h2", 100, "req/s",
+        ("httpx", "httpx-1.0.9", "niquests"), "niquests",
+        "100 asyncio tasks on one AsyncClient(http2=True); niquests: batches of 100 multiplexed "
+        "requests + gather()",
+        baseline="httpx-1.0.9",
+    ),
+    Scenario(
+        "https-seq", "8a. HTTPS keep-alive, sequential GET /2k", "tls", 1, "req/s",
+        ("ours", "httpcore", "urllib3", "pycurl"), "urllib3",
+        "one thread, back-to-back GETs on one TLS connection (HTTP/1.1)",
+    ),
+    Scenario(
+        "https-new", "8b. HTTPS, new TLS connection per GET", "tls", 1, "req/s",
+        ("ours", "httpcore", "urllib3"), "urllib3",
+        "one thread, each GET sends Connection: close, so each opens a TLS connection "
+        "(handshake rate)",
+    ),
+    Scenario(
+        "upload", "9. upload 16 MiB POST bodies", "upload", 1, "MB/s",
+        ("ours", "httpcore", "urllib3"), "urllib3",
+        "one connection, back-to-back POSTs of an in-memory 16 MiB body, nginx discards it",
+    ),
+    Scenario(
+        "mem-idle", "10a. memory per idle keep-alive connection (lower is better)", "small",
+        nginx_server.MEMORY_FAN_OUT, "kB/conn",
+        ("ours", "httpcore", "aiohttp"), "aiohttp",
+        "RSS growth for 1,000 idle keep-alive connections in one asyncio pool, per connection "
+        "(1.0.9: 200, its pool is quadratic in them)",
+    ),
+    Scenario(
+        "mem-h2", "10b. memory per open HTTP/2 stream (lower is better)", "tls-tiny",
+        nginx_server.MEMORY_FAN_OUT, "kB/stream", ("ours", "httpcore"), None,
+        "RSS growth with 1,000 streams open at once (GET /16, headers received) on 10 HTTP/2 "
+        "connections, per stream",
+    ),
+    Scenario(
+        "cold-base", "11a. cold start, import only (lower is better)", "none", 1, "ms",
+        ("cold-base", "cold-1.0.9"), None,
+        "best of many fresh interpreters: `import httpcore.base` (httpcore-base alone) vs "
+        "`import httpcore` 1.0.9 (no extras)",
+        baseline="cold-1.0.9",
+    ),
+    Scenario(
+        "cold-all", "11b. cold start with all extras (lower is better)", "none", 1, "ms",
+        ("cold-all", "cold-1.0.9-all"), None,
+        "best of many fresh interpreters: `import httpcore`, every extra installed, ours vs "
+        "1.0.9",
+        baseline="cold-1.0.9-all",
+    ),
 ]  # fmt: skip
 
 
 @dataclass
 class Cell:
+    lower_is_better: bool = False
     samples: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     request_errors: int = 0
     first_request_error: Optional[str] = None
     version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rate(self) -> Optional[float]:
-        return max(self.samples) if self.samples else None
+        """The best sample: the highest rate, or the lowest memory / time."""
+        if not self.samples:
+            return None
+        return min(self.samples) if self.lower_is_better else max(self.samples)
 
     @property
     def broken(self) -> bool:
@@ -128,8 +243,20 @@ class Cell:
 def run_worker(
     python: str, client: Client, scenario: Scenario, server: nginx_server.Server, args: Any
 ) -> dict[str, Any]:
-    url = {"small": server.small_url, "big": server.big_url, "h2": server.h2_url}[scenario.endpoint]
-    size = nginx_server.BIG_BODY_SIZE if scenario.endpoint == "big" else 2048
+    url = {
+        "small": server.small_url,
+        "big": server.big_url,
+        "h2": server.h2_url,
+        "tls": server.tls_url,
+        "tls-tiny": server.tls_tiny_url,
+        "upload": server.upload_url,
+        "none": "-",
+    }[scenario.endpoint]
+    size = {
+        "big": nginx_server.BIG_BODY_SIZE,
+        "upload": nginx_server.UPLOAD_BODY_SIZE,
+        "tls-tiny": nginx_server.TINY_BODY_SIZE,
+    }.get(scenario.endpoint, nginx_server.SMALL_BODY_SIZE)
     command = [
         python,
         "-E",  # ignore PYTHONPATH & co: the venv alone decides which httpcore is imported
@@ -141,8 +268,11 @@ def run_worker(
         "--warmup", str(args.warmup),
         "--concurrency", str(scenario.concurrency),
         "--cafile", server.ca_file,
+        "--loop", scenario.loop,
+        "--module", client.module or "httpcore",
     ]  # fmt: skip
-    timeout = args.warmup + args.duration + 30 + (30 if scenario.endpoint == "big" else 0)
+    slow = scenario.endpoint in ("big", "upload", "none") or scenario.key.startswith("mem-")
+    timeout = args.warmup + args.duration + 30 + (60 if slow else 0)
     try:
         proc = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, cwd=str(WORKERS)
@@ -162,9 +292,9 @@ def run_worker(
 
 
 def fmt_rate(value: float, unit: str) -> str:
-    if unit == "MB/s":
-        return f"{value:,.0f} MB/s"
-    return f"{value:,.0f} req/s"
+    if unit in ("MB/s", "req/s"):
+        return f"{value:,.0f} {unit}"
+    return f"{value:,.1f} {unit}"
 
 
 def fmt_ratio(value: Optional[float], other: Optional[float]) -> str:
@@ -187,7 +317,7 @@ def render(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) -> li
         cells = results.get(scenario.key)
         if not cells:
             continue
-        base = cells.get(BASELINE)
+        base = cells.get(scenario.baseline)
         base_rate = base.rate if base else None
         peer = cells.get(scenario.peer) if scenario.peer else None
         peer_rate = peer.rate if peer else None
@@ -202,7 +332,13 @@ def render(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) -> li
             vs_peer = "—"
             if scenario.peer and key != scenario.peer and peer_rate:
                 vs_peer = f"{fmt_ratio(rate, peer_rate)} {CLIENTS[scenario.peer].label}"
-            runs = ", ".join(f"{s:,.0f}" for s in cell.samples)
+            digits = 0 if scenario.unit in ("MB/s", "req/s") else 1
+            runs = ", ".join(f"{s:,.{digits}f}" for s in cell.samples)
+            if "importtime_ms" in cell.extra:
+                runs += (
+                    f" (least CPU {cell.extra['cpu_ms']:.1f} ms; -X importtime total "
+                    f"{cell.extra['importtime_ms']:.1f} ms)"
+                )
             notes = []
             if cell.errors:
                 notes.append(f"{len(cell.errors)} run(s) failed: {short(cell.errors[0], 80)}")
@@ -253,6 +389,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="warm-up seconds per run (default 0.3)")
     parser.add_argument("--rounds", type=int, help="runs per client and scenario (default 3)")
     parser.add_argument("--output", type=Path, default=RESULTS_MD, help="Markdown file to write")
+    parser.add_argument(
+        "--no-charts", action="store_true", help=f"do not write the SVG charts to {CHARTS_DIR}"
+    )
     args = parser.parse_args()
     if args.duration is None:
         args.duration = 0.5 if args.quick else 2.0
@@ -288,11 +427,15 @@ def main() -> None:
 
     pythons: dict[str, Optional[str]] = {}
     venv_errors: dict[str, str] = {}
+    # The peers venv is always needed (it makes the TLS certificate); others only when used.
     pythons["peers"] = venvs.ensure(WORK / "venv-peers", venvs.PEERS_REQUIREMENTS)
-    if "ours" in chosen:
-        pythons["ours"], error = venvs.ensure_ours(WORK)
+    needed = {
+        CLIENTS[key].venv for scenario in scenarios for key in scenario.clients if key in chosen
+    }
+    for name in sorted(needed - {"peers"}):
+        pythons[name], error = venvs.try_ensure(WORK, name, VENVS[name])
         if error:
-            venv_errors["ours"] = error
+            venv_errors[name] = error
     peer_python = pythons["peers"]
     assert peer_python is not None
     peer_versions = venvs.versions(peer_python, venvs.PEER_DISTRIBUTIONS)
@@ -306,7 +449,7 @@ def main() -> None:
             keys = [k for k in scenario.clients if k in chosen]
             if not keys:
                 continue
-            cells = {key: Cell() for key in keys}
+            cells = {key: Cell(scenario.lower_is_better) for key in keys}
             results[scenario.key] = cells
             for key in keys:
                 if key in CLIENTS and CLIENTS[key].venv in venv_errors:
@@ -325,6 +468,11 @@ def main() -> None:
                     if result.get("ok"):
                         cell.samples.append(float(result["rate"]))
                         cell.version = str(result.get("version", ""))
+                        for extra in ("importtime_ms", "cpu_ms"):  # cold start
+                            if extra in result:
+                                cell.extra[extra] = min(
+                                    float(result[extra]), cell.extra.get(extra, float("inf"))
+                                )
                         cell.request_errors += int(result.get("errors") or 0)
                         if result.get("first_error") and not cell.first_request_error:
                             cell.first_request_error = str(result["first_error"])
@@ -348,6 +496,8 @@ def main() -> None:
          c.version),
         "?",
     )  # fmt: skip
+    if pythons.get("niquests"):
+        peer_versions.update(venvs.versions(str(pythons["niquests"]), ["niquests"]))
     peer_list = ", ".join(f"{name} {ver}" for name, ver in peer_versions.items())
     header = [
         "# Benchmark results",
@@ -359,7 +509,8 @@ def main() -> None:
         f"- ours: httpcore {ours_version} (commit {git_commit()}); peers: {peer_list}",
         f"- each run: {args.warmup} s warm-up + {args.duration} s timed, in a fresh process; "
         f"best of {args.rounds} interleaved run(s); total wall time {elapsed:.0f} s",
-        "- MB/s is 10^6 bytes per second; ratios are best rate / best rate",
+        "- MB/s is 10^6 bytes per second, kB is 10^3 bytes; ratios are best / best (for memory and "
+        "import time, lower is better and the best is the lowest)",
         "",
     ]
     text = "\n".join(header + table) + "\n"
@@ -376,6 +527,7 @@ def main() -> None:
                         "errors": c.errors,
                         "request_errors": c.request_errors,
                         "version": c.version,
+                        **c.extra,
                     }
                     for key, c in cells.items()
                 }
@@ -385,6 +537,27 @@ def main() -> None:
         )
     )
     print(f"written to {args.output}", file=sys.stderr)
+    if not args.no_charts:
+        written = charts.write_all(
+            CHARTS_DIR,
+            [
+                charts.Chart(
+                    name=scenario.key,
+                    title=scenario.title,
+                    unit=scenario.unit,
+                    lower_is_better=scenario.lower_is_better,
+                    baseline=CLIENTS[scenario.baseline].label,
+                    bars=[
+                        charts.Bar(CLIENTS[key].label, cell.rate, CLIENTS[key].is_ours)
+                        for key, cell in results[scenario.key].items()
+                    ],
+                    note=scenario.description,
+                )
+                for scenario in scenarios
+                if scenario.key in results
+            ],
+        )
+        print(f"{len(written)} chart(s) written to {CHARTS_DIR}", file=sys.stderr)
 
 
 if __name__ == "__main__":

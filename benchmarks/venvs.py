@@ -1,8 +1,13 @@
-"""The two virtualenvs the benchmark's clients run in.
+"""The virtualenvs the benchmark's clients run in.
 
 Our project and httpcore 1.0.9 share the import name ``httpcore``, so they cannot live in one
 environment: "peers" holds httpcore 1.0.9 and the other clients, "ours" holds this repository's
-five distributions (editable). A venv is (re)built when its requirements change.
+five distributions (editable). niquests gets its own venv ("niquests"): its urllib3-future
+dependency may install over urllib3's import name. The cold-start scenarios use four more
+venvs with regular (non-editable) installs, so both projects are imported the same way:
+our httpcore-base alone, ours with every extra, httpcore 1.0.9 alone and 1.0.9 with every
+extra. A venv is (re)built when its requirements change (the cold venvs of ours also when a
+source file changes, since they hold a built copy).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ PEERS_REQUIREMENTS = [
     "urllib3",
     "aiohttp",
     "trustme",
+    "httpx==0.28.*",
+    "pycurl",
+    "uvloop",
 ]
 
 OURS_REQUIREMENTS = [
@@ -42,9 +50,29 @@ OURS_REQUIREMENTS = [
     "anyio",
     "trio",
     "h2",
+    "httpx==0.28.*",
+    "uvloop",
 ]
 
-PEER_DISTRIBUTIONS = ["httpcore", "h11", "h2", "anyio", "trio", "urllib3", "aiohttp"]
+NIQUESTS_REQUIREMENTS = ["niquests==3.*"]
+
+# Cold start: regular installs (a wheel built from packages/, or from PyPI).
+COLD_VENVS = {
+    "cold-base": [str(PACKAGES / "httpcore-base")],
+    "cold-all": [
+        str(PACKAGES / "httpcore-base"),
+        str(PACKAGES / "httpcore-async") + "[asyncio,trio]",
+        str(PACKAGES / "httpcore-http2"),
+        str(PACKAGES / "httpcore-socks"),
+        str(PACKAGES / "httpcore") + "[asyncio,trio,http2,socks]",
+    ],
+    "cold-109": ["httpcore==1.0.9"],
+    "cold-109-all": ["httpcore[asyncio,trio,http2,socks]==1.0.9"],
+}
+
+PEER_DISTRIBUTIONS = [
+    "httpcore", "h11", "h2", "anyio", "trio", "urllib3", "aiohttp", "httpx", "pycurl", "uvloop",
+]  # fmt: skip
 
 
 def _python(venv: Path) -> Path:
@@ -52,6 +80,7 @@ def _python(venv: Path) -> Path:
 
 
 def _stamp(requirements: list[str]) -> str:
+    editable = "-e" in requirements
     digest = hashlib.sha256("\n".join(requirements).encode())
     digest.update(sys.version.encode())
     # Editable installs pick up source changes by themselves, but not changed metadata
@@ -60,6 +89,10 @@ def _stamp(requirements: list[str]) -> str:
         pyproject = Path(item.split("[")[0]) / "pyproject.toml"
         if pyproject.is_file():
             digest.update(pyproject.read_bytes())
+            if not editable:  # a built copy: rebuild when a source file changes
+                for source in sorted(pyproject.parent.glob("src/**/*.py")):
+                    digest.update(str(source).encode())
+                    digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
@@ -95,10 +128,15 @@ def ensure(venv: Path, requirements: list[str]) -> str:
 
 def ensure_ours(work: Path) -> tuple[str | None, str]:
     """Set up the "ours" venv; return (python, "") or (None, error) when it cannot install."""
+    return try_ensure(work, "ours", OURS_REQUIREMENTS)
+
+
+def try_ensure(work: Path, name: str, requirements: list[str]) -> tuple[str | None, str]:
+    """Set up ``venv-<name>``; return (python, "") or (None, error) when it cannot install."""
     try:
-        return ensure(work / "venv-ours", OURS_REQUIREMENTS), ""
+        return ensure(work / f"venv-{name}", requirements), ""
     except subprocess.CalledProcessError as exc:
-        return None, f"installing our packages failed ({exc})"
+        return None, f"installing the {name} venv failed ({exc})"
 
 
 def versions(python: str, distributions: list[str]) -> dict[str, str]:

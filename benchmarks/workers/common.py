@@ -59,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--size", type=int, default=0, help="expected body size in bytes")
     parser.add_argument("--cafile", default=None)
+    parser.add_argument("--loop", default="asyncio", help="asyncio event loop: asyncio or uvloop")
+    parser.add_argument("--module", default="httpcore", help="cold start: the module to import")
     return parser.parse_args()
 
 
@@ -197,6 +199,131 @@ async def run_tasks(
         raise RuntimeError(f"warm-up failed: {first.first_error}")
     elapsed, tally = await phase(one, args.concurrency, args.duration)
     return finish(elapsed, tally, unit)
+
+
+def run_asyncio(main: Callable[[], Awaitable[Result]], loop: str) -> Result:
+    """Run `main()` under the standard asyncio loop, or uvloop's (``loop == "uvloop"``)."""
+    import asyncio
+
+    if loop == "uvloop":
+        import uvloop
+
+        result: Result = uvloop.run(main())  # type: ignore[arg-type]
+        return result
+    return asyncio.run(main())  # type: ignore[arg-type]
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+def rss_kb() -> float:
+    """Resident set size of this process, in kB (10^3 bytes)."""
+    import os
+
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1000
+
+
+def open_sockets() -> int:
+    """How many sockets this process has open (counted from /proc/self/fd)."""
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def raise_fd_limit(wanted: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
+async def open_many(
+    open_one: Callable[[], Any], count: int, measure: Callable[[], Any]
+) -> tuple[Any, int]:
+    """Open `count` responses one after the other and hold them all open at once.
+
+    ``open_one()`` returns an async context manager that yields an open response (headers
+    received). Once all are open, ``measure()`` is called; then each body is read (through
+    `read_body`, which returns its size) and every response is closed, so the connections go
+    back to the pool. Opening one at a time keeps the pools' cost per new request small, so a
+    slow scheduler cannot time the memory scenarios out. Returns (measure's value, bytes read).
+    """
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        responses = [await stack.enter_async_context(open_one()) for _ in range(count)]
+        measured = measure()
+        received = 0
+        for response in responses:
+            received += await read_body(response)
+    return measured, received
+
+
+async def read_body(response: Any) -> int:
+    """Read a response body: httpcore's ``aread()`` or aiohttp's ``read()``."""
+    reader = getattr(response, "aread", None) or response.read
+    return len(await reader())
+
+
+async def fan_out(hold: Callable[[Any], Awaitable[int]], count: int) -> int:
+    """Run `count` tasks that each open a response and wait, all at once, at a barrier.
+
+    Each task calls ``hold(barrier)``, which must start its request, ``await barrier.wait()``
+    while it holds the response open, then read the body and return its size. As no response
+    is released before all are open, each task needs a connection of its own. Returns the
+    total body size.
+    """
+    import asyncio
+
+    arrived = 0
+    everyone = asyncio.Event()
+
+    class Barrier:
+        @staticmethod
+        async def wait() -> None:
+            nonlocal arrived
+            arrived += 1
+            if arrived == count:
+                everyone.set()
+            await everyone.wait()
+
+    tasks = [asyncio.ensure_future(hold(Barrier)) for _ in range(count)]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=300, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in done:
+        if task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    if len(done) < count:
+        raise RuntimeError(f"only {arrived} of {count} responses opened within 300 s")
+    return sum(task.result() for task in tasks)
+
+
+async def harness_warm_up(count: int) -> None:
+    """Run the fan-out with no requests, so the memory its tasks take is counted in "before"."""
+
+    async def idle(barrier: Any) -> int:
+        await barrier.wait()
+        return 0
+
+    await fan_out(idle, count)
+
+
+def memory_result(before: float, after: float, count: int, unit: str, **extra: Any) -> Result:
+    return {"rate": (after - before) / count, "unit": unit, "count": count, **extra}
 
 
 # -- output -----------------------------------------------------------------------------------

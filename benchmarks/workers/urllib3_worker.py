@@ -9,10 +9,11 @@ import urllib3
 from common import Result, check_size, main, run_sync, run_threads
 
 
-def _manager(size: int) -> urllib3.PoolManager:
+def _manager(size: int, cafile: str | None = None) -> urllib3.PoolManager:
     # One pool per origin with `size` connections; block=True waits for a free connection
     # instead of opening (and then discarding) extra ones, as httpcore's pool does.
-    return urllib3.PoolManager(maxsize=size, block=True, retries=False)
+    tls = {"ca_certs": cafile} if cafile else {}
+    return urllib3.PoolManager(maxsize=size, block=True, retries=False, **tls)
 
 
 def seq(args: argparse.Namespace) -> Result:
@@ -50,7 +51,39 @@ def stream(args: argparse.Namespace) -> Result:
         return run_sync(one, args, unit="MB/s")
 
 
-SCENARIOS = {"seq": seq, "threads": threads, "stream": stream}
+def https(args: argparse.Namespace) -> Result:
+    # https-new: "Connection: close" makes every request open (and handshake) a new connection.
+    url, size = args.url, args.size
+    headers = {"Connection": "close"} if args.scenario == "https-new" else None
+    with _manager(1, args.cafile) as http:
+
+        def one() -> int:
+            return check_size(len(http.request("GET", url, headers=headers).data), size)
+
+        return run_sync(one, args)
+
+
+def upload(args: argparse.Namespace) -> Result:
+    url, body = args.url, bytes(args.size)
+    with _manager(1) as http:
+
+        def one() -> int:
+            response = http.request("POST", url, body=body)
+            if response.status != 200:
+                raise RuntimeError(f"status {response.status}")
+            return len(body)
+
+        return run_sync(one, args, unit="MB/s")
+
+
+SCENARIOS = {
+    "seq": seq,
+    "threads": threads,
+    "stream": stream,
+    "https-seq": https,
+    "https-new": https,
+    "upload": upload,
+}
 
 
 def measure(args: argparse.Namespace) -> Result:

@@ -1,13 +1,14 @@
 """The few async primitives every async class needs, for asyncio and trio.
 
-Nothing here imports anyio or trio at module level: the running library is asked for at the
-point of use (via sniffio when it is installed), and trio is imported only under trio. Under
-asyncio the native primitives are used, which keeps anyio off the hot path.
+Nothing here imports asyncio, anyio or trio at module level (a sync-only user of
+`httpcore.base` loads none of them): the running library is asked for at the point of use (via
+sniffio when it is installed), and asyncio or trio is imported there, when it is already loaded
+and the import is a dictionary look-up. Under asyncio the native primitives are used, which
+keeps anyio off the hot path.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 from ._exceptions import PoolTimeout
@@ -46,6 +47,8 @@ async def shielded(function: Callable[[], Awaitable[T]]) -> T:
     # Under asyncio the cleanup runs in its own task, and this task waits for it to finish
     # however often it is cancelled meanwhile (anyio cancel scopes cancel repeatedly), so the
     # caller's next step sees the cleanup done; then the cancellation is re-raised.
+    import asyncio
+
     task = asyncio.ensure_future(function())
     cancelled: Optional[BaseException] = None
     while not task.done():
@@ -92,6 +95,8 @@ class AsyncEvent:
             except trio.TooSlowError as exc:
                 raise PoolTimeout(exc) from exc
             return
+        import asyncio
+
         self._event = asyncio.Event()
         if timeout is None:
             await self._event.wait()
@@ -117,6 +122,8 @@ class AsyncLock:
 
                 self._lock = trio.Lock()
             else:
+                import asyncio
+
                 self._lock = asyncio.Lock()
         await self._lock.acquire()
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ssl
 
-import certifi
-
 __all__ = ["default_ssl_context"]
 
 
@@ -14,6 +12,10 @@ def default_ssl_context() -> ssl.SSLContext:
 
     A fresh context is built on every call, so callers may adjust it freely.
     """
+    # Imported here, not at module level: certifi pulls in importlib.resources (tempfile,
+    # shutil, ...), a cost that plain-HTTP users and cold starts need not pay.
+    import certifi
+
     context = ssl.create_default_context()
     context.load_verify_locations(certifi.where())
     return context
