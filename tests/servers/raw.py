@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import struct
 import threading
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -294,6 +295,46 @@ def _graceful_close(sock: socket.socket, linger: float = 1.0) -> None:
             pass
     except OSError:
         pass
+
+
+# -- handlers for network faults (pass them to RawServer / raw_server) ------------------------
+
+
+def stall(conn: socket.socket, server: RawServer) -> None:
+    """Accept, then neither read nor write until the server closes (or ``conn_timeout``):
+    a client writing a large body fills the socket buffers and its write times out."""
+    server._stopping.wait(server.conn_timeout)
+
+
+def read_then_stall(conn: socket.socket, server: RawServer) -> None:
+    """Read one request and never answer it: the client's read times out."""
+    server.read_request(conn)
+    stall(conn, server)
+
+
+def reset(conn: socket.socket) -> None:
+    """Close with SO_LINGER 0: the peer gets a TCP reset, not a FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def reset_after(data: bytes) -> Callable[[socket.socket, RawServer], None]:
+    """A handler that reads one request, sends ``data`` (e.g. a response cut short) and
+    resets the connection."""
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        server.read_request(conn)
+        conn.sendall(data)
+        reset(conn)
+
+    return handler
+
+
+def reset_during_upload(conn: socket.socket, server: RawServer) -> None:
+    """Read the first bytes of a request, then reset the connection (the client is still
+    writing its body)."""
+    conn.recv(65536)
+    reset(conn)
 
 
 _TCP_STATES = {

@@ -118,6 +118,25 @@ async def _wait(
             timer.cancel()
 
 
+def _watch_ciphertext_drain(raw_transport: Any, protocol: _Protocol) -> None:
+    """Wake our writer when the TCP transport under native TLS drains.
+
+    asyncio's TLS transport encrypts a whole write at once and hands the ciphertext to the
+    TCP transport below without pausing its own protocol, however full that one is: a write
+    would never wait, never time out, and the data of a peer that does not read would pile up
+    in memory. `write()` therefore waits on the TCP transport's buffer itself, and this
+    forwards that transport's resume_writing() (made to the TLS protocol) to our writer.
+    """
+    ssl_protocol = raw_transport.get_protocol()
+    resume = ssl_protocol.resume_writing
+
+    def resume_writing() -> None:
+        resume()
+        _wake(protocol.write_waiter)
+
+    ssl_protocol.resume_writing = resume_writing
+
+
 class AsyncIOStream(AsyncNetworkStream):
     """A stream over an asyncio transport."""
 
@@ -130,6 +149,7 @@ class AsyncIOStream(AsyncNetworkStream):
         self._protocol = protocol
         # Under native TLS: the TCP transport below, whose buffer holds the unsent ciphertext.
         self._raw_transport = raw_transport
+        self._raw_high = 0 if raw_transport is None else raw_transport.get_write_buffer_limits()[1]
         self._loop = asyncio.get_running_loop()
         self._closed = False
         # A write failed or timed out: closing must not wait to flush what is left.
@@ -175,7 +195,10 @@ class AsyncIOStream(AsyncNetworkStream):
         if self._transport.is_closing():
             raise WriteError("Connection closed")
         self._transport.write(buffer)
-        if protocol.write_paused:
+        raw = self._raw_transport
+        if protocol.write_paused or (
+            raw is not None and raw.get_write_buffer_size() > self._raw_high
+        ):
             try:
                 await _wait(self._loop, protocol, "write_waiter", timeout)
             except TimeoutError as exc:
@@ -210,10 +233,17 @@ class AsyncIOStream(AsyncNetworkStream):
             transport.abort()
         else:
             transport.close()
+            if raw is not None:
+                # Native TLS: close() has handed our close_notify to the TCP transport and
+                # would now wait for the peer's (up to 30 s); like the other backends, do
+                # not wait for it. Abort if even the close_notify could not be sent.
+                if raw.get_write_buffer_size():
+                    raw.abort()
+                else:
+                    raw.close()
         _wake(protocol.read_waiter)
-        # The transport closes its socket on a later loop iteration (after a TLS
-        # close_notify exchange, under native TLS): wait for it, so that the descriptor is
-        # released when this returns.
+        # The transport closes its socket on the next loop iteration or so: wait for it
+        # (bounded), so that the descriptor is released when this returns.
         for _ in range(2):
             if protocol.lost:
                 return
@@ -254,6 +284,7 @@ class AsyncIOStream(AsyncNetworkStream):
         except BaseException:
             self._abort()
             raise
+        _watch_ciphertext_drain(self._transport, self._protocol)
         return AsyncIOStream(transport, self._protocol, self._transport)
 
     def _abort(self) -> None:
