@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
+import anyio
 import helpers
 import pytest
 from servers.raw import sockets_to
@@ -57,11 +58,13 @@ class Resolver:
     def __init__(self) -> None:
         self.table: Dict[str, List[Address]] = {}
         self.real = socket.getaddrinfo
+        self.delay = 0.0  # a slow resolver (blocks the calling thread)
 
     def __call__(self, host: Any, port: Any, family: int = 0, *args: Any, **kwargs: Any) -> Any:
         name = host.decode() if isinstance(host, bytes) else host
         if name not in self.table:
             return self.real(host, port, family, *args, **kwargs)
+        time.sleep(self.delay)
         return [_info(a) for a in self.table[name] if family in (0, _family(a[0]))]
 
     def install_trio(self) -> None:
@@ -245,6 +248,33 @@ async def test_all_black_holes_time_out_within_the_connect_timeout(
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", NATIVE)
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_name_lookup_counts_against_the_connect_timeout(
+    kind: str, resolver: Resolver, black_hole: BlackHoles
+) -> None:
+    resolver.table[NAME] = [black_hole("::1"), black_hole("127.0.0.1")]
+    resolver.delay = 0.3
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    start = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        with pytest.raises(httpcore.ConnectTimeout):
+            await _connect(kind, NAME, 0, timeout=0.5)
+        tg.cancel_scope.cancel()
+    assert 0.45 <= time.monotonic() - start < 0.9  # 0.5 in all, not 0.3 + 0.5
+    if kind == "asyncio":
+        assert ticks >= 10  # the lookup ran in a thread: the loop went on meanwhile
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", NATIVE)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_all_refusing_raise_connect_error(
     kind: str, resolver: Resolver, refusing: Callable[[str], Address]
 ) -> None:
@@ -316,7 +346,7 @@ async def test_pool_falls_over_to_the_second_address(
     [("trio", "trio"), ("trio", "anyio"), ("asyncio", "anyio")],
 )
 async def test_trio_and_anyio_fall_over_too(
-    anyio_backend: str, backend_name: str, dual: Any, resolver: Resolver
+    anyio_backend: str, backend_name: str, dual: Any, resolver: Resolver, black_hole: BlackHoles
 ) -> None:
     if anyio_backend == "trio":
         resolver.install_trio()
@@ -326,9 +356,13 @@ async def test_trio_and_anyio_fall_over_too(
     assert time.monotonic() - start < 1.0
     assert stream.get_extra_info("server_addr")[:2] == ("127.0.0.1", dual.port)
     await stream.aclose()
-    # The connect timeout bounds the whole attempt there too.
-    resolver.table[NAME] = [("::1", dual.port)]
+    # The connect timeout bounds the whole attempt there too, and the attempts are closed.
+    # (anyio connects to the port asked for, not to the one resolved: one port for both.)
+    hole = black_hole("::1")
+    resolver.table[NAME] = [hole, black_hole("127.0.0.1", hole[1])]
+    before = fd_count()
     start = time.monotonic()
     with pytest.raises(httpcore.ConnectTimeout):
-        await backend.connect_tcp(NAME, dual.port, timeout=0.3)
-    assert time.monotonic() - start < 1.0
+        await backend.connect_tcp(NAME, hole[1], timeout=0.6)
+    assert 0.55 <= time.monotonic() - start < 1.2
+    assert fd_count() == before
