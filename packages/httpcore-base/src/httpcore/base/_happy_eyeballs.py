@@ -60,6 +60,8 @@ def interleave(infos: Sequence[AddrInfo]) -> List[AddrInfo]:
 
 def candidates(infos: Sequence[AddrInfo], local_address: Optional[str]) -> List[AddrInfo]:
     """The addresses to try, in order: only the local address's family when one is given."""
+    if len(infos) == 1 and local_address is None:
+        return list(infos)  # the common case: nothing to choose or order
     family = local_family(local_address)
     if family is not None:
         infos = [info for info in infos if info[0] == family]
