@@ -242,3 +242,57 @@ async def test_stream_closed_after_a_fault_releases_its_socket(
             assert sockets_to(server.port) == []
         finally:
             server.close()
+
+
+# -- HTTP/2 -----------------------------------------------------------------------------------
+
+H2_FAULTS = {
+    # The server takes the connection preface (as if it were a request head) and says nothing.
+    "read-timeout": (read_then_stall, _timeout(read=0.2), httpcore.ReadTimeout),
+    "reset": (reset_during_upload, _timeout(read=5), BROKEN),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fault", list(H2_FAULTS))
+async def test_http2_pool_closes_every_socket_after_a_fault(
+    api: helpers.API,
+    raw_server: Callable[..., Any],
+    client_ssl_context: ssl.SSLContext,
+    fault: str,
+) -> None:
+    handler, extensions, expected = H2_FAULTS[fault]
+    with no_leaks():
+        server = raw_server(handler, tls=True, alpn=["h2"])
+        try:
+            async with api.ConnectionPool(
+                ssl_context=client_ssl_context, http1=False, http2=True
+            ) as pool:
+                for _ in range(2):
+                    with pytest.raises(expected):
+                        await pool.request("GET", server.url, extensions=extensions)
+                # (A stream's read timeout leaves an HTTP/2 connection open: closing the pool
+                # closes it.)
+            assert sockets_to(server.port) == []
+        finally:
+            server.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ["asyncio", "trio"])
+async def test_http2_pool_closes_every_socket_after_a_cancellation(
+    api: helpers.API, raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    with no_leaks():
+        server = raw_server(read_then_stall, tls=True, alpn=["h2"])
+        try:
+            async with api.ConnectionPool(
+                ssl_context=client_ssl_context, http1=False, http2=True
+            ) as pool:
+                for _ in range(2):
+                    with anyio.move_on_after(0.3) as scope:
+                        await pool.request("GET", server.url)
+                    assert scope.cancelled_caught
+            assert sockets_to(server.port) == []
+        finally:
+            server.close()
