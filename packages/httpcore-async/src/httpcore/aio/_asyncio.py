@@ -118,7 +118,7 @@ async def _wait(
             timer.cancel()
 
 
-def _watch_ciphertext_drain(raw_transport: Any, protocol: _Protocol) -> None:
+def _watch_ciphertext_drain(raw_transport: Any, protocol: _Protocol) -> float:
     """Wake our writer when the TCP transport under native TLS drains.
 
     asyncio's TLS transport encrypts a whole write at once and hands the ciphertext to the
@@ -126,15 +126,22 @@ def _watch_ciphertext_drain(raw_transport: Any, protocol: _Protocol) -> None:
     would never wait, never time out, and the data of a peer that does not read would pile up
     in memory. `write()` therefore waits on the TCP transport's buffer itself, and this
     forwards that transport's resume_writing() (made to the TLS protocol) to our writer.
+
+    Returns the buffer size above which `write()` is to wait: infinite (never wait) when the
+    TLS protocol is not one whose method can be wrapped (another event loop's).
     """
     ssl_protocol = raw_transport.get_protocol()
-    resume = ssl_protocol.resume_writing
+    try:
+        resume = ssl_protocol.resume_writing
 
-    def resume_writing() -> None:
-        resume()
-        _wake(protocol.write_waiter)
+        def resume_writing() -> None:
+            resume()
+            _wake(protocol.write_waiter)
 
-    ssl_protocol.resume_writing = resume_writing
+        ssl_protocol.resume_writing = resume_writing
+        return float(raw_transport.get_write_buffer_limits()[1])
+    except (AttributeError, TypeError):  # pragma: no cover
+        return float("inf")
 
 
 class AsyncIOStream(AsyncNetworkStream):
@@ -144,12 +151,19 @@ class AsyncIOStream(AsyncNetworkStream):
     #: cancelled write leaves nothing behind; `resume_write()` never waits.
     resumable_writes = True
 
-    def __init__(self, transport: Any, protocol: _Protocol, raw_transport: Any = None) -> None:
+    def __init__(
+        self,
+        transport: Any,
+        protocol: _Protocol,
+        raw_transport: Any = None,
+        raw_high: float = float("inf"),
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
-        # Under native TLS: the TCP transport below, whose buffer holds the unsent ciphertext.
+        # Under native TLS: the TCP transport below, whose buffer holds the unsent
+        # ciphertext, and how full it may get before a write waits.
         self._raw_transport = raw_transport
-        self._raw_high = 0 if raw_transport is None else raw_transport.get_write_buffer_limits()[1]
+        self._raw_high = raw_high
         self._loop = asyncio.get_running_loop()
         self._closed = False
         # A write failed or timed out: closing must not wait to flush what is left.
@@ -284,8 +298,8 @@ class AsyncIOStream(AsyncNetworkStream):
         except BaseException:
             self._abort()
             raise
-        _watch_ciphertext_drain(self._transport, self._protocol)
-        return AsyncIOStream(transport, self._protocol, self._transport)
+        raw_high = _watch_ciphertext_drain(self._transport, self._protocol)
+        return AsyncIOStream(transport, self._protocol, self._transport, raw_high)
 
     def _abort(self) -> None:
         # A failed handshake: nothing left worth flushing.
