@@ -23,10 +23,12 @@ drain the client for up to 1 s before closing, so the client sees a clean EOF, n
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import struct
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 RawHandler = Union[bytes, Sequence[bytes], Callable[[socket.socket, "RawServer"], None]]
 
@@ -293,3 +295,88 @@ def _graceful_close(sock: socket.socket, linger: float = 1.0) -> None:
             pass
     except OSError:
         pass
+
+
+# -- handlers for network faults (pass them to RawServer / raw_server) ------------------------
+
+
+def stall(conn: socket.socket, server: RawServer) -> None:
+    """Accept, then neither read nor write until the server closes (or ``conn_timeout``):
+    a client writing a large body fills the socket buffers and its write times out."""
+    server._stopping.wait(server.conn_timeout)
+
+
+def read_then_stall(conn: socket.socket, server: RawServer) -> None:
+    """Read one request and never answer it: the client's read times out."""
+    server.read_request(conn)
+    stall(conn, server)
+
+
+def reset(conn: socket.socket) -> None:
+    """Close with SO_LINGER 0: the peer gets a TCP reset, not a FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def reset_after(data: bytes) -> Callable[[socket.socket, RawServer], None]:
+    """A handler that reads one request, sends ``data`` (e.g. a response cut short) and
+    resets the connection."""
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        server.read_request(conn)
+        conn.sendall(data)
+        reset(conn)
+
+    return handler
+
+
+def reset_during_upload(conn: socket.socket, server: RawServer) -> None:
+    """Read the first bytes of a request, then reset the connection (the client is still
+    writing its body)."""
+    conn.recv(65536)
+    reset(conn)
+
+
+_TCP_STATES = {
+    "01": "ESTABLISHED",
+    "02": "SYN_SENT",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "06": "TIME_WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE_WAIT",
+    "09": "LAST_ACK",
+    "0A": "LISTEN",
+    "0B": "CLOSING",
+}
+
+
+def sockets_to(port: int, ignore: Sequence[socket.socket] = ()) -> List[Tuple[str, str]]:
+    """This process's open TCP sockets whose peer port is ``port`` (but those in ``ignore``),
+    as (state, remote address in /proc notation), read from /proc (Linux only).
+
+    Unlike a count of descriptors, this does not see the sockets that a server running in this
+    process accepted (their peer port is the client's), so it is free of races with them.
+    """
+    ignored = {str(os.fstat(sock.fileno()).st_ino) for sock in ignore if sock.fileno() >= 0}
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[len("socket:[") : -1] not in ignored:
+            inodes.add(link[len("socket:[") : -1])
+    found: List[Tuple[str, str]] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    remote, state, inode = fields[2], fields[3], fields[9]
+                    if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
+                        found.append((_TCP_STATES.get(state, state), remote))
+        except FileNotFoundError:  # pragma: no cover  (no IPv6)
+            continue
+    return found

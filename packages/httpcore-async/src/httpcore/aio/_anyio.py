@@ -24,6 +24,7 @@ from httpcore.base._sync_backend import is_socket_readable
 if TYPE_CHECKING:
     import anyio
     import anyio.abc
+    import anyio.lowlevel
     from anyio.streams.tls import TLSAttribute, TLSStream
 
 __all__ = ["AnyIOBackend", "AnyIOStream"]
@@ -37,6 +38,7 @@ def _load_anyio() -> None:
     try:
         import anyio
         import anyio.abc
+        import anyio.lowlevel
         from anyio.streams.tls import TLSAttribute, TLSStream
     except ImportError:
         raise RuntimeError(
@@ -82,6 +84,10 @@ class AnyIOStream(AsyncNetworkStream):
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+        # Under asyncio, anyio up to 4.12 (the last for Python 3.9) aborts the transport as
+        # its last step and returns: the socket is closed by a callback on the next loop
+        # iteration. Let it run, so the descriptor is released when this returns.
+        await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def start_tls(
         self,

@@ -7,10 +7,14 @@ set last, errors are mapped with a plain `try`/`except`, and writes go out with 
 
 from __future__ import annotations
 
+import errno
+import os
 import select
+import selectors
 import socket
 import ssl
 import sys
+import time
 from typing import Any, Callable, Iterable, TypeVar
 
 from ._backends import SOCKET_OPTION, NetworkBackend, NetworkStream
@@ -22,6 +26,7 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
+from ._happy_eyeballs import AddrInfo, Schedule, candidates
 
 __all__ = ["SyncBackend", "SyncStream", "TLSinTLSStream", "is_socket_readable"]
 
@@ -286,14 +291,15 @@ class SyncBackend(NetworkBackend):
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> NetworkStream:
         options = () if socket_options is None else tuple(socket_options)
-        source = None if local_address is None else (local_address, 0)
         try:
-            sock = _open_tcp(host, port, timeout, source, options)
+            sock = _open_tcp(host, port, timeout, local_address, options)
         except socket.timeout as exc:
             raise ConnectTimeout(exc) from exc
         except OSError as exc:
             raise ConnectError(exc) from exc
-        return SyncStream(sock, timeout)
+        # What the connect left on the socket (the time remaining, or non-blocking after a
+        # race): the stream sets the caller's timeout on its first read or write.
+        return SyncStream(sock, sock.gettimeout())
 
     def connect_unix_socket(
         self,
@@ -325,34 +331,106 @@ def _open_tcp(
     host: str,
     port: int,
     timeout: float | None,
-    source: tuple[str, int] | None,
+    local_address: str | None,
     options: tuple[SOCKET_OPTION, ...],
 ) -> socket.socket:
-    """Connect to the first address of `host` that accepts.
+    """Connect to `host`, racing its addresses as RFC 8305 says when it has several.
 
-    Like `socket.create_connection`, except that the socket options are applied before
-    connecting (so that buffer sizes, keep-alive and the like are in force from the SYN on),
-    and `TCP_NODELAY` is always set.
+    The socket options are applied before connecting (so that buffer sizes, keep-alive and the
+    like are in force from the SYN on), and `TCP_NODELAY` is always set. The name lookup
+    blocks (it cannot be interrupted) but its time counts against `timeout`.
     """
-    last_error: OSError | None = None
-    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    infos = candidates(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM), local_address)
+    if not infos:
+        raise OSError(f"no address of {host!r} matches the local address {local_address!r}")
+    if deadline is not None:
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            raise socket.timeout("timed out")
+    if len(infos) == 1:
+        family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
         try:
-            for option in options:
-                sock.setsockopt(*option)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _prepare(sock, local_address, options)
             sock.settimeout(timeout)
-            if source is not None:
-                sock.bind(source)
             sock.connect(address)
-        except OSError as exc:
-            sock.close()
-            last_error = exc
-            continue
         except BaseException:
             sock.close()
             raise
         return sock
-    if last_error is not None:
-        raise last_error
-    raise OSError(f"getaddrinfo returned no addresses for {host!r}")
+    return _race(infos, deadline, local_address, options)
+
+
+def _prepare(
+    sock: socket.socket, local_address: str | None, options: tuple[SOCKET_OPTION, ...]
+) -> None:
+    for option in options:
+        sock.setsockopt(*option)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if local_address is not None:
+        sock.bind((local_address, 0))
+
+
+_IN_PROGRESS = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN}
+
+
+def _race(
+    infos: list[AddrInfo],
+    deadline: float | None,
+    local_address: str | None,
+    options: tuple[SOCKET_OPTION, ...],
+) -> socket.socket:
+    """Staggered non-blocking connects to `infos`; the first to connect is returned, every
+    other socket is closed before this returns."""
+    schedule = Schedule(infos)
+    selector = selectors.DefaultSelector()
+    attempts: set[socket.socket] = set()
+    last_error: OSError | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            info = schedule.start(now)
+            if info is not None:
+                family, kind, proto, _, address = info
+                sock = socket.socket(family, kind, proto)
+                try:
+                    _prepare(sock, local_address, options)
+                    sock.setblocking(False)
+                    error = sock.connect_ex(address)
+                except BaseException as exc:
+                    sock.close()
+                    if not isinstance(exc, OSError):
+                        raise
+                    last_error = exc
+                    schedule.failed()
+                    continue
+                if error == 0:
+                    return sock
+                if error not in _IN_PROGRESS:
+                    sock.close()
+                    last_error = OSError(error, os.strerror(error))
+                    schedule.failed()
+                    continue
+                attempts.add(sock)
+                selector.register(sock, selectors.EVENT_WRITE)
+                continue
+            if schedule.exhausted:
+                assert last_error is not None
+                raise last_error
+            if deadline is not None and now >= deadline:
+                raise socket.timeout("timed out")
+            for key, _ in selector.select(schedule.wait(now, deadline)):
+                sock = key.fileobj  # type: ignore[assignment]
+                selector.unregister(sock)
+                attempts.discard(sock)
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if error == 0:
+                    return sock
+                sock.close()
+                last_error = OSError(error, os.strerror(error))
+                schedule.failed()
+    finally:
+        for sock in attempts:
+            sock.close()
+        selector.close()
