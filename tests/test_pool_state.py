@@ -187,3 +187,28 @@ def test_counts() -> None:
     pool.run(second)
     pool.finish(second)
     assert pool.state.counts() == (0, 0, 0, 1)
+
+
+def test_a_fresh_connection_another_request_uses_is_not_closed_when_its_creator_leaves() -> None:
+    # A pending HTTP/2 connection is shared: `second` started on the connection created for
+    # `first`; `first` is cancelled before it starts. Closing it would cut `second` off.
+    pool = Pool(multiplexed=True)
+    first = pool.request()
+    second = pool.request()
+    assert second.connection is first.connection
+    pool.run(second)
+    assert pool.state.release(first) == []
+    assert pool.state.connections == pool.created
+    # Once its last user leaves, the connection is an ordinary idle one.
+    assert pool.finish(second) == []
+    assert pool.state.connections == pool.created
+
+
+def test_a_fresh_connection_promised_to_another_request_is_not_closed() -> None:
+    pool = Pool(multiplexed=True)
+    first = pool.request()
+    second = pool.request()
+    assert pool.state.release(first) == []
+    assert second.connection is pool.created[0]
+    pool.run(second)
+    assert pool.finish(second) == []

@@ -20,8 +20,9 @@ The rules this module keeps:
 5. Connections past `keepalive_expiry` are closed by a sweep that runs at most every
    `min(keepalive_expiry / 2, 1 s)`, and whenever the pool is full. No idle connection is kept
    beyond `max_keepalive_connections` (only idle ones count, API.md §12.1).
-6. A connection created for a request that leaves without using it is closed: nobody else
-   asked for it. A closed connection is dropped without closing it again.
+6. A connection created for a request that leaves without using it is closed, unless another
+   request was promised it or is using it (a pending HTTP/2 connection is shared before it is
+   even connected). A closed connection is dropped without closing it again.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class PoolState:
         self.requests: Dict[PoolRequest, None] = {}  # every request in the pool, in order
         self.queue: Deque[PoolRequest] = deque()  # those waiting for a connection
         self.reserved: Dict[int, int] = {}  # id(connection) -> requests promised it, not started
+        self.using: Dict[int, int] = {}  # id(connection) -> requests that started on it
         # origin -> connections that went idle, most recent last
         self.idle_hints: Dict[Origin, List[PooledConnection]] = {}
         self.next_sweep = 0.0
@@ -116,15 +118,17 @@ class PoolState:
         self._unreserve(pool_request)
         pool_request.started = True
         pool_request.fresh = False
+        key = id(pool_request.connection)
+        self.using[key] = self.using.get(key, 0) + 1
 
     def requeue(self, pool_request: PoolRequest) -> List[PooledConnection]:
         """The request's connection could not serve it: back to the head of the queue."""
         connection = pool_request.connection
+        self._stop_using(pool_request)
         if connection.is_closed() and connection in self.connections:
             # E.g. an HTTP/2 connection shut down by GOAWAY, or one the server closed.
             self.connections.remove(connection)
         pool_request.connection = None
-        pool_request.started = False
         self.queue.appendleft(pool_request)
         return self.assign_requests_to_connections()
 
@@ -138,11 +142,14 @@ class PoolState:
                 self.queue.remove(pool_request)
         else:
             self._unreserve(pool_request)
+            self._stop_using(pool_request)
             if connection in self.connections:
                 if pool_request.fresh:
-                    # Created for this request, never used by it: nobody else will (rule 6).
-                    self.connections.remove(connection)
-                    closing.append(connection)
+                    key = id(connection)
+                    if key not in self.reserved and key not in self.using:
+                        # Created for this request, never used by it, nobody else's (rule 6).
+                        self.connections.remove(connection)
+                        closing.append(connection)
                 elif connection.is_closed():
                     self.connections.remove(connection)
                 elif connection.is_idle():
@@ -259,6 +266,17 @@ class PoolState:
         pool_request.assign(connection, fresh)
         key = id(connection)
         self.reserved[key] = self.reserved.get(key, 0) + 1
+
+    def _stop_using(self, pool_request: PoolRequest) -> None:
+        if not pool_request.started:
+            return
+        pool_request.started = False
+        key = id(pool_request.connection)
+        count = self.using.get(key, 0) - 1
+        if count > 0:
+            self.using[key] = count
+        else:
+            self.using.pop(key, None)
 
     def _unreserve(self, pool_request: PoolRequest) -> None:
         """The request starts using (or gives up) the connection it was promised."""
