@@ -1,0 +1,180 @@
+"""Sending a request on its open stream: flushing its HEADERS, then the body within the
+flow-control windows.
+
+Part of `HTTP2Core` (a base class of it; `_core.py` opens the stream and queues its HEADERS).
+
+Rules:
+- Body data is queued in frames no bigger than the peer allows and the windows permit,
+  then flushed by the writer; with a window used up, the request waits (reading, or for the
+  reader) until the server opens it.
+- The server may stop the body: a reset stream, a response already complete. The rest of
+  the body is then not sent, and the response tells how the request ended. A write the
+  network refused likewise ends the upload quietly: what the server sent is read next.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import h2.exceptions
+
+from httpcore.base._drive import ITER, NEXT, Gen
+from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError, WriteError
+from httpcore.base._models import Request
+from httpcore.base._multiplex import ConnectionHealth, renewed
+from httpcore.base._trace import is_traced, traced
+
+from ._patches import H2Connection
+from ._reader import FrameReader, logger
+from ._stream import ENDED, Stream
+from ._writer import FrameWriter
+
+_STOP = object()  # "stop sending the request body": the server finished or reset the stream
+
+
+class RequestSending:
+    """The sending side of `HTTP2Core` (the rules at the top)."""
+
+    _h2_state: H2Connection
+    _health: ConnectionHealth
+    _lock: Any
+    _reader: FrameReader
+    _streams: Dict[int, Stream]
+    _writer: FrameWriter
+
+    def _send_request(
+        self, request: Request, stream: Stream, content: Optional[bytes]
+    ) -> Gen[None]:
+        try:
+            yield from self._send_request_steps(request, stream, content)
+        except WriteError:
+            if self._health.write_error is None:
+                raise
+            # The server stopped reading (it may have closed after a GOAWAY, or answered
+            # early): what it sent is read next, and tells how this request ends.
+
+    def _send_request_steps(
+        self, request: Request, stream: Stream, content: Optional[bytes]
+    ) -> Gen[None]:
+        write_timeout = stream.write_timeout
+        flush = self._writer.flush
+        if is_traced(logger, request):
+            info = {"request": request, "stream_id": stream.stream_id}
+            yield from traced(logger, "send_request_headers", request, info, flush(write_timeout))
+            yield from traced(
+                logger,
+                "send_request_body",
+                request,
+                info,
+                self._send_request_body(request, stream, content),
+            )
+        elif content:
+            # Head and body go out together when the body is in memory (and fits the window).
+            yield from self._send_request_body(request, stream, content)
+        else:
+            yield from flush(write_timeout)
+            yield from self._send_request_body(request, stream, content)
+
+    def _send_request_body(
+        self, request: Request, stream: Stream, content: Optional[bytes]
+    ) -> Gen[None]:
+        if stream.local_ended:
+            return
+        if content is not None:
+            yield from self._send_data(request, stream, content, end=True)
+            return
+        iterator = yield (ITER, request.stream)
+        stream.replayable = False
+        stopped = False
+        while True:
+            chunk = yield (NEXT, iterator)
+            if chunk is None:
+                break
+            if chunk:
+                stopped = yield from self._send_data(request, stream, chunk, end=False)
+                if stopped:
+                    break
+        if not stopped:
+            with self._lock:
+                error = self._health.send_error
+                if error is not None:
+                    raise renewed(error)
+                if not stream.reset:
+                    try:
+                        self._h2_state.end_stream(stream.stream_id)
+                        stream.local_ended = True
+                    except h2.exceptions.ProtocolError as exc:
+                        raise self._protocol_error(exc) from exc
+            yield from self._writer.flush(stream.write_timeout)
+
+    def _send_data(self, request: Request, stream: Stream, data: bytes, end: bool) -> Gen[bool]:
+        """Queue non-empty `data` as DATA frames within the flow-control windows and flush.
+
+        Returns True if the body should not be sent further (the server reset or finished
+        the stream). With `end`, the last frame carries END_STREAM.
+        """
+        view = memoryview(data)
+        total = len(view)
+        offset = 0
+        h2_state = self._h2_state
+        health = self._health
+        stream_id = stream.stream_id
+        while True:
+            with self._lock:
+                error = health.send_error
+                if error is not None:
+                    raise renewed(error)
+                if stream.reset:
+                    return True
+                try:
+                    window = h2_state.local_flow_control_window(stream_id)
+                    stop = offset + min(window, total - offset)
+                    if stop > offset:
+                        max_frame = h2_state.max_outbound_frame_size
+                        while offset < stop:
+                            n = min(max_frame, stop - offset)
+                            last = end and offset + n == total
+                            h2_state.send_data(
+                                stream_id, view[offset : offset + n], end_stream=last
+                            )
+                            offset += n
+                        if end and offset == total:
+                            stream.local_ended = True
+                except h2.exceptions.StreamClosedError:
+                    return True
+                except h2.exceptions.ProtocolError as exc:
+                    raise self._protocol_error(exc) from exc
+            yield from self._writer.flush(stream.write_timeout)
+            if offset >= total:
+                return False
+            # The window is used up: wait for the server to open it.
+            outcome = yield from self._reader.wait_for(stream, self._check_window, request)
+            if outcome is _STOP:
+                return True
+
+    def _check_window(self, stream: Stream) -> Any:
+        """A `wait_for` check: True once the stream may send, `_STOP` if it should not."""
+        write_error = self._health.write_error
+        if write_error is not None:
+            raise renewed(write_error)
+        if stream.reset or stream.remote is ENDED or stream.closed:
+            stream.wants_window = False
+            return _STOP
+        try:
+            window = self._h2_state.local_flow_control_window(stream.stream_id)
+        except h2.exceptions.ProtocolError:
+            stream.wants_window = False
+            return _STOP
+        if window > 0:
+            stream.wants_window = False
+            return True
+        if stream.failure is not None:
+            stream.raise_failure()
+        stream.wants_window = True
+        return None
+
+    def _protocol_error(self, exc: Exception) -> Exception:
+        goaway = self._health.goaway
+        if goaway is not None:
+            return RemoteProtocolError(goaway)
+        return LocalProtocolError(exc)
