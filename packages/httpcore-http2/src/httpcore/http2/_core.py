@@ -11,7 +11,8 @@ the parts together and answers the pool:
   (`ConnectionHealth`), plain state shared with HTTP/3;
 - `_reader.py`   the reader role (reading, filing events with streams);
 - `_writer.py`   the writer role (writing h2's queue, finishing cancelled writes);
-- `_send.py`     sending a request's body within the flow-control windows.
+- `_send.py`     the request side of a stream (HEADERS, the body within the windows);
+- `_receive.py`  the response side of a stream (head, body).
 
 Rules:
 - Bookkeeping is done under `_lock` (a real lock for threads, nothing under async) and never
@@ -30,39 +31,33 @@ from __future__ import annotations
 import enum
 import functools
 import time
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional
 
 import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
 
-from httpcore.base._drive import CLOSE, WAIT, BodyGen, Gen
+from httpcore.base._drive import CLOSE, WAIT, Gen
 from httpcore.base._exceptions import (
     ConnectionNotAvailable,
-    LocalProtocolError,
     PoolTimeout,
-    RemoteProtocolError,
 )
 from httpcore.base._http11 import origin_mismatch
 from httpcore.base._models import ByteStream, Origin, Request, Response
-from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, renewed
+from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots
 from httpcore.base._trace import traced
 
-from ._headers import request_authority, request_headers, response_head
+from ._headers import request_authority
 from ._patches import RepeatDecoder, new_h2_connection
 from ._reader import FrameReader, logger
-from ._send import RequestSending
-from ._stream import ENDED, Stream, Waiter
+from ._receive import ResponseReceiving
+from ._send import WINDOW_INCREMENT, RequestSending
+from ._stream import ENDED, RESET, Stream, Waiter
 from ._writer import FrameWriter
 
 _RepeatDecoder = RepeatDecoder  # its former name, for the tests
 
-_ResponseReceived = h2.events.ResponseReceived
 _DataReceived = h2.events.DataReceived
-_StreamEnded = h2.events.StreamEnded
-_StreamReset = h2.events.StreamReset
-
-_WINDOW_INCREMENT = 2**24
 
 
 class HTTPConnectionState(enum.IntEnum):
@@ -76,7 +71,7 @@ IDLE = HTTPConnectionState.IDLE
 CLOSED = HTTPConnectionState.CLOSED
 
 
-class HTTP2Core(RequestSending):
+class HTTP2Core(RequestSending, ResponseReceiving):
     """HTTP/2 on h2. Subclasses pick the flavour (`_io`: `SyncIO` or `AsyncIO`)."""
 
     READ_NUM_BYTES = 65536
@@ -164,7 +159,7 @@ class HTTP2Core(RequestSending):
                 self._init_started = True
                 h2_state = self._h2_state
                 h2_state.initiate_connection()
-                h2_state.increment_flow_control_window(_WINDOW_INCREMENT)
+                h2_state.increment_flow_control_window(WINDOW_INCREMENT)
 
         stream: Optional[Stream] = None
         has_slot = False
@@ -235,7 +230,7 @@ class HTTP2Core(RequestSending):
             },
         )
 
-    # -- stream slots and streams ----------------------------------------------------------
+    # -- stream slots -----------------------------------------------------------------------
 
     @staticmethod
     def _wake(waiters: Iterable[Waiter]) -> None:
@@ -255,7 +250,7 @@ class HTTP2Core(RequestSending):
                 with self._lock:
                     if waiter.granted:
                         return
-                    if self._state is CLOSED or self._health.state is not OPEN:
+                    if self._refusal_locked() is not None:
                         slots.withdraw(waiter)
                         raise ConnectionNotAvailable()
                     waiter.event = self._io.new_event()  # pragma: no cover - spurious wake-up
@@ -263,97 +258,6 @@ class HTTP2Core(RequestSending):
             with self._lock:
                 self._wake(slots.withdraw(waiter))
             raise
-
-    def _open_stream(
-        self,
-        request: Request,
-        authority: bytes,
-        content: Optional[bytes],
-        read_timeout: Optional[float],
-        write_timeout: Optional[float],
-    ) -> Optional[Stream]:
-        """Queue the HEADERS of a new stream (no I/O). None: no room after all, queue again."""
-        empty = content is not None and not content
-        headers = request_headers(request, authority)
-        with self._lock:
-            health = self._health
-            if self._state is CLOSED or health.state is not OPEN:
-                error = health.send_error
-                if error is not None:
-                    raise renewed(error)
-                raise ConnectionNotAvailable()
-            h2_state = self._h2_state
-            try:
-                stream_id = h2_state.get_next_available_stream_id()
-            except h2.exceptions.NoAvailableStreamIDError:
-                health.exhaust()
-                raise ConnectionNotAvailable()
-            try:
-                h2_state.send_headers(stream_id, headers, end_stream=empty)
-            except h2.exceptions.TooManyStreamsError:
-                # The server lowered its limit after our slot was granted: queue again.
-                return None
-            except h2.exceptions.ProtocolError as exc:
-                raise LocalProtocolError(exc) from exc
-            h2_state.increment_flow_control_window(_WINDOW_INCREMENT, stream_id=stream_id)
-            stream = Stream(stream_id, read_timeout, write_timeout, empty, content is not None)
-            self._streams[stream_id] = stream
-        return stream
-
-    # -- receiving -------------------------------------------------------------------------
-
-    def _receive_response_headers(
-        self, request: Request, stream: Stream
-    ) -> Gen[Tuple[int, List[Tuple[bytes, bytes]]]]:
-        while True:
-            event = yield from self._reader.wait_for(stream, Stream.next_event, request)
-            kind = type(event)
-            if kind is _ResponseReceived:
-                break
-            if kind is _StreamReset:
-                raise RemoteProtocolError(event)
-            if kind is _StreamEnded:  # pragma: no cover - h2 rejects this
-                raise RemoteProtocolError("Stream ended without a response.")
-        return response_head(event.headers)
-
-    def _receive_body(self, request: Request, stream: Stream) -> BodyGen:
-        try:
-            yield from traced(
-                logger,
-                "receive_response_body",
-                request,
-                {"request": request, "stream_id": stream.stream_id},
-                self._body_chunks(request, stream),
-            )
-        except GeneratorExit:
-            # Abandoned by its response stream, whose close runs the close generator.
-            raise
-        except BaseException:
-            yield from self._traced_response_closed(request, stream, graceful=False)
-            raise
-
-    def _body_chunks(self, request: Request, stream: Stream) -> BodyGen:
-        lock = self._lock
-        reader = self._reader
-        stream_id = stream.stream_id
-        next_event = Stream.next_event
-        while True:
-            event = yield from reader.wait_for(stream, next_event, request)
-            kind = type(event)
-            if kind is _DataReceived:
-                size = event.flow_controlled_length
-                if size:
-                    with lock:
-                        reader.acknowledge_locked(size, stream_id)
-                    # A failure is remembered; the data already received is still good.
-                    yield from self._writer.flush_quietly(stream.write_timeout)
-                data = event.data
-                if data:
-                    yield data if type(data) is bytes else bytes(data)
-            elif kind is _StreamEnded:
-                return
-            elif kind is _StreamReset:
-                raise RemoteProtocolError(event)
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -392,7 +296,7 @@ class HTTP2Core(RequestSending):
             if (
                 health.error is None
                 and self._state is not CLOSED
-                and not stream.reset
+                and stream.remote is not RESET
                 and not (stream.remote is ENDED and stream.local_ended)
                 and (health.goaway is None or stream_id <= health.goaway_last_stream_id)
             ):
@@ -400,14 +304,18 @@ class HTTP2Core(RequestSending):
                     self._h2_state.reset_stream(stream_id, ErrorCodes.CANCEL)
                 except h2.exceptions.ProtocolError:  # pragma: no cover - already closed
                     pass
-            self._wake(self._slots.release())
-            if self._slots.leave():
+            slots = self._slots
+            for waiter in slots.release():
+                waiter.set()
+            if slots.leave():
                 closing = self._become_idle_locked()
         if closing:
             yield from self._close_connection()
         elif graceful:
-            # A failure is remembered by the connection; this response is complete.
-            yield from self._writer.flush_quietly(stream.write_timeout)
+            try:
+                yield from self._writer.flush(stream.write_timeout, raise_error=False)
+            except Exception:
+                pass  # remembered by the connection; this response is complete
 
     def _become_idle_locked(self) -> bool:
         """No request left: go IDLE, or return True if the connection should close."""
@@ -443,8 +351,7 @@ class HTTP2Core(RequestSending):
 
     def is_available(self) -> bool:
         return (
-            self._state is not CLOSED
-            and self._health.state is OPEN
+            self._refusal_locked() is None
             and not self._h2_state.is_closed()
             and self._slots.has_room()
         )

@@ -184,7 +184,10 @@ class FrameReader:
         if self._h2_state.has_data_to_send() and not writer.writing:
             # Never wait for the server while frames it waits for sit in the buffer (left by
             # a writer that was cancelled, for instance).
-            yield from writer.flush_quietly(stream.write_timeout)
+            try:
+                yield from writer.flush(stream.write_timeout, raise_error=False)
+            except Exception:
+                pass
         try:
             data = yield (READ, self._network_stream, self.read_size, stream.read_timeout)
         except TimeoutException:
@@ -210,7 +213,10 @@ class FrameReader:
             yield from traced(logger, "receive_remote_settings", request, {}, _returning(settings))
         # Settings and PING acknowledgements, window updates, resets: out they go. A write
         # failure is remembered by the connection and reported to whoever needs it.
-        yield from writer.flush_quietly(stream.write_timeout)
+        try:
+            yield from writer.flush(stream.write_timeout, raise_error=False)
+        except Exception:
+            pass
 
     def _dispatch_locked(self, events: List[Any]) -> Any:
         """File each event with its stream; returns the last RemoteSettingsChanged, if any."""

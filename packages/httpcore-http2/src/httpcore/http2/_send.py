@@ -1,9 +1,14 @@
-"""Sending a request on its open stream: flushing its HEADERS, then the body within the
+"""The request side of a stream: opening it (HEADERS), then sending the body within the
 flow-control windows.
 
-Part of `HTTP2Core` (a base class of it; `_core.py` opens the stream and queues its HEADERS).
+Part of `HTTP2Core` (a base class of it), which calls `_open_stream` once the request holds a
+stream slot.
 
 Rules:
+- A stream is opened (HEADERS queued) under the state lock, only while the connection takes
+  new requests; the stream id is taken from h2 then, so HEADERS go out in stream-id order.
+  No stream id left makes the connection EXHAUSTED; a limit the server lowered after the
+  slot was granted sends the request back to the slot queue.
 - Body data is queued in frames no bigger than the peer allows and the windows permit,
   then flushed by the writer; with a window used up, the request waits (reading, or for the
   reader) until the server opens it.
@@ -14,21 +19,29 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import h2.exceptions
 
 from httpcore.base._drive import ITER, NEXT, Gen
-from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError, WriteError
+from httpcore.base._exceptions import (
+    ConnectionNotAvailable,
+    LocalProtocolError,
+    RemoteProtocolError,
+    WriteError,
+)
 from httpcore.base._models import Request
 from httpcore.base._multiplex import ConnectionHealth, renewed
 from httpcore.base._trace import is_traced, traced
 
+from ._headers import request_headers
 from ._patches import H2Connection
 from ._reader import FrameReader, logger
-from ._stream import ENDED, Stream
+from ._stream import ENDED, RESET, Stream
 from ._writer import FrameWriter
 
+#: The window each new stream (and, once, the connection) is opened by for the server.
+WINDOW_INCREMENT = 2**24
 _STOP = object()  # "stop sending the request body": the server finished or reset the stream
 
 
@@ -41,6 +54,43 @@ class RequestSending:
     _reader: FrameReader
     _streams: Dict[int, Stream]
     _writer: FrameWriter
+    _refusal_locked: Callable[[], Optional[BaseException]]
+
+    def _open_stream(
+        self,
+        request: Request,
+        authority: bytes,
+        content: Optional[bytes],
+        read_timeout: Optional[float],
+        write_timeout: Optional[float],
+    ) -> Optional[Stream]:
+        """Queue the HEADERS of a new stream (no I/O). None: no room after all, queue again."""
+        empty = content is not None and not content
+        headers = request_headers(request, authority)
+        with self._lock:
+            health = self._health
+            if self._refusal_locked() is not None:
+                error = health.send_error
+                if error is not None:
+                    raise renewed(error)
+                raise ConnectionNotAvailable()
+            h2_state = self._h2_state
+            try:
+                stream_id = h2_state.get_next_available_stream_id()
+            except h2.exceptions.NoAvailableStreamIDError:
+                health.exhaust()
+                raise ConnectionNotAvailable()
+            try:
+                h2_state.send_headers(stream_id, headers, end_stream=empty)
+            except h2.exceptions.TooManyStreamsError:
+                # The server lowered its limit after our slot was granted: queue again.
+                return None
+            except h2.exceptions.ProtocolError as exc:
+                raise LocalProtocolError(exc) from exc
+            h2_state.increment_flow_control_window(WINDOW_INCREMENT, stream_id=stream_id)
+            stream = Stream(stream_id, read_timeout, write_timeout, empty, content is not None)
+            self._streams[stream_id] = stream
+        return stream
 
     def _send_request(
         self, request: Request, stream: Stream, content: Optional[bytes]
@@ -99,7 +149,7 @@ class RequestSending:
                 error = self._health.send_error
                 if error is not None:
                     raise renewed(error)
-                if not stream.reset:
+                if stream.remote is not RESET:
                     try:
                         self._h2_state.end_stream(stream.stream_id)
                         stream.local_ended = True
@@ -124,7 +174,7 @@ class RequestSending:
                 error = health.send_error
                 if error is not None:
                     raise renewed(error)
-                if stream.reset:
+                if stream.remote is RESET:
                     return True
                 try:
                     window = h2_state.local_flow_control_window(stream_id)
@@ -157,7 +207,8 @@ class RequestSending:
         write_error = self._health.write_error
         if write_error is not None:
             raise renewed(write_error)
-        if stream.reset or stream.remote is ENDED or stream.closed:
+        remote = stream.remote
+        if remote is RESET or remote is ENDED or stream.closed:
             stream.wants_window = False
             return _STOP
         try:

@@ -108,10 +108,6 @@ class Stream:
     def response_started(self) -> bool:
         return self.remote is RECEIVING or self.remote is ENDED
 
-    @property
-    def reset(self) -> bool:
-        return self.remote is RESET
-
     def raise_failure(self) -> None:
         """Raise the stream's failure (a fresh copy: it may be raised more than once)."""
         failure = self.failure

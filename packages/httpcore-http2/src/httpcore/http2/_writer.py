@@ -129,14 +129,6 @@ class FrameWriter:
             yield from self._after_cancelled_write(timeout, exc)
             raise
 
-    def flush_quietly(self, timeout: Optional[float]) -> Gen[None]:
-        """`flush()` for frames that may be lost: a failure is remembered by the connection
-        and reported to whoever needs to write next."""
-        try:
-            yield from self.flush(timeout, raise_error=False)
-        except Exception:
-            pass
-
     def _after_cancelled_write(self, timeout: Optional[float], exc: BaseException) -> Gen[None]:
         """The writer was interrupted (cancelled, timed out) while holding the write role.
 
