@@ -133,7 +133,10 @@ class HTTP2Core(RequestSending, ResponseReceiving):
         (`ConnectionNotAvailable`: nothing was sent, the pool may retry elsewhere)."""
         if self._state is CLOSED:
             return ConnectionNotAvailable()
-        return self._health.refusal()
+        health = self._health
+        if health.state is OPEN:
+            return None
+        return health.refusal()
 
     # -- a request -------------------------------------------------------------------------
 
@@ -146,9 +149,10 @@ class HTTP2Core(RequestSending, ResponseReceiving):
         write_timeout = timeouts.get("write", None)
 
         with self._lock:
-            refusal = self._refusal_locked()
-            if refusal is not None:
-                raise refusal  # nothing sent yet: the pool can retry elsewhere
+            if self._state is CLOSED or self._health.state is not OPEN:
+                refusal = self._refusal_locked()
+                if refusal is not None:
+                    raise refusal  # nothing sent yet: the pool can retry elsewhere
             self._request_count += 1
             self._slots.enter()
             self._state = ACTIVE
@@ -321,7 +325,8 @@ class HTTP2Core(RequestSending, ResponseReceiving):
         """No request left: go IDLE, or return True if the connection should close."""
         if self._state is CLOSED:
             return False
-        if self._health.closes_when_idle() or self._h2_state.is_closed():
+        health = self._health
+        if (health.state is not OPEN and health.closes_when_idle()) or self._h2_state.is_closed():
             return True
         self._state = IDLE
         if self._keepalive_expiry is not None:

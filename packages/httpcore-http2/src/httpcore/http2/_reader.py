@@ -25,7 +25,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from httpcore.base._drive import READ, WAIT, Gen
+from httpcore.base._drive import READ, WAIT, Flavour, Gen
 from httpcore.base._exceptions import (
     ConnectionNotAvailable,
     ReadTimeout,
@@ -37,7 +37,7 @@ from httpcore.base._multiplex import ConnectionHealth, StreamSlots, renewed
 from httpcore.base._trace import is_traced, traced
 
 from ._patches import H2Connection
-from ._stream import ENDED, RECEIVING, RESET, Stream, Waiter
+from ._stream import ENDED, RECEIVING, RESET, AnyNetworkStream, StateLock, Stream, Waiter
 from ._writer import FrameWriter
 
 logger = logging.getLogger("httpcore.http2")
@@ -81,9 +81,9 @@ class FrameReader:
     def __init__(
         self,
         h2_state: H2Connection,
-        network_stream: Any,
-        io: Any,
-        lock: Any,
+        network_stream: AnyNetworkStream,
+        io: Flavour,
+        lock: StateLock,
         health: ConnectionHealth,
         slots: StreamSlots[Waiter],
         streams: Dict[int, Stream],

@@ -14,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import h2.events
 
@@ -25,7 +25,7 @@ from httpcore.base._trace import traced
 
 from ._headers import response_head
 from ._reader import FrameReader, logger
-from ._stream import Stream
+from ._stream import StateLock, Stream
 from ._writer import FrameWriter
 
 _ResponseReceived = h2.events.ResponseReceived
@@ -37,7 +37,7 @@ _StreamReset = h2.events.StreamReset
 class ResponseReceiving:
     """The receiving side of `HTTP2Core` (the rules at the top)."""
 
-    _lock: Any
+    _lock: StateLock
     _reader: FrameReader
     _writer: FrameWriter
     _traced_response_closed: Callable[[Optional[Request], Stream, bool], Gen[None]]

@@ -19,7 +19,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Callable, Dict, Optional
 
 import h2.exceptions
 
@@ -37,7 +37,7 @@ from httpcore.base._trace import is_traced, traced
 from ._headers import request_headers
 from ._patches import H2Connection
 from ._reader import FrameReader, logger
-from ._stream import ENDED, RESET, Stream
+from ._stream import ENDED, RESET, StateLock, Stream
 from ._writer import FrameWriter
 
 #: The window each new stream (and, once, the connection) is opened by for the server.
@@ -50,7 +50,7 @@ class RequestSending:
 
     _h2_state: H2Connection
     _health: ConnectionHealth
-    _lock: Any
+    _lock: StateLock
     _reader: FrameReader
     _streams: Dict[int, Stream]
     _writer: FrameWriter
@@ -95,35 +95,34 @@ class RequestSending:
     def _send_request(
         self, request: Request, stream: Stream, content: Optional[bytes]
     ) -> Gen[None]:
+        """Send the HEADERS queued by `_open_stream`, then the body."""
+        write_timeout = stream.write_timeout
+        flush = self._writer.flush
         try:
-            yield from self._send_request_steps(request, stream, content)
+            if is_traced(logger, request):
+                info = {"request": request, "stream_id": stream.stream_id}
+                yield from traced(
+                    logger, "send_request_headers", request, info, flush(write_timeout)
+                )
+                yield from traced(
+                    logger,
+                    "send_request_body",
+                    request,
+                    info,
+                    self._send_request_body(request, stream, content),
+                )
+            elif content:
+                # Head and body go out together when the body is in memory (and fits the
+                # window).
+                yield from self._send_request_body(request, stream, content)
+            else:
+                yield from flush(write_timeout)
+                yield from self._send_request_body(request, stream, content)
         except WriteError:
             if self._health.write_error is None:
                 raise
             # The server stopped reading (it may have closed after a GOAWAY, or answered
             # early): what it sent is read next, and tells how this request ends.
-
-    def _send_request_steps(
-        self, request: Request, stream: Stream, content: Optional[bytes]
-    ) -> Gen[None]:
-        write_timeout = stream.write_timeout
-        flush = self._writer.flush
-        if is_traced(logger, request):
-            info = {"request": request, "stream_id": stream.stream_id}
-            yield from traced(logger, "send_request_headers", request, info, flush(write_timeout))
-            yield from traced(
-                logger,
-                "send_request_body",
-                request,
-                info,
-                self._send_request_body(request, stream, content),
-            )
-        elif content:
-            # Head and body go out together when the body is in memory (and fits the window).
-            yield from self._send_request_body(request, stream, content)
-        else:
-            yield from flush(write_timeout)
-            yield from self._send_request_body(request, stream, content)
 
     def _send_request_body(
         self, request: Request, stream: Stream, content: Optional[bytes]
@@ -202,7 +201,7 @@ class RequestSending:
             if outcome is _STOP:
                 return True
 
-    def _check_window(self, stream: Stream) -> Any:
+    def _check_window(self, stream: Stream) -> Optional[object]:
         """A `wait_for` check: True once the stream may send, `_STOP` if it should not."""
         write_error = self._health.write_error
         if write_error is not None:

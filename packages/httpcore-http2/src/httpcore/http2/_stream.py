@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Any, Deque, Optional, Type
+from typing import Any, ContextManager, Deque, Optional, Type, Union
 
+from httpcore.base._backends import AsyncNetworkStream, NetworkStream
 from httpcore.base._exceptions import ConnectionNotAvailable, PoolTimeout
 from httpcore.base._multiplex import renewed
+
+#: The connection's state lock (`SyncIO.state_lock()`: a threading.Lock; a no-op under async).
+StateLock = ContextManager[object]
+#: The connection's network stream, sync or async.
+AnyNetworkStream = Union[NetworkStream, AsyncNetworkStream]
 
 
 class Waiter:

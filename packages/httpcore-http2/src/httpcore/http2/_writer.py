@@ -27,7 +27,7 @@ from httpcore.base._exceptions import WriteError, WriteTimeout
 from httpcore.base._multiplex import ConnectionHealth, renewed
 
 from ._patches import H2Connection
-from ._stream import Stream
+from ._stream import AnyNetworkStream, StateLock, Stream
 
 
 def _no_op(*args: Any) -> None:
@@ -64,8 +64,8 @@ class FrameWriter:
     def __init__(
         self,
         h2_state: H2Connection,
-        network_stream: Any,
-        lock: Any,
+        network_stream: AnyNetworkStream,
+        lock: StateLock,
         health: ConnectionHealth,
         streams: Dict[int, Stream],
         wake_all_locked: Callable[[], None],
