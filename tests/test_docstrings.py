@@ -31,14 +31,6 @@ PENDING_DOCSTRINGS: set[str] = {
     "httpcore.base._http11.HTTP11Core.is_closed",
     "httpcore.base._http11.HTTP11Core.is_idle",
     "httpcore.base._http11.UpgradeStreamBase.get_extra_info",
-    # httpcore-http2/_core.py
-    "httpcore.http2._core.HTTPConnectionState",
-    "httpcore.http2._core.HTTP2Core.can_handle_request",
-    "httpcore.http2._core.HTTP2Core.has_expired",
-    "httpcore.http2._core.HTTP2Core.info",
-    "httpcore.http2._core.HTTP2Core.is_available",
-    "httpcore.http2._core.HTTP2Core.is_closed",
-    "httpcore.http2._core.HTTP2Core.is_idle",
 }
 
 

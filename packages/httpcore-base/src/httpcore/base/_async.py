@@ -138,4 +138,6 @@ async def checkpoint() -> None:
 
         await trio.lowlevel.checkpoint()
     else:
+        import asyncio
+
         await asyncio.sleep(0)

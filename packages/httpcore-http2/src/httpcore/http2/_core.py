@@ -61,6 +61,8 @@ _DataReceived = h2.events.DataReceived
 
 
 class HTTPConnectionState(enum.IntEnum):
+    """The states of an HTTP/2 connection, as shown in its repr and `info()`."""
+
     ACTIVE = 1
     IDLE = 2
     CLOSED = 3
@@ -353,9 +355,11 @@ class HTTP2Core(RequestSending, ResponseReceiving):
     # -- the state a pool asks for ---------------------------------------------------------
 
     def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection serves `origin` (each connection serves one origin)."""
         return origin == self._origin
 
     def is_available(self) -> bool:
+        """Whether it can take another request now (a free stream slot, not failed or draining)."""
         return (
             self._refusal_locked() is None
             and not self._h2_state.is_closed()
@@ -363,6 +367,7 @@ class HTTP2Core(RequestSending, ResponseReceiving):
         )
 
     def has_expired(self) -> bool:
+        """Whether the pool should close it (keep-alive expired, failed with nothing in flight)."""
         return self._has_timed_out(time.monotonic())
 
     def _has_timed_out(self, now: float) -> bool:
@@ -372,12 +377,15 @@ class HTTP2Core(RequestSending, ResponseReceiving):
         return self._slots.in_flight == 0 and self._health.state is not OPEN
 
     def is_idle(self) -> bool:
+        """Whether it is open with no stream in progress."""
         return self._state is IDLE
 
     def is_closed(self) -> bool:
+        """Whether it is closed (the pool drops it without closing it again)."""
         return self._state is CLOSED
 
     def info(self) -> str:
+        """A short description of its state, as shown in its repr."""
         return (
             f"{str(self._origin)!r}, HTTP/2, {self._state.name}, "
             f"Request Count: {self._request_count}"
