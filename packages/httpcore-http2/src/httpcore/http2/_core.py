@@ -181,7 +181,12 @@ class HTTP2Core(RequestSending, ResponseReceiving):
                         self._writer.flush(write_timeout),
                     )
                 except BaseException:
-                    yield from self._close_connection()
+                    with self._lock:
+                        # Requests already on the connection keep it when the preface went out
+                        # whole (a cancelled writer finishes its write, see `_writer.py`).
+                        keep = self._health.state is OPEN and self._slots.in_flight > 1
+                    if not keep:
+                        yield from self._close_connection()
                     raise
             body: Any = request.stream
             content: Optional[bytes] = None
