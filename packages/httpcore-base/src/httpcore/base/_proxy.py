@@ -269,6 +269,12 @@ class ProxyPoolCore(PoolCore):
             socket_options=socket_options,
         )
 
+    @property
+    def _proxy_url(self) -> URL:
+        # httpx's tests read this (httpcore 1.0.9 keeps the proxy URL under this name).
+        assert self._proxy is not None
+        return self._proxy.url
+
 
 class ForwardHTTPConnection(SyncShell, ForwardCore, ConnectionInterface):
     """A connection that forwards plain-http requests through an HTTP proxy."""
