@@ -82,7 +82,5 @@ def test_guard_blocks_and_records(script: ModuleType) -> None:
         assert socket.getaddrinfo("127.0.0.1", 80)  # IP literals and localhost still resolve
     finally:
         guard.pytest_unconfigure()
-    assert guard.attempts == {
-        "some::test": ["lookup 'example.com'", "connect ('192.0.2.1', 80)"]
-    }
+    assert guard.attempts == {"some::test": ["lookup 'example.com'", "connect ('192.0.2.1', 80)"]}
     assert (socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex) == originals
