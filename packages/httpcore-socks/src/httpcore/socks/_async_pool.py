@@ -4,43 +4,42 @@ In httpcore 1.0.9 `AsyncSOCKSProxy` is an `AsyncConnectionPool` (as `SOCKSProxy`
 `ConnectionPool`), and users' `isinstance` checks rely on it. `AsyncConnectionPool` lives in
 httpcore-async, which this distribution does not depend on: when it is installed the class
 derives from it; when it is not, there is no `AsyncConnectionPool` to be an instance of, and the
-class is the same pool without that base (usable with a caller's `network_backend`, as before).
+class derives from the same pieces without that name (usable with a caller's
+`network_backend`, as before).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from httpcore.base._interfaces import AsyncRequestInterface, AsyncShell
+from httpcore.base._pool import PoolCore
 
 from . import AsyncSocks5Connection
 from ._core import SOCKSProxyCore
 
 
-def _has_httpcore_async() -> bool:
+class _AsyncPoolWithoutAio(AsyncShell, PoolCore, AsyncRequestInterface):
+    """What `httpcore.aio.AsyncConnectionPool` is made of, for when httpcore-async is absent."""
+
+
+def _async_pool_base() -> Any:
     try:
-        import httpcore.aio  # noqa: F401  (light: anyio and trio are imported on use)
+        from httpcore.aio import AsyncConnectionPool  # light: anyio and trio load on use
     except ModuleNotFoundError as exc:
         if exc.name != "httpcore.aio":
             raise  # installed but broken: let the error show
-        return False
-    return True
+        return _AsyncPoolWithoutAio
+    return AsyncConnectionPool
 
 
-if TYPE_CHECKING or _has_httpcore_async():
-    from httpcore.aio import AsyncConnectionPool
-
-    class AsyncSOCKSProxy(SOCKSProxyCore, AsyncConnectionPool):
-        """A connection pool that sends every request through a SOCKS proxy (asyncio or trio)."""
-
-        _socks_class = AsyncSocks5Connection
-
+if TYPE_CHECKING:
+    from httpcore.aio import AsyncConnectionPool as _AsyncPoolBase
 else:
+    _AsyncPoolBase = _async_pool_base()
 
-    class AsyncSOCKSProxy(AsyncShell, SOCKSProxyCore, AsyncRequestInterface):
-        """A connection pool that sends every request through a SOCKS proxy (asyncio or trio).
 
-        (httpcore-async is not installed, so this is not an `AsyncConnectionPool`.)
-        """
+class AsyncSOCKSProxy(SOCKSProxyCore, _AsyncPoolBase):
+    """A connection pool that sends every request through a SOCKS proxy (asyncio or trio)."""
 
-        _socks_class = AsyncSocks5Connection
+    _socks_class = AsyncSocks5Connection
