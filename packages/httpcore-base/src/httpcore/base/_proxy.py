@@ -217,6 +217,8 @@ class ProxyPoolCore:
     """`HTTPProxy`'s constructor: a pool (the class it is mixed into) whose every connection
     goes through one HTTP proxy."""
 
+    _proxy: Optional[Proxy]
+
     def __init__(
         self,
         proxy_url: Union[URL, bytes, str],
@@ -262,6 +264,12 @@ class ProxyPoolCore:
             network_backend=network_backend,
             socket_options=socket_options,
         )
+
+    @property
+    def _proxy_url(self) -> URL:
+        # httpx's tests read this (httpcore 1.0.9 keeps the proxy URL under this name).
+        assert self._proxy is not None
+        return self._proxy.url
 
 
 class ForwardHTTPConnection(SyncShell, ForwardCore, ConnectionInterface):

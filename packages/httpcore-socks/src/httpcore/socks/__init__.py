@@ -3,12 +3,17 @@
 The protocol is written once in `_core.py`; the classes here pick the flavour of I/O.
 `Socks5Connection` carries one remote origin through the proxy; `SOCKSProxy` is a
 connection pool that routes every origin through it.
+
+`AsyncSOCKSProxy` is an `httpcore.aio.AsyncConnectionPool`, as in httpcore 1.0.9, so it is
+defined on first use (module `__getattr__`, in `_async_pool.py`): `import httpcore.socks` does
+not import `httpcore.aio`, and this distribution keeps working without httpcore-async.
 """
+
+from typing import TYPE_CHECKING, Any, List
 
 from httpcore.base._http11 import AsyncHTTP11UpgradeStream, HTTP11Connection, HTTP11Core
 from httpcore.base._interfaces import (
     AsyncConnectionInterface,
-    AsyncRequestInterface,
     AsyncShell,
     ConnectionInterface,
     SyncShell,
@@ -16,6 +21,9 @@ from httpcore.base._interfaces import (
 from httpcore.base._pool import ConnectionPool
 
 from ._core import Socks5Core, SOCKSProxyCore
+
+if TYPE_CHECKING:
+    from ._async_pool import AsyncSOCKSProxy
 
 
 class AsyncHTTP11Connection(AsyncShell, HTTP11Core, AsyncConnectionInterface):
@@ -45,10 +53,23 @@ class SOCKSProxy(SOCKSProxyCore, ConnectionPool):
     _socks_class = Socks5Connection
 
 
-class AsyncSOCKSProxy(AsyncShell, SOCKSProxyCore, AsyncRequestInterface):
-    """A connection pool that sends every request through a SOCKS proxy (asyncio or trio)."""
-
-    _socks_class = AsyncSocks5Connection
-
-
 __all__ = ["AsyncSOCKSProxy", "AsyncSocks5Connection", "SOCKSProxy", "Socks5Connection"]
+
+
+def _lazy_getattr(name: str) -> Any:
+    """Define `AsyncSOCKSProxy` on first access (PEP 562), see the module docstring."""
+    if name == "AsyncSOCKSProxy":
+        from ._async_pool import AsyncSOCKSProxy
+
+        globals()[name] = AsyncSOCKSProxy
+        return AsyncSOCKSProxy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _dir() -> List[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if not TYPE_CHECKING:  # type checkers see the static import above instead
+    __getattr__ = _lazy_getattr
+    __dir__ = _dir
