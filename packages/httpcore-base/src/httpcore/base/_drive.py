@@ -417,3 +417,32 @@ class AsyncIO:
 
 
 Flavour = Union["type[SyncIO]", "type[AsyncIO]"]
+
+
+class _IteratorCloser:
+    """`close()`/`aclose()` of a request body's iterator, for the CLOSE operation; iterators
+    without them (e.g. over a list) need nothing."""
+
+    __slots__ = ("_iterator",)
+
+    def __init__(self, iterator: Any) -> None:
+        self._iterator = iterator
+
+    def close(self) -> None:
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            close()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        else:
+            self.close()
+
+
+def close_iterator(iterator: Any) -> Gen[None]:
+    """Close a request body's iterator that a request left part-way (failed, cancelled, or the
+    server stopped reading), so that a generator's cleanup runs now and not in the garbage
+    collector (where trio warns of an async generator collected before it was exhausted)."""
+    yield (CLOSE, _IteratorCloser(iterator))

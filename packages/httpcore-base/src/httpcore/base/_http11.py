@@ -12,7 +12,7 @@ from typing import Any, List, Optional, Tuple
 import h11
 
 from ._backends import AsyncNetworkStream, NetworkStream
-from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO
+from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO, close_iterator
 from ._exceptions import (
     ConnectionNotAvailable,
     LocalProtocolError,
@@ -342,16 +342,22 @@ class HTTP11Core:
     def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
         h11_state = self._h11_state
         iterator = yield (ITER, request.stream)
-        while True:
-            chunk = yield (NEXT, iterator)
-            if chunk is None:
-                break
-            try:
-                data = h11_state.send(h11.Data(data=chunk))
-            except h11.LocalProtocolError as exc:
-                raise LocalProtocolError(exc) from exc
-            if data:
-                yield (WRITE, self._network_stream, data, timeout)
+        try:
+            while True:
+                chunk = yield (NEXT, iterator)
+                if chunk is None:
+                    break
+                try:
+                    data = h11_state.send(h11.Data(data=chunk))
+                except h11.LocalProtocolError as exc:
+                    raise LocalProtocolError(exc) from exc
+                if data:
+                    yield (WRITE, self._network_stream, data, timeout)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield from close_iterator(iterator)
+            raise
         try:
             data = h11_state.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:

@@ -23,7 +23,7 @@ from typing import Callable, Dict, Optional
 
 import h2.exceptions
 
-from httpcore.base._drive import ITER, NEXT, Gen
+from httpcore.base._drive import ITER, NEXT, Gen, close_iterator
 from httpcore.base._exceptions import (
     ConnectionNotAvailable,
     LocalProtocolError,
@@ -135,14 +135,22 @@ class RequestSending:
         iterator = yield (ITER, request.stream)
         stream.replayable = False
         stopped = False
-        while True:
-            chunk = yield (NEXT, iterator)
-            if chunk is None:
-                break
-            if chunk:
-                stopped = yield from self._send_data(request, stream, chunk, end=False)
-                if stopped:
+        try:
+            while True:
+                chunk = yield (NEXT, iterator)
+                if chunk is None:
                     break
+                if chunk:
+                    stopped = yield from self._send_data(request, stream, chunk, end=False)
+                    if stopped:
+                        # The server needs no more of it: let the body clean up now.
+                        yield from close_iterator(iterator)
+                        break
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield from close_iterator(iterator)
+            raise
         if not stopped:
             with self._lock:
                 error = self._health.send_error
