@@ -9,7 +9,7 @@ keeps anyio off the hot path.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, Awaitable, Callable, List, Optional, TypeVar
 
 from ._exceptions import PoolTimeout
 
@@ -141,3 +141,15 @@ async def checkpoint() -> None:
         import asyncio
 
         await asyncio.sleep(0)
+
+
+async def getaddrinfo(host: str, port: int, family: int = 0, type: int = 0) -> List[Any]:
+    """`socket.getaddrinfo` without blocking the event loop (asyncio or trio)."""
+    if current_library() == "trio":
+        import trio
+
+        return list(await trio.socket.getaddrinfo(host, port, family, type))
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    return list(await loop.getaddrinfo(host, port, family=family, type=type))

@@ -20,31 +20,30 @@ from httpcore.base._interfaces import (
 )
 from httpcore.base._pool import ConnectionPool
 
-from ._core import Socks5Core, SOCKSProxyCore
+from ._core import SocksCore, SOCKSProxyCore
 
 if TYPE_CHECKING:
     from ._async_pool import AsyncSOCKSProxy
 
 
-class AsyncHTTP11Connection(AsyncShell, HTTP11Core, AsyncConnectionInterface):
-    """HTTP/1.1 over an async tunnel (the same core as `httpcore.AsyncHTTP11Connection`).
-
-    Declared here so that the async SOCKS classes need only `httpcore.base`.
+class AsyncSocksHTTP11Connection(AsyncShell, HTTP11Core, AsyncConnectionInterface):
+    """HTTP/1.1 through an async SOCKS tunnel: the core of `httpcore.AsyncHTTP11Connection`,
+    declared here under its own name so that the async SOCKS classes need only `httpcore.base`.
     """
 
     _upgrade_stream_class = AsyncHTTP11UpgradeStream
 
 
-class Socks5Connection(SyncShell, Socks5Core, ConnectionInterface):
+class Socks5Connection(SyncShell, SocksCore, ConnectionInterface):
     """A connection to one origin through a SOCKS proxy, opened on the first request."""
 
     _http11_class = HTTP11Connection
 
 
-class AsyncSocks5Connection(AsyncShell, Socks5Core, AsyncConnectionInterface):
+class AsyncSocks5Connection(AsyncShell, SocksCore, AsyncConnectionInterface):
     """A connection to one origin through a SOCKS proxy, opened on the first request."""
 
-    _http11_class = AsyncHTTP11Connection
+    _http11_class = AsyncSocksHTTP11Connection
 
 
 class SOCKSProxy(SOCKSProxyCore, ConnectionPool):

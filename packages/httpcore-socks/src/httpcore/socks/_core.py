@@ -21,7 +21,6 @@ IP literals are always sent as addresses.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import ssl
@@ -136,21 +135,13 @@ def _resolve_ipv4_sync(host: str, port: int) -> str:
 
 
 async def _resolve_ipv4_async(host: str, port: int) -> str:
-    from httpcore.base._async import current_library
+    from httpcore.base._async import getaddrinfo
 
     try:
-        if current_library() == "trio":
-            import trio
-
-            infos = await trio.socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
-        else:
-            loop = asyncio.get_running_loop()
-            infos = await loop.getaddrinfo(
-                host, port, family=socket.AF_INET, type=socket.SOCK_STREAM
-            )
+        infos = await getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
     except OSError as exc:
         raise ConnectError(exc) from exc
-    return _first_ipv4(list(infos), host)
+    return _first_ipv4(infos, host)
 
 
 def _address_type(host: str) -> str:
@@ -341,7 +332,7 @@ def _masked(auth: Auth) -> Any:
     return None if auth is None else (auth[0], b"********")
 
 
-class Socks5Core(LazyConnectionState):
+class SocksCore(LazyConnectionState):
     """A connection to one remote origin through a SOCKS proxy, opened on the first request.
 
     Used for ``socks5``, ``socks5h``, ``socks4`` and ``socks4a`` proxies (`proxy_scheme`, or
