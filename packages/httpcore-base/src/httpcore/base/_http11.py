@@ -73,6 +73,10 @@ ResponseHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]]]
 # (fewer, larger reads for big bodies; small bodies never allocate large buffers).
 MAX_BODY_READ = 1024 * 1024
 
+# An in-memory body up to this size is joined to the request head for a single write; a larger
+# one is written after the head, as it is.
+MAX_JOINED_BODY = 65536
+
 # h11's errors, as ours (same message, the original chained).
 _LOCAL_ERRORS = map_exceptions({h11.LocalProtocolError: LocalProtocolError})
 _REMOTE_ERRORS = map_exceptions({h11.RemoteProtocolError: RemoteProtocolError})
@@ -219,10 +223,16 @@ class HTTP11Core:
                 network_stream = self._upgrade_stream_class(
                     network_stream, self._h11_state.trailing_data[0]
                 )
-            body = self._io.stream_class(
-                self._receive_body(request, read_timeout),
-                functools.partial(self._traced_response_closed, request),
-            )
+            if is_traced(logger, request):
+                body = self._io.stream_class(
+                    self._receive_body(request, read_timeout),
+                    functools.partial(self._traced_response_closed, request),
+                )
+            else:
+                # Nothing to trace: one generator layer less per chunk and at close.
+                body = self._io.stream_class(
+                    self._untraced_body(read_timeout), self._response_closed
+                )
             return Response(
                 status=status,
                 headers=headers,
@@ -245,7 +255,8 @@ class HTTP11Core:
             raise
 
     def _send_request(self, request: Request, timeout: Optional[float]) -> Gen[None]:
-        """Head and (when it is in memory) body in a single write."""
+        """A request whose body is in memory (ours, bytes, httpx's): head and body in one write
+        (two for a large body), without h11 when the fast path accepts it."""
         content = in_memory_body(request.stream)
         if content is None:
             yield from self._send_request_headers(request, timeout)
@@ -256,7 +267,12 @@ class HTTP11Core:
             if head is not None:
                 # h11 is told about this request only if the response needs h11.
                 self._response.h11_behind = (request, content)
-                yield (WRITE, self._network_stream, head + content, timeout)
+                if len(content) <= MAX_JOINED_BODY:
+                    yield (WRITE, self._network_stream, head + content, timeout)
+                else:
+                    # Joined, a large body would be copied once more: two writes instead.
+                    yield (WRITE, self._network_stream, head, timeout)
+                    yield (WRITE, self._network_stream, content, timeout)
                 return
         yield (WRITE, self._network_stream, self._h11_request_bytes(request, content), timeout)
 
@@ -342,7 +358,7 @@ class HTTP11Core:
                     response.keep_alive = (
                         event.http_version == b"1.1"
                         and not connection_close(event.headers)
-                        and not connection_close((k.lower(), v) for k, v in request.headers)
+                        and not connection_close(request.headers)
                     )
                 break
             if type(event) is h11.InformationalResponse and event.status_code == 101:
@@ -381,8 +397,8 @@ class HTTP11Core:
                     response.buffered = buffer[end + 4 :]
                     response.keep_alive = (
                         version == b"1.1"
-                        and not connection_close((k.lower(), v) for k, v in headers)
-                        and not connection_close((k.lower(), v) for k, v in request.headers)
+                        and not connection_close(headers)
+                        and not connection_close(request.headers)
                     )
                     return (b"HTTP/" + version, status, reason, headers)
                 break
@@ -406,6 +422,20 @@ class HTTP11Core:
             raise
         except BaseException:
             yield from self._traced_response_closed(request)
+            raise
+
+    def _untraced_body(self, timeout: Optional[float]) -> BodyGen:
+        """`_receive_body` when nothing is traced."""
+        try:
+            response = self._response
+            if response.direct_length is not None:
+                yield from self._direct_body(response, timeout)
+            else:
+                yield from self._body_chunks(timeout)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield from self._response_closed()
             raise
 
     def _body_chunks(self, timeout: Optional[float]) -> BodyGen:

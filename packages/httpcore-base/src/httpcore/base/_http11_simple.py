@@ -97,9 +97,9 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
 
 
 def connection_close(headers: Any) -> bool:
-    """Whether lowercased-name `headers` hold `Connection: close`."""
+    """Whether `headers` (names in any case) hold `Connection: close`."""
     for name, value in headers:
-        if name == b"connection" and b"close" in value.lower():
+        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
             return True
     return False
 
@@ -120,9 +120,14 @@ def direct_body_length(request: Request, response: Any) -> Optional[int]:
 
 # -- requests --------------------------------------------------------------------------------
 
-# The in-memory request bodies of other libraries, by exact type: the attribute holding the
-# bytes. Found by name, never imported.
-_FOREIGN_IN_MEMORY: Dict[Tuple[str, str], str] = {}
+# The in-memory request bodies of other libraries, by exact type (a subclass may iterate
+# differently): the attribute holding the bytes. Found by name, never imported. httpx's
+# `ByteStream` iterates exactly its `_stream`, each time; httpx renames the module of its
+# public classes to `httpx`.
+_FOREIGN_IN_MEMORY: Dict[Tuple[str, str], str] = {
+    ("httpx", "ByteStream"): "_stream",
+    ("httpx._content", "ByteStream"): "_stream",
+}
 _IN_MEMORY: Dict[type, Optional[str]] = {ByteStream: "_content"}
 
 
