@@ -233,11 +233,13 @@ class HTTP11Core:
                 body = self._io.stream_class(
                     self._untraced_body(read_timeout), self._response_closed
                 )
-            return Response(
-                status=status,
-                headers=headers,
-                content=body,
-                extensions={
+            # The head was validated (by h11 or the fast path's grammar) into a fresh list of
+            # (bytes, bytes): nothing left for the constructor's coercion to do.
+            return Response._wrap(
+                status,
+                headers,
+                body,
+                {
                     "http_version": http_version,
                     "reason_phrase": reason_phrase,
                     "network_stream": network_stream,
