@@ -71,12 +71,16 @@ def h11_bytes(request: httpcore.Request, chunks: List[bytes]) -> bytes:
 
 @pytest.fixture
 def h11_sends(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
-    """The events h11 was asked to serialize (the fast path asks it for none)."""
+    """The events an h11 client was asked to serialize (the fast path asks it for none).
+
+    Server-side h11 (the test servers, in a background thread) is left out.
+    """
     sent: List[Any] = []
     send = h11.Connection.send
 
     def recording_send(self: h11.Connection, event: Any) -> Any:
-        sent.append(event)
+        if self.our_role is h11.CLIENT:
+            sent.append(event)
         return send(self, event)
 
     monkeypatch.setattr(h11.Connection, "send", recording_send)
