@@ -24,6 +24,7 @@ class UpgradeStreamBase:
         return data
 
     def get_extra_info(self, info: str) -> Any:
+        """The socket's extra information (that of the stream it wraps)."""
         return self._stream.get_extra_info(info)
 
 
