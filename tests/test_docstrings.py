@@ -18,20 +18,10 @@ import pytest
 
 PACKAGES = ["httpcore.base", "httpcore.aio", "httpcore.http2", "httpcore.socks", "httpcore"]
 
-# Names whose docstring belongs in a file that was being rewritten while the docs were written
-# (`_pool.py`, `_connection.py`, `_http11.py`, `_proxy.py`, `_drive.py`, `httpcore-http2/`).
-# Each entry is "<defining module>.<qualified name>". Add the docstring, then delete the entry:
-# the test fails on an entry that is documented, so this list only shrinks.
-PENDING_DOCSTRINGS: set[str] = {
-    # httpcore-base/_http11.py
-    "httpcore.base._http11.HTTP11Core.can_handle_request",
-    "httpcore.base._http11.HTTP11Core.has_expired",
-    "httpcore.base._http11.HTTP11Core.info",
-    "httpcore.base._http11.HTTP11Core.is_available",
-    "httpcore.base._http11.HTTP11Core.is_closed",
-    "httpcore.base._http11.HTTP11Core.is_idle",
-    "httpcore.base._http11.UpgradeStreamBase.get_extra_info",
-}
+# Names still waiting for a docstring, "<defining module>.<qualified name>" (none today). Add the
+# docstring, then delete the entry: the test fails on an entry that is documented, so this list
+# only shrinks.
+PENDING_DOCSTRINGS: set[str] = set()
 
 
 def _module_of_file(path: Optional[str], default: str) -> str:

@@ -315,3 +315,17 @@ async def test_retry_through_a_forwarding_proxy(api: helpers.API, raw_server: Ra
     assert [m.split(b"\r\n", 1)[0] for m in srv.messages] == [
         b"GET http://example.com/ HTTP/1.1"
     ] * 3
+
+
+def test_httpx_requests_are_retried(raw_server: RawFactory) -> None:
+    # httpx hands the pool its own in-memory body stream: replayable too.
+    import httpx
+
+    srv = stale_server(raw_server)
+    with httpx.Client() as client:
+        assert client.get(srv.url).status_code == 200
+        assert client.put(srv.url, content=b"twice").status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post(srv.url, content=b"once")
+    assert methods_seen(srv) == [b"GET", b"PUT", b"PUT", b"POST"]
+    assert srv.messages[1].endswith(b"twice") and srv.messages[2].endswith(b"twice")

@@ -1,17 +1,36 @@
-"""HTTP/1.1 on h11: one protocol core, a sync class here and an async class in `httpcore.aio`."""
+"""HTTP/1.1: one protocol core (`HTTP11Core`) on h11, with the sync class here and the async
+class in `httpcore.aio`.
+
+This module holds the exchange (request out, response head and body in), the keep-alive
+bookkeeping and the state a pool asks for. Its neighbours: `_http11_simple` (the fast path's
+grammar, serializer and parser), `_http11_upgrade` (the streams handed out after `101` or
+`CONNECT`).
+
+Rules it keeps:
+- h11 is the reference. A request or response head the fast path declines goes to h11, and a
+  request sent without h11 is replayed into it (`_catch_up_h11`) before h11 reads a response,
+  so h11's behaviour and exact errors are kept. h11's own errors are mapped in one place
+  (`_LOCAL_ERRORS`, `_REMOTE_ERRORS`).
+- A Content-Length body is read straight from the socket, not through h11 (`_direct_body`);
+  the connection is kept alive only if that body was complete, nothing arrived behind it and
+  both sides allowed keep-alive (h11's rule, applied here since h11 never saw the body).
+- What one exchange learns about its response lives in one `ResponseState`, new for each
+  request; the connection's own state (`_state`, h11's state machine, `_write_failed`,
+  `_unanswered`) outlives it.
+- State changes that decide who may use the connection are made under `_state_lock` and never
+  span a yield.
+"""
 
 from __future__ import annotations
 
 import enum
 import functools
 import logging
-import re
 import time
 from typing import Any, List, Optional, Tuple
 
 import h11
 
-from ._backends import AsyncNetworkStream, NetworkStream
 from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO, close_iterator
 from ._exceptions import (
     ConnectionNotAvailable,
@@ -19,10 +38,32 @@ from ._exceptions import (
     ReadError,
     RemoteProtocolError,
     WriteError,
+    map_exceptions,
 )
+from ._http11_simple import (
+    MAX_SIMPLE_HEAD,
+    connection_close,
+    direct_body_length,
+    in_memory_body,
+    parse_simple_head,
+    serialize_simple_head,
+    serialize_simple_request,
+)
+from ._http11_upgrade import AsyncHTTP11UpgradeStream, HTTP11UpgradeStream, UpgradeStreamBase
 from ._interfaces import ConnectionInterface, SyncShell
-from ._models import ByteStream, Origin, Request, Response
+from ._models import Origin, Request, Response
 from ._trace import is_traced, traced
+
+__all__ = [  # the names other modules and tests import from here
+    "AsyncHTTP11UpgradeStream",
+    "HTTP11Connection",
+    "HTTP11Core",
+    "HTTP11UpgradeStream",
+    "UpgradeStreamBase",
+    "origin_mismatch",
+    "parse_simple_head",
+    "serialize_simple_request",
+]
 
 logger = logging.getLogger("httpcore.http11")
 
@@ -31,6 +72,14 @@ ResponseHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]]]
 # Body reads start at READ_NUM_BYTES and double up to this while each read comes back full
 # (fewer, larger reads for big bodies; small bodies never allocate large buffers).
 MAX_BODY_READ = 1024 * 1024
+
+# An in-memory body up to this size is joined to the request head for a single write; a larger
+# one is written after the head, as it is.
+MAX_JOINED_BODY = 65536
+
+# h11's errors, as ours (same message, the original chained).
+_LOCAL_ERRORS = map_exceptions({h11.LocalProtocolError: LocalProtocolError})
+_REMOTE_ERRORS = map_exceptions({h11.RemoteProtocolError: RemoteProtocolError})
 
 
 class HTTPConnectionState(enum.IntEnum):
@@ -46,115 +95,36 @@ IDLE = HTTPConnectionState.IDLE
 CLOSED = HTTPConnectionState.CLOSED
 
 
-def _connection_close(headers: Any) -> bool:
-    for name, value in headers:
-        if name == b"connection" and b"close" in value.lower():
-            return True
-    return False
+class ResponseState:
+    """What one exchange learns about its response; a new one for each request."""
 
+    __slots__ = (
+        "buffered",
+        "complete",
+        "direct_length",
+        "h11_behind",
+        "keep_alive",
+        "overrun",
+        "read_size",
+        "started",
+    )
 
-def _direct_body_length(request: Request, response: Any) -> Optional[int]:
-    """The Content-Length of a response body we can read directly, else None."""
-    status = response.status_code
-    if status in (204, 304) or request.method in (b"HEAD", b"CONNECT"):
-        return None
-    length = None
-    for name, value in response.headers:
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            return None
-    return length
-
-
-# The common response head, parsed without h11: a final status, and a body framed by exactly
-# one Content-Length. The patterns accept a subset of what h11 accepts; anything else (interim
-# responses, chunked, no body, odd bytes, folded lines) goes to h11, with its exact errors.
-_STATUS_LINE = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
-_DIGITS = re.compile(rb"[0-9]{1,18}")
-MAX_SIMPLE_HEAD = 65536
-
-SimpleHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]], int]
-
-
-_HEADER_BLOCK = re.compile(
-    rb"(?:\r\n[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[ \t]*"
-    rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?[ \t]*)*"
-)
-
-
-def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
-    """(version, status, reason, headers, content_length) of a simple head, else None."""
-    status_end = head.find(b"\r\n")
-    if status_end < 0:
-        status_end = len(head)
-    match = _STATUS_LINE.fullmatch(head, 0, status_end)
-    if match is None:
-        return None
-    status = int(match.group(2))
-    if status < 200 or status in (204, 304):
-        return None
-    # One pass validates every header line against (a subset of) h11's grammar.
-    if _HEADER_BLOCK.fullmatch(head, status_end) is None:
-        return None
-    headers = []
-    length = None
-    for line in head[status_end + 2 :].split(b"\r\n") if status_end < len(head) else ():
-        name, _, value = line.partition(b":")
-        value = value.strip(b" \t")
-        lowered = name.lower()
-        if lowered == b"content-length":
-            if length is not None or _DIGITS.fullmatch(value) is None:
-                return None
-            length = int(value)
-        elif lowered == b"transfer-encoding":
-            return None
-        headers.append((name, value))
-    if length is None:
-        return None
-    return match.group(1), status, match.group(3) or b"", headers, length
-
-
-_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
-
-
-def serialize_simple_request(request: Request, content: bytes) -> Optional[bytes]:
-    """The bytes h11 would write for a simple request, or None for h11 to handle it.
-
-    Simple: in-memory body, a Host header, no Transfer-Encoding, a Content-Length (if any)
-    that matches the body, and every token and value within (a subset of) h11's grammar —
-    so whatever h11 would reject, with its own error message, goes to h11.
-    """
-    method, target = request.method, request.url.target
-    if _TOKEN.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
-        return None
-    host = b""
-    length = -1
-    lines = [method, b" ", target, b" HTTP/1.1\r\n", b""]  # [4]: the Host line, first
-    for name, value in request.headers:
-        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
-            return None
-        lowered = name.lower()
-        if lowered == b"host":
-            if host:
-                return None
-            host = b"%s: %s\r\n" % (name, value)
-            continue
-        if lowered == b"content-length":
-            if length >= 0 or _DIGITS.fullmatch(value) is None:
-                return None
-            length = int(value)
-        elif lowered == b"transfer-encoding":
-            return None
-        lines.append(b"%s: %s\r\n" % (name, value))
-    if not host or (length if length >= 0 else 0) != len(content):
-        return None
-    lines[4] = host
-    lines.append(b"\r\n")
-    lines.append(content)
-    return b"".join(lines)
+    def __init__(self, read_size: int) -> None:
+        # Whether any byte of the response arrived (a request lost unanswered has none).
+        self.started = False
+        # The direct body path (see `HTTP11Core._direct_body`): the Content-Length of a body
+        # read straight from the socket (None: h11 reads the body), the body bytes that came
+        # with the head, whether the body arrived whole, whether more than it arrived, and
+        # whether both sides allow keep-alive.
+        self.direct_length: Optional[int] = None
+        self.buffered: Optional[bytes] = None
+        self.complete = False
+        self.overrun = False
+        self.keep_alive = False
+        # A request sent without h11: replayed into h11 if the response needs h11.
+        self.h11_behind: Optional[Tuple[Request, bytes]] = None
+        # The size of the next body read through h11 (it grows while reads come back full).
+        self.read_size = read_size
 
 
 def origin_mismatch(request: Request, origin: Origin) -> RuntimeError:
@@ -187,22 +157,14 @@ class HTTP11Core:
         self._expire_at: Optional[float] = None
         self._state = NEW
         self._request_count = 0
-        self._body_read_size = self.READ_NUM_BYTES
         # A failed write leaves the socket unusable even when h11 counts the request as sent.
         self._write_failed = False
-        # Whether any byte of the current response arrived, and whether the last request was
-        # lost unanswered on a reused connection (the pool may send it again, API.md §3.7).
-        self._response_started = False
+        # Whether the last request was lost unanswered on a reused connection (the pool may
+        # send it again, API.md §3.7).
         self._unanswered = False
         self._state_lock = self._io.state_lock()
         self._h11_state = self._new_h11_state()
-        # The direct body path (see `_direct_body`): set per response.
-        self._direct_length: Optional[int] = None
-        self._direct_buffered: Optional[bytes] = None
-        self._h11_behind: Optional[Tuple[Request, bytes]] = None
-        self._direct_keep_alive = False
-        self._direct_complete = False
-        self._direct_overrun = False
+        self._response = ResponseState(self.READ_NUM_BYTES)
 
     def _new_h11_state(self) -> h11.Connection:
         return h11.Connection(
@@ -220,7 +182,7 @@ class HTTP11Core:
             self._request_count += 1
             self._state = ACTIVE
             self._expire_at = None
-            self._response_started = False
+            self._response = ResponseState(self.READ_NUM_BYTES)
 
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read", None)
@@ -261,15 +223,23 @@ class HTTP11Core:
                 network_stream = self._upgrade_stream_class(
                     network_stream, self._h11_state.trailing_data[0]
                 )
-            body = self._io.stream_class(
-                self._receive_body(request, read_timeout),
-                functools.partial(self._traced_response_closed, request),
-            )
-            return Response(
-                status=status,
-                headers=headers,
-                content=body,
-                extensions={
+            if is_traced(logger, request):
+                body = self._io.stream_class(
+                    self._receive_body(request, read_timeout),
+                    functools.partial(self._traced_response_closed, request),
+                )
+            else:
+                # Nothing to trace: one generator layer less per chunk and at close.
+                body = self._io.stream_class(
+                    self._untraced_body(read_timeout), self._response_closed
+                )
+            # The head was validated (by h11 or the fast path's grammar) into a fresh list of
+            # (bytes, bytes): nothing left for the constructor's coercion to do.
+            return Response._wrap(
+                status,
+                headers,
+                body,
+                {
                     "http_version": http_version,
                     "reason_phrase": reason_phrase,
                     "network_stream": network_stream,
@@ -278,7 +248,7 @@ class HTTP11Core:
         except BaseException as exc:
             if (
                 self._request_count > 1
-                and not self._response_started
+                and not self._response.started
                 and isinstance(exc, (ReadError, WriteError, RemoteProtocolError))
             ):
                 # The server closed the kept-alive connection as the request went out.
@@ -287,29 +257,30 @@ class HTTP11Core:
             raise
 
     def _send_request(self, request: Request, timeout: Optional[float]) -> Gen[None]:
-        """Head and (when it is in memory) body in a single write."""
-        stream: Any = request.stream
-        content: bytes
-        if type(stream) is ByteStream:
-            content = stream._content
-        elif type(stream) is bytes:
-            content = stream
-        else:
+        """A request whose body is in memory (ours, bytes, httpx's): head and body in one write
+        (two for a large body), without h11 when the fast path accepts it."""
+        content = in_memory_body(request.stream)
+        if content is None:
             yield from self._send_request_headers(request, timeout)
             yield from self._send_request_body(request, timeout)
             return
         if request.method not in (b"HEAD", b"CONNECT"):
-            data = serialize_simple_request(request, content)
-            if data is not None:
+            head = serialize_simple_head(request, len(content))
+            if head is not None:
                 # h11 is told about this request only if the response needs h11.
-                self._h11_behind = (request, content)
-                yield (WRITE, self._network_stream, data, timeout)
+                self._response.h11_behind = (request, content)
+                if len(content) <= MAX_JOINED_BODY:
+                    yield (WRITE, self._network_stream, head + content, timeout)
+                else:
+                    # Joined, a large body would be copied once more: two writes instead.
+                    yield (WRITE, self._network_stream, head, timeout)
+                    yield (WRITE, self._network_stream, content, timeout)
                 return
         yield (WRITE, self._network_stream, self._h11_request_bytes(request, content), timeout)
 
     def _h11_request_bytes(self, request: Request, content: bytes) -> bytes:
         h11_state = self._h11_state
-        try:
+        with _LOCAL_ERRORS:
             data: Any = h11_state.send(
                 h11.Request(
                     method=request.method, target=request.url.target, headers=request.headers
@@ -318,25 +289,22 @@ class HTTP11Core:
             if content:
                 data += h11_state.send(h11.Data(data=content))
             data += h11_state.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(exc) from exc
         return data  # type: ignore[no-any-return]
 
     def _catch_up_h11(self) -> None:
         """Replay into h11 a request sent without it, before h11 reads the response."""
-        if self._h11_behind is not None:
-            request, content = self._h11_behind
-            self._h11_behind = None
+        response = self._response
+        if response.h11_behind is not None:
+            request, content = response.h11_behind
+            response.h11_behind = None
             self._h11_request_bytes(request, content)
 
     def _send_request_headers(self, request: Request, timeout: Optional[float]) -> Gen[None]:
-        try:
+        with _LOCAL_ERRORS:
             event = h11.Request(
                 method=request.method, target=request.url.target, headers=request.headers
             )
             data = self._h11_state.send(event)
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(exc) from exc
         yield (WRITE, self._network_stream, data, timeout)
 
     def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
@@ -347,10 +315,8 @@ class HTTP11Core:
                 chunk = yield (NEXT, iterator)
                 if chunk is None:
                     break
-                try:
+                with _LOCAL_ERRORS:
                     data = h11_state.send(h11.Data(data=chunk))
-                except h11.LocalProtocolError as exc:
-                    raise LocalProtocolError(exc) from exc
                 if data:
                     yield (WRITE, self._network_stream, data, timeout)
         except GeneratorExit:
@@ -358,32 +324,29 @@ class HTTP11Core:
         except BaseException:
             yield from close_iterator(iterator)
             raise
-        try:
+        with _LOCAL_ERRORS:
             data = h11_state.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(exc) from exc
         if data:
             yield (WRITE, self._network_stream, data, timeout)
 
     def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[Any]:
         h11_state = self._h11_state
+        response = self._response
         while True:
-            try:
+            with _REMOTE_ERRORS:
                 event = h11_state.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise RemoteProtocolError(exc) from exc
             if event is not h11.NEED_DATA:
                 return event
             size = read_size or self.READ_NUM_BYTES
             data = yield (READ, self._network_stream, size, timeout)
             if read_size and len(data) == size and size < MAX_BODY_READ:
                 # The socket keeps filling whole reads: a large body; read bigger pieces.
-                self._body_read_size = size * 2
+                response.read_size = size * 2
             if not data:
                 if h11_state.their_state is h11.SEND_RESPONSE:
                     raise RemoteProtocolError("Server disconnected without sending a response.")
             else:
-                self._response_started = True
+                response.started = True
             h11_state.receive_data(data)
 
     def _receive_response_headers(
@@ -393,20 +356,21 @@ class HTTP11Core:
             head = yield from self._receive_simple_head(request, timeout)
             if head is not None:
                 return head
+        response = self._response
         while True:
             event = yield from self._receive_event(timeout)
             if type(event) is h11.Response:
-                self._direct_length = length = _direct_body_length(request, event)
+                response.direct_length = length = direct_body_length(request, event)
                 if length is not None:
                     # h11's keep-alive rule, which it can't apply to a body it doesn't see.
-                    self._direct_keep_alive = (
+                    response.keep_alive = (
                         event.http_version == b"1.1"
-                        and not _connection_close(event.headers)
-                        and not _connection_close((k.lower(), v) for k, v in request.headers)
+                        and not connection_close(event.headers)
+                        and not connection_close(request.headers)
                     )
                 break
             if type(event) is h11.InformationalResponse and event.status_code == 101:
-                self._direct_length = None
+                response.direct_length = None
                 break
         return (
             b"HTTP/" + event.http_version,
@@ -422,6 +386,7 @@ class HTTP11Core:
 
         Returns None after handing everything read to h11 when the head is anything else.
         """
+        response = self._response
         buffer = b""
         while True:
             data = yield (READ, self._network_stream, self.READ_NUM_BYTES, timeout)
@@ -429,19 +394,19 @@ class HTTP11Core:
                 if not buffer:
                     raise RemoteProtocolError("Server disconnected without sending a response.")
                 break
-            self._response_started = True
+            response.started = True
             buffer += data
             end = buffer.find(b"\r\n\r\n")
             if end >= 0:
                 parsed = parse_simple_head(buffer[:end]) if end <= MAX_SIMPLE_HEAD else None
                 if parsed is not None:
                     version, status, reason, headers, length = parsed
-                    self._direct_length = length
-                    self._direct_buffered = buffer[end + 4 :]
-                    self._direct_keep_alive = (
+                    response.direct_length = length
+                    response.buffered = buffer[end + 4 :]
+                    response.keep_alive = (
                         version == b"1.1"
-                        and not _connection_close((k.lower(), v) for k, v in headers)
-                        and not _connection_close((k.lower(), v) for k, v in request.headers)
+                        and not connection_close(headers)
+                        and not connection_close(request.headers)
                     )
                     return (b"HTTP/" + version, status, reason, headers)
                 break
@@ -467,13 +432,27 @@ class HTTP11Core:
             yield from self._traced_response_closed(request)
             raise
 
+    def _untraced_body(self, timeout: Optional[float]) -> BodyGen:
+        """`_receive_body` when nothing is traced."""
+        try:
+            response = self._response
+            if response.direct_length is not None:
+                yield from self._direct_body(response, timeout)
+            else:
+                yield from self._body_chunks(timeout)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield from self._response_closed()
+            raise
+
     def _body_chunks(self, timeout: Optional[float]) -> BodyGen:
-        self._body_read_size = self.READ_NUM_BYTES
-        if self._direct_length is not None:
-            yield from self._direct_body(self._direct_length, timeout)
+        response = self._response
+        if response.direct_length is not None:
+            yield from self._direct_body(response, timeout)
             return
         while True:
-            event = yield from self._receive_event(timeout, self._body_read_size)
+            event = yield from self._receive_event(timeout, response.read_size)
             event_type = type(event)
             if event_type is h11.Data:
                 data = event.data
@@ -483,19 +462,20 @@ class HTTP11Core:
             elif event_type is h11.ConnectionClosed:  # pragma: no cover - h11 raises first
                 return
 
-    def _direct_body(self, length: int, timeout: Optional[float]) -> BodyGen:
+    def _direct_body(self, response: ResponseState, timeout: Optional[float]) -> BodyGen:
         """A Content-Length body read straight from the socket.
 
         h11 parsed and validated the head; running the body through its receive buffer would
         copy every byte three times. The connection takes a fresh h11 state machine for its
         next request once this body is complete (see `_response_closed`).
         """
-        buffered = self._direct_buffered
+        length: int = response.direct_length  # type: ignore[assignment]
+        buffered = response.buffered
         if buffered is None:
             buffered = self._h11_state.trailing_data[0]
         if len(buffered) > length:
             # More than the body arrived: the connection is out of step; never reuse it.
-            self._direct_overrun = True
+            response.overrun = True
             buffered = buffered[:length]
         remaining = length - len(buffered)
         if buffered:
@@ -513,7 +493,7 @@ class HTTP11Core:
             if len(data) == size and size < MAX_BODY_READ:
                 size *= 2
             yield data
-        self._direct_complete = True
+        response.complete = True
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -529,13 +509,14 @@ class HTTP11Core:
     def _response_closed(self) -> Gen[None]:
         h11_state = self._h11_state
         with self._state_lock:
+            response = self._response
             reusable = self._state is not CLOSED and not self._write_failed
-            if reusable and self._direct_length is not None:
-                untouched = self._h11_behind is not None  # h11 saw neither request nor response
+            if reusable and response.direct_length is not None:
+                untouched = response.h11_behind is not None  # h11 saw neither request nor response
                 reusable = (
-                    self._direct_complete
-                    and self._direct_keep_alive
-                    and not self._direct_overrun
+                    response.complete
+                    and response.keep_alive
+                    and not response.overrun
                     and (untouched or h11_state.our_state is h11.DONE)
                 )
                 if reusable and not untouched:
@@ -544,8 +525,9 @@ class HTTP11Core:
                 reusable = h11_state.our_state is h11.DONE and h11_state.their_state is h11.DONE
                 if reusable:
                     h11_state.start_next_cycle()
-            self._direct_length = self._direct_buffered = self._h11_behind = None
-            self._direct_complete = self._direct_overrun = False
+            # A second close (a body error, then its stream's close) sees a finished response.
+            response.direct_length = response.buffered = response.h11_behind = None
+            response.complete = response.overrun = False
             if reusable:
                 self._state = IDLE
                 if self._keepalive_expiry is not None:
@@ -560,6 +542,7 @@ class HTTP11Core:
     # -- the state a pool asks for -----------------------------------------------------------
 
     def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection serves `origin` (each connection serves one origin)."""
         return origin == self._origin
 
     def _lost_unanswered(self) -> bool:
@@ -568,11 +551,13 @@ class HTTP11Core:
         return self._unanswered
 
     def is_available(self) -> bool:
+        """Whether it can take another request now (only when idle)."""
         # NEW is not available: a fresh connection is handed its first request by whoever
         # created it, never picked up by another.
         return self._state is IDLE
 
     def has_expired(self) -> bool:
+        """Whether the pool should close it (keep-alive expired, or closed by the server)."""
         if self._expire_at is not None and time.monotonic() > self._expire_at:
             return True
         # An idle connection can only be readable because the server closed it.
@@ -583,12 +568,15 @@ class HTTP11Core:
         return self._expire_at is not None and now > self._expire_at
 
     def is_idle(self) -> bool:
+        """Whether it is open with no request in progress."""
         return self._state is IDLE
 
     def is_closed(self) -> bool:
+        """Whether it is closed (the pool drops it without closing it again)."""
         return self._state is CLOSED
 
     def info(self) -> str:
+        """A short description of its state, as shown in its repr."""
         origin, state, count = str(self._origin), self._state.name, self._request_count
         return f"{origin!r}, HTTP/1.1, {state}, Request Count: {count}"
 
@@ -597,68 +585,6 @@ class HTTP11Core:
             f"<{self.__class__.__name__} [{str(self._origin)!r}, {self._state.name}, "
             f"Request Count: {self._request_count}]>"
         )
-
-
-class UpgradeStreamBase:
-    """A network stream handed out after `101` or `CONNECT`: first the bytes h11 had already
-    buffered, then the socket."""
-
-    def __init__(self, stream: Any, leading_data: bytes) -> None:
-        self._stream = stream
-        self._leading_data = leading_data
-
-    def _take_leading(self, max_bytes: int) -> bytes:
-        data, self._leading_data = self._leading_data[:max_bytes], self._leading_data[max_bytes:]
-        return data
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class HTTP11UpgradeStream(UpgradeStreamBase, NetworkStream):
-    """The sync upgrade stream."""
-
-    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        if self._leading_data:
-            return self._take_leading(max_bytes)
-        return self._stream.read(max_bytes, timeout)  # type: ignore[no-any-return]
-
-    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
-        self._stream.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: Any,
-        server_hostname: Optional[str] = None,
-        timeout: Optional[float] = None,
-    ) -> NetworkStream:
-        return self._stream.start_tls(ssl_context, server_hostname, timeout)  # type: ignore[no-any-return]
-
-
-class AsyncHTTP11UpgradeStream(UpgradeStreamBase, AsyncNetworkStream):
-    """The async upgrade stream."""
-
-    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        if self._leading_data:
-            return self._take_leading(max_bytes)
-        return await self._stream.read(max_bytes, timeout)  # type: ignore[no-any-return]
-
-    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
-        await self._stream.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: Any,
-        server_hostname: Optional[str] = None,
-        timeout: Optional[float] = None,
-    ) -> AsyncNetworkStream:
-        return await self._stream.start_tls(ssl_context, server_hostname, timeout)  # type: ignore[no-any-return]
 
 
 class HTTP11Connection(SyncShell, HTTP11Core, ConnectionInterface):

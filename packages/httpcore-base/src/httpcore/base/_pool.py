@@ -19,8 +19,9 @@ from ._exceptions import (
     UnsupportedProtocol,
     WriteError,
 )
+from ._http11_simple import in_memory_body
 from ._interfaces import RequestInterface, SyncShell, delegate, lost_unanswered
-from ._models import ByteStream, Origin, Proxy, Request, Response
+from ._models import Origin, Proxy, Request, Response
 from ._pool_state import PoolRequest, PoolState
 from ._proxy import ForwardHTTPConnection, ProxyPoolCore, TunnelHTTPConnection
 from ._trace import traced
@@ -35,10 +36,10 @@ IDEMPOTENT_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b
 
 def replayable(request: Request) -> bool:
     """Whether the pool may send `request` again (API.md §3.7): an idempotent method and a
-    body that can be read twice (a caller's iterator never is)."""
+    body held in memory (bytes, ours or httpx's `ByteStream`; a caller's iterator never is)."""
     stream = request.stream
     return request.method in IDEMPOTENT_METHODS and (
-        stream is None or type(stream) is ByteStream or isinstance(stream, bytes)
+        stream is None or in_memory_body(stream) is not None
     )
 
 

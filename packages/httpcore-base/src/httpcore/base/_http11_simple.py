@@ -1,0 +1,188 @@
+"""The HTTP/1.1 fast path: the common request and response head, without h11.
+
+This module holds the grammar (built from the named pieces of RFC 9110 and RFC 9112), the
+serializer of a simple request head, the parser of a simple response head, and the checks the
+connection makes to read a body straight from the socket.
+
+Rules it keeps:
+- Every pattern accepts a *subset* of what h11 accepts, never more. Whatever falls outside
+  (interim responses, chunked bodies, folded lines, odd bytes, a request h11 would refuse) is
+  declined with `None`, and the connection hands it to h11, which answers with its own errors.
+  `tests/test_simple_head.py` checks that both agree whenever the fast path accepts.
+- What is accepted is written exactly as h11 would write it (the Host line first).
+- No I/O, no state: plain functions over bytes, safe from any thread.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+from ._models import ByteStream, Request
+
+# -- the grammar, piece by piece -------------------------------------------------------------
+
+# RFC 9110 §5.6.2: token = 1*tchar.
+TCHAR = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]"
+TOKEN = TCHAR + rb"+"
+# RFC 9110 §5.5: field-vchar = VCHAR / obs-text (obs-text = %x80-FF).
+FIELD_VCHAR = rb"[\x21-\x7e\x80-\xff]"
+# RFC 9110 §5.5: field-value = *field-content, field-content = field-vchar
+# [ 1*( SP / HTAB / field-vchar ) field-vchar ]: no whitespace at either end.
+FIELD_VALUE = rb"(?:" + FIELD_VCHAR + rb"+(?:[ \t]+" + FIELD_VCHAR + rb"+)*)?"
+# RFC 9110 §5.6.3: OWS = *( SP / HTAB ).
+OWS = rb"[ \t]*"
+# RFC 9112 §5: field-line = field-name ":" OWS field-value OWS (field-name = token).
+FIELD_LINE = TOKEN + rb":" + OWS + FIELD_VALUE + OWS
+# RFC 9112 §2.1: the field lines follow the start line, each after a CRLF.
+FIELD_LINES = rb"(?:\r\n" + FIELD_LINE + rb")*"
+# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], with
+# HTTP-version (§2.3) limited to 1.0/1.1 and reason-phrase = *( HTAB / SP / VCHAR / obs-text ).
+# As h11 does, the SP before an empty reason phrase may be missing.
+STATUS_LINE = rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?"
+# RFC 9112 §3.2: request-target, as any run of visible bytes (h11 checks no more than that).
+REQUEST_TARGET = FIELD_VCHAR + rb"+"
+# RFC 9110 §8.6: Content-Length = 1*DIGIT (at most 18 here: the value fits a machine word).
+CONTENT_LENGTH = rb"[0-9]{1,18}"
+
+_STATUS_LINE = re.compile(STATUS_LINE)
+_FIELD_LINES = re.compile(FIELD_LINES)
+_TOKEN = re.compile(TOKEN)
+_FIELD_VALUE = re.compile(FIELD_VALUE)
+_TARGET = re.compile(REQUEST_TARGET)
+_DIGITS = re.compile(CONTENT_LENGTH)
+
+# A longer response head goes to h11 (which enforces its own limit).
+MAX_SIMPLE_HEAD = 65536
+
+SimpleHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]], int]
+
+# -- responses -------------------------------------------------------------------------------
+
+
+def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
+    """(version, status, reason, headers, content_length) of a simple head, else None.
+
+    Simple: a final status other than 204/304, and a body framed by exactly one
+    Content-Length (no Transfer-Encoding). `head` ends before the blank line.
+    """
+    status_end = head.find(b"\r\n")
+    if status_end < 0:
+        status_end = len(head)
+    match = _STATUS_LINE.fullmatch(head, 0, status_end)
+    if match is None:
+        return None
+    status = int(match.group(2))
+    if status < 200 or status in (204, 304):
+        return None
+    # One pass validates every field line.
+    if _FIELD_LINES.fullmatch(head, status_end) is None:
+        return None
+    headers = []
+    length = None
+    for line in head[status_end + 2 :].split(b"\r\n") if status_end < len(head) else ():
+        name, _, value = line.partition(b":")
+        value = value.strip(b" \t")
+        lowered = name.lower()
+        if lowered == b"content-length":
+            if length is not None or _DIGITS.fullmatch(value) is None:
+                return None
+            length = int(value)
+        elif lowered == b"transfer-encoding":
+            return None
+        headers.append((name, value))
+    if length is None:
+        return None
+    return match.group(1), status, match.group(3) or b"", headers, length
+
+
+def connection_close(headers: Any) -> bool:
+    """Whether `headers` (names in any case) hold `Connection: close`."""
+    for name, value in headers:
+        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
+            return True
+    return False
+
+
+def direct_body_length(request: Request, response: Any) -> Optional[int]:
+    """The Content-Length of a response body (an h11 event) we can read directly, else None."""
+    status = response.status_code
+    if status in (204, 304) or request.method in (b"HEAD", b"CONNECT"):
+        return None
+    length = None
+    for name, value in response.headers:
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            return None
+    return length
+
+
+# -- requests --------------------------------------------------------------------------------
+
+# The in-memory request bodies of other libraries, by exact type (a subclass may iterate
+# differently): the attribute holding the bytes. Found by name, never imported. httpx's
+# `ByteStream` iterates exactly its `_stream`, each time; httpx renames the module of its
+# public classes to `httpx`.
+_FOREIGN_IN_MEMORY: Dict[Tuple[str, str], str] = {
+    ("httpx", "ByteStream"): "_stream",
+    ("httpx._content", "ByteStream"): "_stream",
+}
+_IN_MEMORY: Dict[type, Optional[str]] = {ByteStream: "_content"}
+
+
+def in_memory_body(stream: Any) -> Optional[bytes]:
+    """The whole body when `stream` holds it in memory (nothing to iterate), else None."""
+    cls = type(stream)
+    if cls is bytes:
+        return stream  # type: ignore[no-any-return]
+    try:
+        attribute = _IN_MEMORY[cls]
+    except KeyError:
+        attribute = _FOREIGN_IN_MEMORY.get((cls.__module__, cls.__qualname__))
+        _IN_MEMORY[cls] = attribute
+    if attribute is None:
+        return None
+    content = getattr(stream, attribute, None)
+    return content if type(content) is bytes else None
+
+
+def serialize_simple_head(request: Request, length: int) -> Optional[bytes]:
+    """The request head h11 would write for a body of `length` bytes, or None for h11.
+
+    Simple: a Host header, no Transfer-Encoding, a Content-Length (if any) equal to `length`
+    (no Content-Length for an empty body), and every token and value within the grammar.
+    """
+    method, target = request.method, request.url.target
+    if _TOKEN.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
+        return None
+    host = b""
+    declared = -1
+    lines = [method, b" ", target, b" HTTP/1.1\r\n", b""]  # [4]: the Host line, first
+    for name, value in request.headers:
+        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            return None
+        lowered = name.lower()
+        if lowered == b"host":
+            if host:
+                return None
+            host = b"%s: %s\r\n" % (name, value)
+            continue
+        if lowered == b"content-length":
+            if declared >= 0 or _DIGITS.fullmatch(value) is None:
+                return None
+            declared = int(value)
+        elif lowered == b"transfer-encoding":
+            return None
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if not host or (declared if declared >= 0 else 0) != length:
+        return None
+    lines[4] = host
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def serialize_simple_request(request: Request, content: bytes) -> Optional[bytes]:
+    """The bytes h11 would write for `request` with the in-memory body `content`, or None."""
+    head = serialize_simple_head(request, len(content))
+    return None if head is None else head + content
