@@ -122,3 +122,13 @@ class AsyncLock:
 
     def release(self) -> None:
         self._lock.release()
+
+
+async def checkpoint() -> None:
+    """Let the other tasks run once (one turn of the asyncio loop, a trio checkpoint)."""
+    if current_library() == "trio":
+        import trio
+
+        await trio.lowlevel.checkpoint()
+    else:
+        await asyncio.sleep(0)

@@ -1,0 +1,80 @@
+"""Header conversion: a request's headers into an HTTP/2 header list, a response's back.
+
+Rules:
+- Request headers go out lower-cased, after the four pseudo-headers, without the headers
+  that mean nothing in HTTP/2 (RFC 9113 §8.2.2) and with leading/trailing whitespace of
+  values stripped; the result is valid for HTTP/2, so h2 is told not to check or normalise
+  it again (`_patches.CONFIG`).
+- Credentials, and short cookies (easily guessed), are never put in the HPACK dynamic table
+  (RFC 7541 §7.1.3), which h2's own normalisation would have arranged.
+- A malformed request header is a `LocalProtocolError`; a response `:status` that is not a
+  number is a `RemoteProtocolError`; other response pseudo-headers are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Tuple
+
+from hpack import NeverIndexedHeaderTuple
+
+from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
+from httpcore.base._models import Request
+
+Headers = List[Tuple[bytes, bytes]]
+
+# Headers that are meaningless in HTTP/2 (RFC 9113 §8.2.2) are left out of requests.
+DROPPED_HEADERS = frozenset(
+    [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
+)
+
+# Never put in the HPACK dynamic table (RFC 7541 §7.1.3), as h2's normalisation would do.
+SENSITIVE_HEADERS = frozenset([b"authorization", b"proxy-authorization"])
+
+
+def request_authority(request: Request) -> bytes:
+    """The `:authority` of a request: its Host header, which must be there."""
+    for name, value in request.headers:
+        if name.lower() == b"host":
+            return value
+    raise LocalProtocolError("Missing mandatory Host: header")
+
+
+def request_headers(request: Request, authority: bytes) -> Headers:
+    """The header list of a request's HEADERS frame."""
+    url = request.url
+    headers: Headers = [
+        (b":method", request.method),
+        (b":authority", authority),
+        (b":scheme", url.scheme),
+        (b":path", url.target),
+    ]
+    if not url.target:
+        raise LocalProtocolError("An HTTP/2 request needs a non-empty :path.")
+    for name, value in request.headers:
+        name = name.lower()
+        if name in DROPPED_HEADERS or (name == b"te" and value.lower() != b"trailers"):
+            continue
+        if not name or name[:1] == b":":
+            raise LocalProtocolError(f"Invalid HTTP/2 request header name {name!r}.")
+        if value[:1] in b" \t" or value[-1:] in b" \t":
+            value = value.strip(b" \t")
+        if name in SENSITIVE_HEADERS or (name == b"cookie" and len(value) < 20):
+            headers.append(NeverIndexedHeaderTuple(name, value))
+        else:
+            headers.append((name, value))
+    return headers
+
+
+def response_head(block: Iterable[Tuple[bytes, bytes]]) -> Tuple[int, Headers]:
+    """The status and headers of a response's header block (pseudo-headers left out)."""
+    status = 200
+    headers = []
+    for name, value in block:
+        if name == b":status":
+            try:
+                status = int(value)
+            except ValueError:
+                raise RemoteProtocolError(f"Invalid :status {value!r}") from None
+        elif not name.startswith(b":"):
+            headers.append((name, value))
+    return status, headers

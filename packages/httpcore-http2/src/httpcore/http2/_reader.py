@@ -1,0 +1,298 @@
+"""The reader role: reading from the socket and filing h2's events with their streams.
+
+There is no background task: whoever needs something from the network reads it.
+
+Rules:
+- At most one request at a time is the *reader*. It reads, feeds h2, and files each event
+  with the stream it belongs to, waking that stream's request; every other request that
+  needs data waits on its own event. When the reader has what it needs it hands the role to
+  the first request still waiting, so nobody waits behind a read that is not for them.
+- A request never waits for the server while frames the server waits for sit in h2's
+  buffer: the reader flushes before it reads, and after (acknowledgements, window updates).
+- A read timeout concerns only the request that read; any other read error, the server
+  closing, or a protocol error fails the connection (every stream gets the error).
+- Connection-level events change the connection: the server's SETTINGS set the stream limit
+  (`StreamSlots.set_limit`), a GOAWAY makes it DRAINING and decides, per stream, whether it
+  may complete, fails, or may be retried elsewhere (RFC 9113 §6.8).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
+
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from httpcore.base._drive import READ, WAIT, Flavour, Gen
+from httpcore.base._exceptions import (
+    ConnectionNotAvailable,
+    ReadTimeout,
+    RemoteProtocolError,
+    TimeoutException,
+)
+from httpcore.base._models import Request
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, renewed
+from httpcore.base._trace import is_traced, traced
+
+from ._patches import H2Connection
+from ._stream import ENDED, RECEIVING, RESET, AnyNetworkStream, StateLock, Stream, Waiter
+from ._writer import FrameWriter
+
+logger = logging.getLogger("httpcore.http2")
+
+T = TypeVar("T")
+
+_ResponseReceived = h2.events.ResponseReceived
+_DataReceived = h2.events.DataReceived
+_StreamEnded = h2.events.StreamEnded
+_StreamReset = h2.events.StreamReset
+_WindowUpdated = h2.events.WindowUpdated
+_RemoteSettingsChanged = h2.events.RemoteSettingsChanged
+_ConnectionTerminated = h2.events.ConnectionTerminated
+_INITIAL_WINDOW_SIZE = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+
+
+def _returning(value: T) -> Gen[T]:
+    """A generator without operations that returns `value` (for a traced step)."""
+    if False:  # pragma: no cover
+        yield ()
+    return value
+
+
+class FrameReader:
+    """The reader role of one connection, and the streams it files events with."""
+
+    __slots__ = (
+        "_h2_state",
+        "_health",
+        "_io",
+        "_lock",
+        "_network_stream",
+        "_reader",
+        "_slots",
+        "_waiting",
+        "_writer",
+        "read_size",
+        "streams",
+    )
+
+    def __init__(
+        self,
+        h2_state: H2Connection,
+        network_stream: AnyNetworkStream,
+        io: Flavour,
+        lock: StateLock,
+        health: ConnectionHealth,
+        slots: StreamSlots[Waiter],
+        streams: Dict[int, Stream],
+        read_size: int,
+    ) -> None:
+        self._h2_state = h2_state
+        self._network_stream = network_stream
+        self._io = io
+        self._lock = lock
+        self._health = health
+        self._slots = slots
+        self._writer: Optional[FrameWriter] = None  # set by `attach()`
+        self.streams = streams  # the open streams, by id
+        self._waiting: Dict[Stream, None] = {}  # streams waiting for the reader, in order
+        self._reader: Optional[Stream] = None
+        self.read_size = read_size
+
+    def attach(self, writer: FrameWriter) -> None:
+        self._writer = writer
+
+    # -- waiting for something from the server -------------------------------------------
+
+    def wait_for(
+        self, stream: Stream, check: Callable[[Stream], Optional[T]], request: Request
+    ) -> Gen[T]:
+        """Until `check(stream)` (run under the lock) returns non-None: read as the reader,
+        or wait for the reader to deliver."""
+        lock = self._lock
+        try:
+            while True:
+                with lock:
+                    result = check(stream)
+                    if result is not None:
+                        return result
+                    error = self._health.error
+                    if error is not None:
+                        raise renewed(error)
+                    reader = self._reader
+                    if reader is None or reader is stream:
+                        self._reader = stream
+                        waiter = None
+                    else:
+                        waiter = Waiter(self._io.new_event(), ReadTimeout)
+                        stream.waiter = waiter
+                        self._waiting[stream] = None
+                if waiter is None:
+                    yield from self._read_once(request, stream)
+                else:
+                    yield (WAIT, waiter, stream.read_timeout)
+        finally:
+            with lock:
+                if self._reader is stream:
+                    self._reader = None
+                if stream.waiter is not None:
+                    stream.waiter = None
+                    self._waiting.pop(stream, None)
+                if self._reader is None and self._waiting:
+                    # Somebody still needs data: the next in line becomes the reader.
+                    for waiting in self._waiting:
+                        self._wake_locked(waiting)
+                        break
+
+    def forget_locked(self, stream: Stream) -> None:
+        """The stream is released: no more events are filed with it."""
+        self.streams.pop(stream.stream_id, None)
+        self._waiting.pop(stream, None)
+
+    # -- waking -----------------------------------------------------------------------------
+
+    def _wake_locked(self, stream: Stream) -> None:
+        waiter = stream.waiter
+        if waiter is not None:
+            stream.waiter = None
+            self._waiting.pop(stream, None)
+            waiter.set()
+
+    def wake_all_locked(self) -> None:
+        """Wake every waiting request (streams and slots) to look at the connection again."""
+        for stream in list(self._waiting):
+            self._wake_locked(stream)
+        for waiter in self._slots.queue:
+            waiter.set()
+
+    def _wake_window_waiters_locked(self) -> None:
+        for stream in list(self._waiting):
+            if stream.wants_window:
+                self._wake_locked(stream)
+
+    def fail_locked(self, exc: BaseException) -> None:
+        self._health.fail(exc)
+        self.wake_all_locked()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _read_once(self, request: Request, stream: Stream) -> Gen[None]:
+        writer = self._writer
+        assert writer is not None
+        if self._h2_state.has_data_to_send() and not writer.writing:
+            # Never wait for the server while frames it waits for sit in the buffer (left by
+            # a writer that was cancelled, for instance).
+            try:
+                yield from writer.flush(stream.write_timeout, raise_error=False)
+            except Exception:
+                pass
+        try:
+            data = yield (READ, self._network_stream, self.read_size, stream.read_timeout)
+        except TimeoutException:
+            raise  # nothing was read: only this request is concerned
+        except Exception as exc:
+            with self._lock:
+                self.fail_locked(exc)
+            raise
+        if not data:
+            disconnected = RemoteProtocolError("Server disconnected")
+            with self._lock:
+                self.fail_locked(disconnected)
+            raise disconnected
+        with self._lock:
+            try:
+                events = self._h2_state.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                error = RemoteProtocolError(exc)
+                self.fail_locked(error)
+                raise error from exc
+            settings = self._dispatch_locked(events)
+        if settings is not None and is_traced(logger, request):
+            yield from traced(logger, "receive_remote_settings", request, {}, _returning(settings))
+        # Settings and PING acknowledgements, window updates, resets: out they go. A write
+        # failure is remembered by the connection and reported to whoever needs it.
+        try:
+            yield from writer.flush(stream.write_timeout, raise_error=False)
+        except Exception:
+            pass
+
+    def _dispatch_locked(self, events: List[Any]) -> Any:
+        """File each event with its stream; returns the last RemoteSettingsChanged, if any."""
+        streams = self.streams
+        settings = None
+        for event in events:
+            kind = type(event)
+            if kind is _DataReceived or kind is _ResponseReceived or kind is _StreamEnded:
+                stream = streams.get(event.stream_id)
+                if stream is None:
+                    if kind is _DataReceived and event.flow_controlled_length:
+                        # An abandoned stream: give the connection window back.
+                        self.acknowledge_locked(event.flow_controlled_length, event.stream_id)
+                    continue
+                if kind is _ResponseReceived:
+                    stream.remote = RECEIVING
+                elif kind is _StreamEnded:
+                    stream.remote = ENDED
+                stream.events.append(event)
+                if stream.waiter is not None:
+                    self._wake_locked(stream)
+            elif kind is _StreamReset:
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.remote = RESET
+                    stream.events.append(event)
+                    self._wake_locked(stream)
+            elif kind is _WindowUpdated:
+                if event.stream_id == 0:
+                    self._wake_window_waiters_locked()
+                else:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None and stream.wants_window:
+                        self._wake_locked(stream)
+            elif kind is _RemoteSettingsChanged:
+                settings = event
+                h2_state = self._h2_state
+                self._wake_granted(
+                    self._slots.set_limit(
+                        min(
+                            h2_state.remote_settings.max_concurrent_streams,
+                            h2_state.local_settings.max_concurrent_streams,
+                        )
+                    )
+                )
+                if _INITIAL_WINDOW_SIZE in event.changed_settings:
+                    self._wake_window_waiters_locked()
+            elif kind is _ConnectionTerminated:
+                self._goaway_locked(event)
+        return settings
+
+    @staticmethod
+    def _wake_granted(waiters: Sequence[Waiter]) -> None:
+        for waiter in waiters:
+            waiter.set()
+
+    def _goaway_locked(self, event: Any) -> None:
+        last_stream_id = event.last_stream_id
+        self._health.drain(event, last_stream_id)
+        graceful = event.error_code == 0
+        for stream in self.streams.values():
+            if stream.stream_id > last_stream_id:
+                # Never processed by the server: safe to retry elsewhere, unless part of a
+                # response or of a one-shot request body is already gone.
+                if stream.response_started or not stream.replayable:
+                    stream.failure = RemoteProtocolError(event)
+                else:
+                    stream.failure = ConnectionNotAvailable()
+            elif not graceful:
+                stream.failure = RemoteProtocolError(event)
+        self.wake_all_locked()
+
+    def acknowledge_locked(self, size: int, stream_id: int) -> None:
+        """Give `size` bytes of flow-control window back to the server."""
+        if self._health.error is None:
+            try:
+                self._h2_state.acknowledge_received_data(size, stream_id)
+            except h2.exceptions.ProtocolError:  # pragma: no cover - connection closed
+                pass

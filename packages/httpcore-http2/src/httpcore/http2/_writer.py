@@ -1,0 +1,166 @@
+"""The writer role: putting on the wire what h2 has queued, for every stream of the connection.
+
+Rules:
+- All frames go through h2's outbound buffer, in the order h2 produced them. Whoever needs
+  its frames sent calls `flush()`: if another request is writing, that one writes them too
+  (it drains the buffer until it is empty), so the caller returns at once and nobody ever
+  blocks on a write lock. Only the writer takes data out of h2's buffer.
+- Nothing is written once the connection's health says so (`send_error`); what is queued
+  then is dropped, never to be sent.
+- A write the network refuses (typically: the server closed) stops writing for good
+  (WRITE_FAILED) but not reading: the streams are woken to read what the server sent.
+- A writer interrupted while holding the role (cancelled, timed out) must not leave a torn
+  frame, nor frames nobody will send: on a stream with `resumable_writes` (asyncio, trio,
+  in-memory TLS over either; async only) the cancelled request finishes the interrupted
+  write and what is queued behind it, shielded, within its write timeout
+  (`CANCELLED_WRITE_GRACE` without one); on any other stream the connection fails.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Optional
+
+from httpcore.base._async import checkpoint
+from httpcore.base._drive import CALL, WRITE, Gen
+from httpcore.base._exceptions import WriteError, WriteTimeout
+from httpcore.base._multiplex import ConnectionHealth, renewed
+
+from ._patches import H2Connection
+from ._stream import AnyNetworkStream, StateLock, Stream
+
+
+def _no_op(*args: Any) -> None:
+    """The sync side of async-only `CALL`s."""
+    return None
+
+
+async def _resume_write(stream: Any, data: bytes, timeout: Optional[float]) -> None:
+    await stream.resume_write(data, timeout)
+
+
+def _interrupted(exc: BaseException) -> Exception:
+    """What the connection fails with when a write was interrupted by `exc`."""
+    if isinstance(exc, Exception):
+        return exc
+    return WriteError("The connection was interrupted while writing.")
+
+
+class FrameWriter:
+    """The writer role of one connection (the rules at the top)."""
+
+    __slots__ = (
+        "_grace",
+        "_h2_state",
+        "_health",
+        "_lock",
+        "_network_stream",
+        "_resumable",
+        "_streams",
+        "_wake_all_locked",
+        "writing",
+    )
+
+    def __init__(
+        self,
+        h2_state: H2Connection,
+        network_stream: AnyNetworkStream,
+        lock: StateLock,
+        health: ConnectionHealth,
+        streams: Dict[int, Stream],
+        wake_all_locked: Callable[[], None],
+        resumable: bool,
+        grace: float,
+    ) -> None:
+        self._h2_state = h2_state
+        self._network_stream = network_stream
+        self._lock = lock
+        self._health = health
+        self._streams = streams  # the open streams (shared with the connection)
+        self._wake_all_locked = wake_all_locked
+        self._resumable = resumable  # a cancelled write can be finished
+        self._grace = grace
+        self.writing = False
+
+    def flush(self, timeout: Optional[float], raise_error: bool = True) -> Gen[None]:
+        """Write what h2 has queued; if another request is writing, it writes it for us."""
+        lock = self._lock
+        h2_state = self._h2_state
+        with lock:
+            error = self._health.send_error
+            if error is not None:
+                h2_state.data_to_send()  # never to be sent: do not let it pile up
+                if raise_error:
+                    raise renewed(error)
+                return
+            if self.writing or not h2_state.has_data_to_send():
+                return
+            self.writing = True
+        network_stream = self._network_stream
+        if self._resumable and len(self._streams) > 1:
+            # Other tasks are likely ready to queue frames too (say, the next requests of those
+            # whose responses the reader just delivered): let them, and write it all at once.
+            # (Only where a cancellation here can be made good: others count on this flush.)
+            try:
+                yield (CALL, _no_op, checkpoint, ())
+            except BaseException as exc:
+                yield from self._after_cancelled_write(timeout, exc)
+                raise
+        try:
+            with lock:
+                data = h2_state.data_to_send()
+            while True:
+                yield (WRITE, network_stream, data, timeout)
+                with lock:
+                    data = h2_state.data_to_send()
+                    if not data:
+                        self.writing = False
+                        return
+        except WriteError as exc:
+            # The network refused the write (typically: the server closed the connection).
+            # Nothing more can be sent, but what the server sent before can still be read.
+            with lock:
+                self.writing = False
+                self._health.fail_writes(exc)
+                h2_state.data_to_send()
+                self._wake_all_locked()
+            raise
+        except BaseException as exc:
+            yield from self._after_cancelled_write(timeout, exc)
+            raise
+
+    def _after_cancelled_write(self, timeout: Optional[float], exc: BaseException) -> Gen[None]:
+        """The writer was interrupted (cancelled, timed out) while holding the write role.
+
+        Frames of other requests may be in what it was writing, or queued behind it, so the
+        connection is only good if all of it still goes out, in order. A stream with
+        `resumable_writes` kept what it had not sent: finish the job, shielded from the
+        cancellation and within the write timeout (`CANCELLED_WRITE_GRACE` without one).
+        Anything else may have sent part of a frame: the connection fails.
+        """
+        lock = self._lock
+        h2_state = self._h2_state
+        failure: Exception
+        if isinstance(exc, Exception) or not self._resumable:
+            failure = _interrupted(exc)
+        else:
+            budget = timeout if timeout is not None else self._grace
+            deadline = time.monotonic() + budget
+            try:
+                while True:
+                    with lock:
+                        data = h2_state.data_to_send()
+                    yield (CALL, _no_op, _resume_write, (self._network_stream, data, budget))
+                    with lock:
+                        if not h2_state.has_data_to_send():
+                            self.writing = False
+                            return
+                    budget = deadline - time.monotonic()
+                    if budget <= 0:
+                        raise WriteTimeout("Timed out finishing an interrupted write.")
+            except BaseException as resume_exc:
+                failure = _interrupted(resume_exc)
+        with lock:
+            self.writing = False
+            self._health.fail(failure)
+            self._wake_all_locked()
