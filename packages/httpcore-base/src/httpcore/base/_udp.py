@@ -13,6 +13,7 @@ The sync implementation lives here; the async ones in `httpcore.aio._udp`; the b
 
 from __future__ import annotations
 
+import select
 import socket
 from typing import Any, List, Optional, Sequence
 
@@ -37,6 +38,19 @@ def resolve_udp(host: str, port: int, local_address: Optional[str]) -> Any:
     return infos[0]
 
 
+if hasattr(select, "poll"):
+
+    def _readable(sock: socket.socket, timeout: float) -> bool:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(max(0.0, timeout) * 1000.0))
+
+else:  # pragma: no cover - Windows
+
+    def _readable(sock: socket.socket, timeout: float) -> bool:
+        return bool(select.select([sock], [], [], max(0.0, timeout))[0])
+
+
 class SyncDatagramStream:
     """A connected UDP socket used synchronously (see the module docstring)."""
 
@@ -50,19 +64,18 @@ class SyncDatagramStream:
         """One datagram; `ReadTimeout` after `timeout` seconds without one."""
         sock = self._sock
         try:
-            sock.settimeout(timeout)
+            # The socket stays blocking (a writer in another thread must not see a timeout
+            # set for a read); the wait for a datagram is a poll.
+            if timeout is not None and not _readable(sock, timeout):
+                raise ReadTimeout("timed out")
             return sock.recv(max_bytes)
-        except socket.timeout as exc:
-            raise ReadTimeout(exc) from exc
         except OSError as exc:
             raise ReadError(exc) from exc
 
     def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
         """Send one datagram (UDP sends do not block for long; `timeout` bounds it anyway)."""
-        sock = self._sock
         try:
-            sock.settimeout(timeout)
-            sock.send(datagram)
+            self._sock.send(datagram)
         except OSError as exc:
             raise WriteError(exc) from exc
 

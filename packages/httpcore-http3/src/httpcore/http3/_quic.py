@@ -1,0 +1,201 @@
+"""aioquic as this package uses it: the QUIC configuration made from an `ssl.SSLContext`,
+request headers for HTTP/3, the peer's GOAWAY, and the few internals of aioquic read here.
+
+Rules:
+- Certificates: what the caller's `ssl_context` trusts is what QUIC's TLS trusts (its CA
+  certificates are handed to aioquic as PEM); `CERT_NONE` turns verification off. Without a
+  context, certifi's bundle is used, as for TCP. ALPN is `h3`.
+- aioquic (1.7) does not report GOAWAY to a client; `GoawayWatcher` reads the frames of the
+  server's control stream alongside it (RFC 9114 §6.2.1, §7.2.6) to find out.
+- Every read of an aioquic attribute that is not public API is a function here, with a
+  fallback, so that a change in aioquic shows up in one place.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from aioquic.buffer import Buffer, BufferReadError
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
+from httpcore.base._models import Request
+
+Headers = List[Tuple[bytes, bytes]]
+
+# Connection-specific headers are not allowed in HTTP/3 (RFC 9114 §4.2).
+DROPPED_HEADERS = frozenset(
+    [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
+)
+
+_GOAWAY = 0x07
+_CONTROL_STREAM = 0x00
+_MAX_CONTROL_FRAME = 1 << 16  # bigger control frames are skipped unread
+
+
+def quic_configuration(
+    ssl_context: Optional[ssl.SSLContext], server_name: str, idle_timeout: float
+) -> QuicConfiguration:
+    """The client configuration of a connection to `server_name` (rules at the top)."""
+    config = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=["h3"],
+        server_name=server_name,
+        idle_timeout=idle_timeout,
+        # Receive windows, as large as HTTP/2's: a download is not held up by them.
+        max_data=1 << 24,
+        max_stream_data=1 << 22,
+    )
+    if ssl_context is None:
+        import certifi
+
+        config.cafile = certifi.where()
+        return config
+    if ssl_context.verify_mode == ssl.CERT_NONE:
+        config.verify_mode = ssl.CERT_NONE
+        return config
+    ders = ssl_context.get_ca_certs(binary_form=True)
+    if ders:
+        pem = "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)  # type: ignore[arg-type]
+        config.cadata = pem.encode("ascii")
+    else:
+        # A context trusting a directory (capath) or the system defaults: use those paths.
+        paths = ssl.get_default_verify_paths()
+        config.cafile = paths.cafile
+        config.capath = paths.capath
+    return config
+
+
+def request_authority(request: Request) -> bytes:
+    """The `:authority` of a request: its Host header, which must be there."""
+    for name, value in request.headers:
+        if name.lower() == b"host":
+            return value
+    raise LocalProtocolError("Missing mandatory Host: header")
+
+
+def request_headers(request: Request, authority: bytes) -> Headers:
+    """The header list of a request's HEADERS frame (pseudo-headers first, names lower-case)."""
+    url = request.url
+    if not url.target:
+        raise LocalProtocolError("An HTTP/3 request needs a non-empty :path.")
+    headers: Headers = [
+        (b":method", request.method),
+        (b":scheme", url.scheme),
+        (b":authority", authority),
+        (b":path", url.target),
+    ]
+    for name, value in request.headers:
+        name = name.lower()
+        if name in DROPPED_HEADERS or (name == b"te" and value.lower() != b"trailers"):
+            continue
+        if not name or name[:1] == b":" or b"\r" in value or b"\n" in value or b"\0" in value:
+            raise LocalProtocolError(f"Invalid HTTP/3 request header {name!r}.")
+        headers.append((name, value.strip(b" \t")))
+    return headers
+
+
+def response_head(block: Headers) -> Tuple[int, Headers]:
+    """The status and headers of a response's header block (pseudo-headers left out)."""
+    status: Optional[int] = None
+    headers = []
+    for name, value in block:
+        if name == b":status":
+            try:
+                status = int(value)
+            except ValueError:
+                raise RemoteProtocolError(f"Invalid :status {value!r}") from None
+        elif not name.startswith(b":"):
+            headers.append((name, value))
+    if status is None:
+        raise RemoteProtocolError("Response without a :status")
+    return status, headers
+
+
+class GoawayWatcher:
+    """Finds the server's control stream among its unidirectional streams and the GOAWAY
+    frames on it. `feed()` returns the stream id of a GOAWAY, else None."""
+
+    __slots__ = ("_buffers", "_control", "_ignored")
+
+    def __init__(self) -> None:
+        self._buffers: Dict[int, bytearray] = {}
+        self._control: Optional[int] = None
+        self._ignored: Set[int] = set()
+
+    def feed(self, stream_id: int, data: bytes) -> Optional[int]:
+        # Server-initiated unidirectional streams have ids = 3 (mod 4).
+        if stream_id & 3 != 3 or stream_id in self._ignored:
+            return None
+        buffer = self._buffers.setdefault(stream_id, bytearray())
+        buffer += data
+        if self._control != stream_id:
+            try:
+                reader = Buffer(data=bytes(buffer))
+                stream_type = reader.pull_uint_var()
+            except BufferReadError:
+                return None
+            if stream_type != _CONTROL_STREAM or self._control is not None:
+                self._ignored.add(stream_id)
+                del self._buffers[stream_id]
+                return None
+            self._control = stream_id
+            del buffer[: reader.tell()]
+        return self._frames(buffer)
+
+    @staticmethod
+    def _frames(buffer: bytearray) -> Optional[int]:
+        goaway = None
+        while buffer:
+            reader = Buffer(data=bytes(buffer[:32]))
+            try:
+                frame_type = reader.pull_uint_var()
+                length = reader.pull_uint_var()
+            except BufferReadError:
+                break
+            start = reader.tell()
+            if length > _MAX_CONTROL_FRAME and frame_type != _GOAWAY:
+                # Unknown huge frame: nothing of ours in it; stop looking at this stream.
+                buffer.clear()
+                break
+            if len(buffer) < start + length:
+                break
+            if frame_type == _GOAWAY:
+                try:
+                    goaway = Buffer(data=bytes(buffer[start : start + length])).pull_uint_var()
+                except BufferReadError:
+                    raise RemoteProtocolError("Malformed GOAWAY frame") from None
+            del buffer[: start + length]
+        return goaway
+
+
+# -- aioquic internals ----------------------------------------------------------------------
+
+
+def peer_stream_limit(quic: QuicConnection) -> int:
+    """How many bidirectional streams the server lets us open (its transport parameter)."""
+    limit = getattr(quic, "_remote_max_streams_bidi", None)
+    return limit if isinstance(limit, int) and limit > 0 else 100
+
+
+def close_event(quic: QuicConnection) -> Any:
+    """The ConnectionTerminated the connection will report, once it is closing (else None).
+
+    aioquic reports it as an event only after the closing period (3 PTO); the connection is of
+    no use from the moment it is known.
+    """
+    return getattr(quic, "_close_event", None)
+
+
+def unsent_bytes(quic: QuicConnection, stream_id: int) -> int:
+    """How much of a stream's data is buffered by aioquic, not yet acknowledged."""
+    stream = getattr(quic, "_streams", {}).get(stream_id)
+    if stream is None:
+        return 0
+    sender = stream.sender
+    try:
+        return int(sender._buffer_stop - sender._buffer_start)
+    except AttributeError:  # pragma: no cover - another aioquic layout
+        return 0
