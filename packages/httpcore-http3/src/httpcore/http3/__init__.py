@@ -24,7 +24,8 @@ class HTTP3Connection(SyncShell, HTTP3Core, ConnectionInterface):
 
     Arguments: `origin`, `ssl_context` (what to trust; ALPN is set to h3 for QUIC),
     `keepalive_expiry`, `local_address`, `network_backend` (needs `connect_udp()`),
-    `server_hostname` (SNI, and the name checked against the certificate).
+    `server_hostname` (SNI, and the name checked against the certificate), `port` (the
+    UDP port, when an Alt-Svc advertisement names another one than the origin's).
     """
 
 

@@ -74,6 +74,7 @@ class HTTP3Core:
     SEND_BUFFER = 1 << 20
     #: The QUIC idle timeout offered to the server (seconds).
     IDLE_TIMEOUT = 60.0
+    _is_http3 = True  # what the pool's connections look for (`httpcore.base._http3`)
 
     _io: Any
 
@@ -85,6 +86,7 @@ class HTTP3Core:
         local_address: Optional[str] = None,
         network_backend: Any = None,
         server_hostname: Optional[str] = None,
+        port: Optional[int] = None,
     ) -> None:
         if origin.scheme != b"https":
             raise ValueError("HTTP/3 needs an https origin")
@@ -94,6 +96,7 @@ class HTTP3Core:
         self._local_address = local_address
         self._backend = network_backend
         self._server_hostname = server_hostname or origin.host.decode("ascii")
+        self._port = origin.port if port is None else port  # UDP port (Alt-Svc may differ)
         self._expire_at: Optional[float] = None
         self._state = IDLE
         self._request_count = 0
@@ -113,8 +116,11 @@ class HTTP3Core:
 
     # -- connecting -------------------------------------------------------------------------
 
-    def _connect(self, request: Request) -> Gen[None]:
-        """Connect on the first request; later ones wait for that handshake's outcome."""
+    def _connect(self, request: Request, timeout_cap: Optional[float] = None) -> Gen[None]:
+        """Connect on the first request; later ones wait for that handshake's outcome.
+
+        `timeout_cap` bounds the handshake below the request's connect timeout (the pool's
+        Alt-Svc discovery falls back to TCP after it)."""
         yield (LOCK, self._connect_lock)
         try:
             with self._lock:
@@ -124,13 +130,15 @@ class HTTP3Core:
                     if error is not None:
                         raise renewed(error)
             if not started:
-                timeouts = request.extensions.get("timeout", {})
+                timeout = request.extensions.get("timeout", {}).get("connect", None)
+                if timeout_cap is not None and (timeout is None or timeout > timeout_cap):
+                    timeout = timeout_cap
                 yield from traced(
                     logger,
                     "send_connection_init",
                     request,
                     {"request": request},
-                    self._handshake(timeouts.get("connect", None)),
+                    self._handshake(timeout),
                 )
         except BaseException as exc:
             if isinstance(exc, Exception):
@@ -151,7 +159,7 @@ class HTTP3Core:
             CALL,
             backend.connect_udp,
             backend.connect_udp,
-            (origin.host.decode("ascii"), origin.port, self._local_address, timeout),
+            (origin.host.decode("ascii"), self._port, self._local_address, timeout),
         )
         config = quic_configuration(self._ssl_context, self._server_hostname, self.IDLE_TIMEOUT)
         yield from self._quic.handshake(udp, QuicConnection(configuration=config), timeout)
