@@ -11,13 +11,18 @@ import time
 from typing import Any, Dict, List
 
 import anyio
+import h3helpers
 import helpers
 import pytest
-from h3helpers import h3_server, lossy_relay, origin, quic_server  # noqa: F401
 
 import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
+h3_server, lossy_relay, quic_server = (
+    h3helpers.h3_server,
+    h3helpers.lossy_relay,
+    h3helpers.quic_server,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -25,7 +30,7 @@ TIMEOUTS = {"timeout": {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 10.
 
 
 def h3(api: helpers.API, port: int, ssl_context: Any, **kwargs: Any) -> Any:
-    return api._client("HTTP3Connection", origin(port), ssl_context=ssl_context, **kwargs)
+    return api._client("HTTP3Connection", h3helpers.origin(port), ssl_context=ssl_context, **kwargs)
 
 
 async def test_get_and_post(
@@ -209,9 +214,7 @@ async def test_read_timeout_fails_only_its_request(
     server = quic_server(_answer)
     async with h3(api, server.port, client_ssl_context) as conn:
         with pytest.raises(httpcore.ReadTimeout):
-            await conn.request(
-                "GET", server.url + "/silent", extensions={"timeout": {"read": 0.3}}
-            )
+            await conn.request("GET", server.url + "/silent", extensions={"timeout": {"read": 0.3}})
         response = await conn.request("GET", server.url + "/fine", extensions=TIMEOUTS)
         assert response.content == b"ok:/fine:"
         assert conn.is_idle() and conn.is_available()
@@ -286,9 +289,7 @@ async def test_goaway_with_requests_in_flight(
         def run(i: int) -> Any:
             async def one() -> None:
                 try:
-                    response = await conn.request(
-                        "GET", server.url + f"/{i}", extensions=TIMEOUTS
-                    )
+                    response = await conn.request("GET", server.url + f"/{i}", extensions=TIMEOUTS)
                     outcomes[response.extensions["stream_id"]] = response.content
                 except Exception as exc:
                     outcomes[-i] = exc
@@ -361,6 +362,7 @@ async def test_requests_complete_over_a_lossy_path(
 def test_fd_count_back_to_start(h3_server: Any, client_ssl_context: ssl.SSLContext) -> None:
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(3):
-        with httpcore.HTTP3Connection(origin(h3_server.port), ssl_context=client_ssl_context) as c:
+        origin = h3helpers.origin(h3_server.port)
+        with httpcore.HTTP3Connection(origin, ssl_context=client_ssl_context) as c:
             assert c.request("GET", h3_server.url + "/").status == 200
     assert len(os.listdir("/proc/self/fd")) == before

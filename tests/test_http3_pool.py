@@ -9,14 +9,15 @@ import sys
 import time
 from typing import Any, Iterator, List
 
+import h3helpers
 import helpers
 import pytest
-from h3helpers import h3_server, quic_server  # noqa: F401
 
 import httpcore
 from httpcore.base import _http3
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
+h3_server, quic_server = h3helpers.h3_server, h3helpers.quic_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -81,7 +82,9 @@ async def test_alt_svc_discovery(
         assert dict(first.headers)[b"alt-svc"] == f'h3=":{h3_server.port}"; ma=3600'.encode()
         second = await pool.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
         assert second.extensions["http_version"] == b"HTTP/3"
-        third = await pool.request("POST", h3_server.url + "/echo", content=b"x", extensions=TIMEOUTS)
+        third = await pool.request(
+            "POST", h3_server.url + "/echo", content=b"x", extensions=TIMEOUTS
+        )
         assert third.extensions["http_version"] == b"HTTP/3" and third.content == b"x"
         # The TCP connection was retired once idle; one HTTP/3 connection is left.
         assert [c.info().split(", ")[1] for c in pool.connections] == ["HTTP/3"]
@@ -111,9 +114,7 @@ async def test_udp_blocked_falls_back_to_tcp(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
         sink.bind(("127.0.0.1", 0))  # swallows the QUIC handshake: UDP "blocked"
         advert = f'h3=":{sink.getsockname()[1]}"; ma=600'.encode()
-        response = (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nAlt-Svc: " + advert + b"\r\n\r\nok"
-        )
+        response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nAlt-Svc: " + advert + b"\r\n\r\nok"
         server = raw_server([response] * 10, tls=True)
         url = f"https://127.0.0.1:{server.port}/"
         async with api.ConnectionPool(ssl_context=client_ssl_context, http3=True) as pool:

@@ -120,7 +120,8 @@ class QuicTestServer(asyncio.DatagramProtocol):
         """Send GOAWAY: requests on streams >= `stream_id` will not be processed."""
         control = conn.h3._local_control_stream_id
         assert control is not None
-        conn.quic.send_stream_data(control, encode_frame(FrameType.GOAWAY, encode_uint_var(stream_id)))
+        frame = encode_frame(FrameType.GOAWAY, encode_uint_var(stream_id))
+        conn.quic.send_stream_data(control, frame)
 
     def transmit(self, conn: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
@@ -173,6 +174,7 @@ class DroppingRelay:
         self._backs: Dict[Address, asyncio.DatagramTransport] = {}
         self._counts: Dict[Any, int] = {}
         self._pending: Dict[Address, List[bytes]] = {}
+        self._tasks: List[Any] = []
         bg.run(self._start())
         assert self._front is not None
         self.port: int = self._front.get_extra_info("sockname")[1]
@@ -206,7 +208,7 @@ class DroppingRelay:
             pending.append(data)
             return
         self._pending[client] = [data]
-        asyncio.ensure_future(self._open_back(client))
+        self._tasks.append(asyncio.ensure_future(self._open_back(client)))
 
     async def _open_back(self, client: Address) -> None:
         relay = self

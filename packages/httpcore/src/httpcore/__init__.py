@@ -16,9 +16,10 @@ httpcore 1.0.9 from the capability distributions that share the ``httpcore`` nam
 
 The names of ``httpcore.base`` are bound when this module is imported. The names of the optional
 capabilities are resolved on first attribute access (PEP 562), so that ``import httpcore`` loads
-none of anyio, trio, h2, aioquic or socksio. A name whose capability (or that capability's third-party
-library) is not installed resolves to a placeholder class: importing and referring to it works,
-using it (calling or instantiating it) raises a ``RuntimeError`` that names the extra to install.
+none of anyio, trio, h2, aioquic or socksio. A name whose capability (or that capability's
+third-party library) is not installed resolves to a placeholder class: importing and referring
+to it works, using it (calling or instantiating it) raises a ``RuntimeError`` that names the
+extra to install.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import logging
 import ssl
 from typing import Any, Dict, Iterable, Iterator, Optional
 
+from . import _http3
 from ._drive import (
     CLOSE,
     CONNECT_TCP,
@@ -19,13 +20,12 @@ from ._drive import (
     do,
 )
 from ._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
+from ._http3 import http3_connection_class
 from ._http11 import HTTP11Connection, origin_mismatch
 from ._interfaces import ConnectionInterface, SyncShell, delegate, lost_unanswered
 from ._models import Origin, Request, Response
 from ._ssl import default_ssl_context
 from ._trace import traced
-from . import _http3
-from ._http3 import HTTP3_MISSING, http3_connection_class
 
 logger = logging.getLogger("httpcore.connection")
 

@@ -12,7 +12,6 @@ from typing import Any, Iterable, List, Optional
 
 from ._altsvc import AltSvcCache
 from ._connection import HTTPConnection, socks_connection_class
-from ._http3 import http3_connection_class
 from ._drive import CLOSE, ITER, NEXT, WAIT, BodyGen, Gen, OpStream
 from ._exceptions import (
     ConnectionNotAvailable,
@@ -21,6 +20,7 @@ from ._exceptions import (
     UnsupportedProtocol,
     WriteError,
 )
+from ._http3 import http3_connection_class
 from ._interfaces import RequestInterface, SyncShell, delegate, lost_unanswered
 from ._models import ByteStream, Origin, Proxy, Request, Response
 from ._pool_state import PoolRequest, PoolState

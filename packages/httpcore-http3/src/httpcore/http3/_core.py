@@ -47,7 +47,13 @@ from httpcore.base._models import ByteStream, Origin, Request, Response
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, renewed
 from httpcore.base._trace import is_traced, traced
 
-from ._quic import quic_configuration, request_authority, request_headers, response_head, unsent_bytes
+from ._quic import (
+    quic_configuration,
+    request_authority,
+    request_headers,
+    response_head,
+    unsent_bytes,
+)
 from ._reader import QuicReader, logger
 from ._stream import Reset, Stream, Waiter
 
@@ -296,7 +302,9 @@ class HTTP3Core:
             self._streams[stream_id] = stream
         return stream
 
-    def _send_request(self, request: Request, stream: Stream, content: Optional[bytes]) -> Gen[None]:
+    def _send_request(
+        self, request: Request, stream: Stream, content: Optional[bytes]
+    ) -> Gen[None]:
         flush = self._quic.flush
         if is_traced(logger, request):
             info = {"request": request, "stream_id": stream.stream_id}
@@ -304,7 +312,11 @@ class HTTP3Core:
                 logger, "send_request_headers", request, info, flush(stream.write_timeout)
             )
             yield from traced(
-                logger, "send_request_body", request, info, self._send_body(request, stream, content)
+                logger,
+                "send_request_body",
+                request,
+                info,
+                self._send_body(request, stream, content),
             )
         elif content:
             yield from self._send_body(request, stream, content)  # head and body together
@@ -537,4 +549,3 @@ class HTTP3Core:
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} [{self.info()}]>"
-

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ssl
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from aioquic.buffer import Buffer, BufferReadError
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -58,7 +57,7 @@ def quic_configuration(
         return config
     ders = ssl_context.get_ca_certs(binary_form=True)
     if ders:
-        pem = "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)  # type: ignore[arg-type]
+        pem = "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)
         config.cadata = pem.encode("ascii")
     else:
         # A context trusting a directory (capath) or the system defaults: use those paths.
@@ -114,16 +113,33 @@ def response_head(block: Headers) -> Tuple[int, Headers]:
     return status, headers
 
 
+def pull_varint(data: bytes | bytearray, offset: int) -> Optional[Tuple[int, int]]:
+    """A QUIC variable-length integer (RFC 9000 §16) at `offset`: (value, next offset), or
+    None if `data` ends before it does."""
+    if offset >= len(data):
+        return None
+    first = data[offset]
+    length = 1 << (first >> 6)
+    if offset + length > len(data):
+        return None
+    value = first & 0x3F
+    for index in range(offset + 1, offset + length):
+        value = (value << 8) | data[index]
+    return value, offset + length
+
+
 class GoawayWatcher:
     """Finds the server's control stream among its unidirectional streams and the GOAWAY
-    frames on it. `feed()` returns the stream id of a GOAWAY, else None."""
+    frames on it (RFC 9114 §6.2.1, §7.2.6). `feed()` returns the stream id of a GOAWAY, else
+    None."""
 
-    __slots__ = ("_buffers", "_control", "_ignored")
+    __slots__ = ("_buffers", "_control", "_ignored", "_skip")
 
     def __init__(self) -> None:
         self._buffers: Dict[int, bytearray] = {}
         self._control: Optional[int] = None
         self._ignored: Set[int] = set()
+        self._skip = 0  # bytes of a big frame of no interest still to come
 
     def feed(self, stream_id: int, data: bytes) -> Optional[int]:
         # Server-initiated unidirectional streams have ids = 3 (mod 4).
@@ -132,41 +148,45 @@ class GoawayWatcher:
         buffer = self._buffers.setdefault(stream_id, bytearray())
         buffer += data
         if self._control != stream_id:
-            try:
-                reader = Buffer(data=bytes(buffer))
-                stream_type = reader.pull_uint_var()
-            except BufferReadError:
+            pulled = pull_varint(buffer, 0)
+            if pulled is None:
                 return None
+            stream_type, offset = pulled
             if stream_type != _CONTROL_STREAM or self._control is not None:
                 self._ignored.add(stream_id)
                 del self._buffers[stream_id]
                 return None
             self._control = stream_id
-            del buffer[: reader.tell()]
+            del buffer[:offset]
+        if self._skip:
+            skipped = min(self._skip, len(buffer))
+            del buffer[:skipped]
+            self._skip -= skipped
         return self._frames(buffer)
 
-    @staticmethod
-    def _frames(buffer: bytearray) -> Optional[int]:
+    def _frames(self, buffer: bytearray) -> Optional[int]:
         goaway = None
         while buffer:
-            reader = Buffer(data=bytes(buffer[:32]))
-            try:
-                frame_type = reader.pull_uint_var()
-                length = reader.pull_uint_var()
-            except BufferReadError:
+            pulled = pull_varint(buffer, 0)
+            if pulled is None:
                 break
-            start = reader.tell()
+            frame_type, offset = pulled
+            pulled = pull_varint(buffer, offset)
+            if pulled is None:
+                break
+            length, start = pulled
             if length > _MAX_CONTROL_FRAME and frame_type != _GOAWAY:
-                # Unknown huge frame: nothing of ours in it; stop looking at this stream.
-                buffer.clear()
-                break
+                # Not a frame of ours, and too big to keep: skip it as it comes.
+                self._skip = max(0, start + length - len(buffer))
+                del buffer[: start + length]
+                continue
             if len(buffer) < start + length:
                 break
             if frame_type == _GOAWAY:
-                try:
-                    goaway = Buffer(data=bytes(buffer[start : start + length])).pull_uint_var()
-                except BufferReadError:
-                    raise RemoteProtocolError("Malformed GOAWAY frame") from None
+                pulled = pull_varint(buffer[start : start + length], 0)
+                if pulled is None:
+                    raise RemoteProtocolError("Malformed GOAWAY frame")
+                goaway = pulled[0]
             del buffer[: start + length]
         return goaway
 

@@ -123,7 +123,7 @@ class QuicReader:
             with self._lock:
                 self.fail_locked(ConnectTimeout(str(exc) or "QUIC handshake timed out"))
             raise
-        except (ConnectError, ConnectTimeout):
+        except ConnectError:
             raise
         except Exception as exc:
             error = ConnectError(str(exc) or type(exc).__name__)
@@ -245,6 +245,8 @@ class QuicReader:
         h3 = self.h3
         assert quic is not None and h3 is not None
         streams = self.streams
+        event: Any
+        h3_event: Any
         while True:
             event = quic.next_event()
             if event is None:

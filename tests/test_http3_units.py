@@ -1,4 +1,5 @@
-"""The Alt-Svc bookkeeping of HTTP/3 discovery (`httpcore.base._altsvc`), I/O-free."""
+"""I/O-free parts of HTTP/3: the Alt-Svc bookkeeping of discovery (`httpcore.base._altsvc`)
+and the GOAWAY watcher of `httpcore.http3._quic`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class Clock:
         return self.now
 
 
-def cache() -> "tuple[AltSvcCache, Clock]":
+def cache() -> tuple[AltSvcCache, Clock]:
     clock = Clock()
     return AltSvcCache(broken_for=300.0, clock=clock), clock
 
@@ -97,3 +98,26 @@ def test_broken_origins_back_off() -> None:
     assert alt.lookup(ORIGIN) is None
     clock.now += 300
     assert alt.lookup(ORIGIN) == 443
+
+
+def test_goaway_watcher_reads_the_control_stream_in_pieces() -> None:
+    from aioquic.buffer import encode_uint_var
+
+    from httpcore.http3._quic import GoawayWatcher
+
+    def frame(kind: int, payload: bytes) -> bytes:
+        return encode_uint_var(kind) + encode_uint_var(len(payload)) + payload
+
+    watcher = GoawayWatcher()
+    assert watcher.feed(2, b"\x00") is None  # a client stream: not looked at
+    assert watcher.feed(7, b"\x02abc") is None  # QPACK encoder stream: ignored
+    control = (
+        b"\x00"
+        + frame(0x04, b"\x01\x00")  # SETTINGS
+        + frame(0x21, b"x" * 70000)  # a big reserved frame, skipped as it comes
+        + frame(0x07, encode_uint_var(16))  # GOAWAY
+    )
+    found = [watcher.feed(3, control[i : i + 1000]) for i in range(0, len(control), 1000)]
+    assert [value for value in found if value is not None] == [16]
+    assert watcher.feed(7, frame(0x07, b"\x04")) is None  # not the control stream
+    assert watcher.feed(3, frame(0x07, encode_uint_var(8))) == 8
