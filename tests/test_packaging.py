@@ -478,7 +478,9 @@ for name in {HTTP3_NAMES!r}:
     is_real(name)
 origin = httpcore.Origin(b"https", b"example.com", 443)
 connection = httpcore.HTTP3Connection(origin)
-assert repr(connection) == "<HTTP3Connection ['https://example.com:443', HTTP/3, IDLE, Request Count: 0]>"
+assert repr(connection) == (
+    "<HTTP3Connection ['https://example.com:443', HTTP/3, IDLE, Request Count: 0]>"
+)
 for name in {ASYNC_NAMES!r}:
     raises(name, "httpcore[asyncio]")
 for name in {HTTP2_NAMES!r}:
