@@ -18,8 +18,9 @@ import pytest
 import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
-h3_server, lossy_relay, quic_server = (
+h3_server, own_h3_server, lossy_relay, quic_server = (
     h3helpers.h3_server,
+    h3helpers.own_h3_server,
     h3helpers.lossy_relay,
     h3helpers.quic_server,
 )
@@ -306,8 +307,9 @@ async def test_goaway_with_requests_in_flight(
 
 @pytest.mark.parametrize("flavour", ["asyncio", "trio"])  # tasks are cancelled, not threads
 async def test_cancelling_one_request_leaves_the_others_and_the_connection(
-    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+    api: helpers.API, own_h3_server: Any, client_ssl_context: ssl.SSLContext
 ) -> None:
+    h3_server = own_h3_server
     results: List[bytes] = []
     async with h3(api, h3_server.port, client_ssl_context) as conn:
         await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
@@ -366,3 +368,15 @@ def test_fd_count_back_to_start(h3_server: Any, client_ssl_context: ssl.SSLConte
         with httpcore.HTTP3Connection(origin, ssl_context=client_ssl_context) as c:
             assert c.request("GET", h3_server.url + "/").status == 200
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_idle_connection_expires_before_quics_idle_timeout(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+        assert not conn.has_expired()
+        inner = conn.wrapped if not api.is_async else conn
+        deadline = inner._quic.quic._close_at  # aioquic's idle deadline
+        assert not inner._has_timed_out(deadline - inner.IDLE_MARGIN - 1)
+        assert inner._has_timed_out(deadline - inner.IDLE_MARGIN + 0.5)

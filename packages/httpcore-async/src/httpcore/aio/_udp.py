@@ -137,10 +137,15 @@ class TrioDatagramStream:
         self._sock.close()
 
     def get_extra_info(self, info: str) -> Any:
+        sock = self._sock
+        if sock.fileno() == -1:
+            return None  # closed
         if info == "client_addr":
-            return self._sock.getsockname()
+            return sock.getsockname()
         if info == "server_addr":
-            return self._sock.getpeername()
+            return sock.getpeername()
+        if info == "socket":
+            return sock
         return None
 
 

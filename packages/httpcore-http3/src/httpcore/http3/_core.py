@@ -48,6 +48,7 @@ from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, renewe
 from httpcore.base._trace import is_traced, traced
 
 from ._quic import (
+    idle_deadline,
     quic_configuration,
     request_authority,
     request_headers,
@@ -80,6 +81,8 @@ class HTTP3Core:
     SEND_BUFFER = 1 << 20
     #: The QUIC idle timeout offered to the server (seconds).
     IDLE_TIMEOUT = 60.0
+    #: An idle connection expires this long before QUIC's idle timeout would close it.
+    IDLE_MARGIN = 2.0
     _is_http3 = True  # what the pool's connections look for (`httpcore.base._http3`)
 
     _io: Any
@@ -512,12 +515,17 @@ class HTTP3Core:
         udp = quic.udp
         if udp is None:
             return
+        interrupted: Optional[BaseException] = None
         try:
             for data, _address in datagrams:
                 yield (WRITE, udp, data, None)
         except Exception:
             pass  # the server will time the connection out
+        except BaseException as exc:  # cancelled: the socket is closed all the same
+            interrupted = exc
         yield (CLOSE, udp)
+        if interrupted is not None:
+            raise interrupted
 
     # -- the state a pool asks for ---------------------------------------------------------
 
@@ -528,11 +536,20 @@ class HTTP3Core:
         return self._refusal_locked() is None and self._slots.has_room()
 
     def has_expired(self) -> bool:
-        now = time.monotonic()
+        return self._has_timed_out(time.monotonic())
+
+    def _has_timed_out(self, now: float) -> bool:
         if self._expire_at is not None and now > self._expire_at:
             return True
-        if self._slots.in_flight == 0 and self._health.state is not OPEN:
-            return True
+        if self._slots.in_flight == 0:
+            if self._health.state is not OPEN:
+                return True
+            # QUIC's idle timeout (the smaller of ours and the server's) is near: the server
+            # may have forgotten the connection already.
+            quic = self._quic.quic
+            deadline = None if quic is None else idle_deadline(quic)
+            if deadline is not None and now > deadline - self.IDLE_MARGIN:
+                return True
         return False
 
     def is_idle(self) -> bool:

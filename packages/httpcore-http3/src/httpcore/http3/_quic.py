@@ -209,6 +209,12 @@ def close_event(quic: QuicConnection) -> Any:
     return getattr(quic, "_close_event", None)
 
 
+def idle_deadline(quic: QuicConnection) -> Optional[float]:
+    """When aioquic will close the connection for idleness (None if unknown)."""
+    close_at = getattr(quic, "_close_at", None)
+    return close_at if isinstance(close_at, float) else None
+
+
 def unsent_bytes(quic: QuicConnection, stream_id: int) -> int:
     """How much of a stream's data is buffered by aioquic, not yet acknowledged."""
     stream = getattr(quic, "_streams", {}).get(stream_id)
