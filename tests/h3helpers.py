@@ -31,7 +31,7 @@ def own_h3_server(
     background_loop: BackgroundLoop, server_cert_file: str, ca: trustme.CA
 ) -> Iterator[HTTP3Server]:
     """A hypercorn of the test's own, for tests that abandon streams: hypercorn's QUIC server
-    (0.17) dies when its app answers a stream the client stopped (STOP_SENDING), "Cannot send
+    (0.18) dies when its app answers a stream the client stopped (STOP_SENDING), "Cannot send
     data on a finished stream", and would take the shared one down."""
     context = ssl.create_default_context()
     ca.configure_trust(context)
