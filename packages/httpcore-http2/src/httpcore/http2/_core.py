@@ -48,7 +48,7 @@ from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots
 from httpcore.base._trace import traced
 
 from ._headers import request_authority
-from ._patches import RepeatDecoder, new_h2_connection
+from ._patches import CONFIG, RepeatDecoder, new_h2_connection
 from ._reader import FrameReader, logger
 from ._receive import ResponseReceiving
 from ._send import WINDOW_INCREMENT, RequestSending
@@ -78,6 +78,7 @@ class HTTP2Core(RequestSending, ResponseReceiving):
     #: How long a cancelled request may spend finishing the connection's interrupted write
     #: when the request has no write timeout.
     CANCELLED_WRITE_GRACE = 5.0
+    CONFIG = CONFIG
 
     _io: Any
 
@@ -94,7 +95,7 @@ class HTTP2Core(RequestSending, ResponseReceiving):
         self._state = IDLE
         self._request_count = 0
         self._lock = self._io.state_lock()
-        self._h2_state = new_h2_connection()
+        self._h2_state = new_h2_connection(self.CONFIG)
         self._init_started = False
         self._network_closed = False
         self._health = ConnectionHealth()

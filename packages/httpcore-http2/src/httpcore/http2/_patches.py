@@ -121,9 +121,9 @@ class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-igno
         return self.state_machine.state is H2_CLOSED
 
 
-def new_h2_connection() -> H2Connection:
+def new_h2_connection(config: h2.config.H2Configuration = CONFIG) -> H2Connection:
     """The client-side h2 connection, with our local SETTINGS (not yet sent)."""
-    h2_state = H2Connection(config=CONFIG)
+    h2_state = H2Connection(config=config)
     h2_state.local_settings = h2.settings.Settings(
         client=True,
         initial_values={
