@@ -74,6 +74,7 @@ class QuicReader:
         "slots",
         "streams",
         "udp",
+        "unsent",
     )
 
     def __init__(
@@ -96,6 +97,8 @@ class QuicReader:
         self.goaway = GoawayWatcher()
         self.handshake_done = False
         self.network_closed = False
+        #: A flush was interrupted (error, cancellation): datagrams may wait in aioquic.
+        self.unsent = False
         self._reader: Optional[object] = None  # the stream (or handshake) now reading
         self._waiting: Dict[Stream, None] = {}  # streams waiting for the reader, in order
 
@@ -109,6 +112,7 @@ class QuicReader:
             quic.connect(self.address, now=time.monotonic())
             self.quic = quic
             self.h3 = H3Connection(quic)
+            self.unsent = True  # the Initial packet
         deadline = None if timeout is None else time.monotonic() + timeout
         token = object()
         self._reader = token
@@ -144,6 +148,7 @@ class QuicReader:
             if quic is None or self.network_closed:
                 return
             datagrams = quic.datagrams_to_send(now=time.monotonic())
+            self.unsent = True
         udp = self.udp
         for data, _address in datagrams:
             try:
@@ -152,6 +157,7 @@ class QuicReader:
                 with self._lock:
                     self.fail_locked(exc)
                 raise
+        self.unsent = False
 
     # -- waiting for something from the server ----------------------------------------------
 
@@ -205,7 +211,10 @@ class QuicReader:
     def read_once(self, deadline: Optional[float], timeout_error: Type[Exception]) -> Gen[None]:
         """Wait for one datagram, or until aioquic's timer (handled) or `deadline` (raising
         `timeout_error`)."""
-        yield from self.flush(None)
+        if self.unsent:
+            # Never wait for the server while what it waits for sits in aioquic (asking
+            # aioquic costs a pass over every stream, so only after an interrupted flush).
+            yield from self.flush(None)
         lock = self._lock
         with lock:
             quic = self.quic
