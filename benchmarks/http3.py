@@ -164,10 +164,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(10)
-    print(
-        f"{args.concurrency} concurrent GET / on one connection, hypercorn, "
-        f"best of {args.rounds}"
-    )
+    title = f"{args.concurrency} concurrent GET / on one connection, hypercorn"
+    print(f"{title}, best of {args.rounds}")
     for flavour in runs:
         h3, h2 = max(results[f"{flavour} h3"]), max(results[f"{flavour} h2"])
         print(f"{flavour:8} HTTP/3 {h3:8.0f} req/s   HTTP/2 {h2:8.0f} req/s   ratio {h3 / h2:.2f}")
