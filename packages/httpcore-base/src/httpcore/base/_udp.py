@@ -62,6 +62,8 @@ class SyncDatagramStream:
 
     def read(self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None) -> bytes:
         """One datagram; `ReadTimeout` after `timeout` seconds without one."""
+        if self._closed:
+            raise ReadError("the UDP endpoint is closed")
         sock = self._sock
         try:
             # The socket stays blocking (a writer in another thread must not see a timeout
@@ -73,7 +75,9 @@ class SyncDatagramStream:
             raise ReadError(exc) from exc
 
     def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
-        """Send one datagram (UDP sends do not block for long; `timeout` bounds it anyway)."""
+        """Send one datagram (UDP sends do not block for long)."""
+        if self._closed:
+            raise WriteError("the UDP endpoint is closed")
         try:
             self._sock.send(datagram)
         except OSError as exc:
