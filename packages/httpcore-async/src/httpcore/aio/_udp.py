@@ -54,6 +54,8 @@ class AsyncIODatagramStream:
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
     ) -> bytes:
         protocol = self._protocol
+        if timeout == 0 and not protocol.datagrams and protocol.error is None:
+            raise ReadTimeout("no datagram waiting")  # a poll: no future, no timer
         while not protocol.datagrams:
             if protocol.error is not None:
                 error, protocol.error = protocol.error, None
