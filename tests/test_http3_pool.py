@@ -161,3 +161,28 @@ def test_http3_without_the_distribution(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(RuntimeError, match=r"pip install httpcore\[http3\]"):
         httpcore.AsyncConnectionPool(http3=True)
     httpcore.ConnectionPool()  # without http3 nothing is looked up
+
+
+async def test_graceful_close_retries_the_unanswered_request(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    connections: List[Any] = []
+
+    def behaviour(server: Any, conn: Any, stream_id: int, headers: Any, body: bytes) -> None:
+        if conn not in connections:
+            connections.append(conn)
+        if len(connections) == 1 and headers[b":path"] == b"/second":
+            # The first connection is shut down (H3_NO_ERROR) instead of answering.
+            conn.quic.close(error_code=0x100)
+            server.transmit(conn)
+            return
+        server.respond(conn, stream_id, body=headers[b":path"])
+
+    server = quic_server(behaviour)
+    async with api.ConnectionPool(
+        ssl_context=client_ssl_context, http1=False, http2=False, http3=True
+    ) as pool:
+        first = await pool.request("GET", server.url + "/first", extensions=TIMEOUTS)
+        second = await pool.request("GET", server.url + "/second", extensions=TIMEOUTS)
+    assert (first.content, second.content) == (b"/first", b"/second")
+    assert len(connections) == 2

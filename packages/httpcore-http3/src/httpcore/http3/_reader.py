@@ -328,7 +328,7 @@ class QuicReader:
                 f"QUIC handshake failed: error code {event.error_code:#x}"
                 + (f", {event.reason_phrase!r}" if event.reason_phrase else "")
             )
-        if event.error_code == 0 and self.handshake_done:
+        if event.error_code in (0, 0x100) and self.handshake_done:  # NO_ERROR, H3_NO_ERROR
             # A graceful close: requests not answered were not processed.
             for stream in self.streams.values():
                 if stream.failure is None and not stream.response_started and stream.replayable:
