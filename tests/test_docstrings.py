@@ -16,7 +16,14 @@ from typing import Any, Iterator, Optional, Tuple
 
 import pytest
 
-PACKAGES = ["httpcore.base", "httpcore.aio", "httpcore.http2", "httpcore.socks", "httpcore"]
+PACKAGES = [
+    "httpcore.base",
+    "httpcore.aio",
+    "httpcore.http2",
+    "httpcore.http3",
+    "httpcore.socks",
+    "httpcore",
+]
 
 # Names whose docstring belongs in a file that was being rewritten while the docs were written
 # (`_pool.py`, `_connection.py`, `_http11.py`, `_proxy.py`, `_drive.py`, `httpcore-http2/`).

@@ -64,6 +64,8 @@ _STOP = object()  # "stop sending the request body"
 
 
 class HTTPConnectionState(enum.IntEnum):
+    """Where an HTTP/3 connection is: requests in flight, none, or closed."""
+
     ACTIVE = 1
     IDLE = 2
     CLOSED = 3
@@ -530,12 +532,16 @@ class HTTP3Core:
     # -- the state a pool asks for ---------------------------------------------------------
 
     def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection serves `origin` (each connection serves one origin)."""
         return origin == self._origin
 
     def is_available(self) -> bool:
+        """Whether it takes another request now: open, healthy, a stream slot to spare."""
         return self._refusal_locked() is None and self._slots.has_room()
 
     def has_expired(self) -> bool:
+        """Whether the pool should close it: keep-alive expired, QUIC's idle timeout near,
+        or of no further use (failed, GOAWAY) with nothing in flight."""
         return self._has_timed_out(time.monotonic())
 
     def _has_timed_out(self, now: float) -> bool:
@@ -553,12 +559,15 @@ class HTTP3Core:
         return False
 
     def is_idle(self) -> bool:
+        """Whether it is open with no request in flight."""
         return self._state is IDLE
 
     def is_closed(self) -> bool:
+        """Whether it is closed."""
         return self._state is CLOSED
 
     def info(self) -> str:
+        """A short description of its state, as shown in its repr."""
         return (
             f"{str(self._origin)!r}, HTTP/3, {self._state.name}, "
             f"Request Count: {self._request_count}"
