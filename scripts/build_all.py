@@ -42,11 +42,12 @@ DISTRIBUTIONS: Dict[str, str] = {
     "httpcore-base": "base",
     "httpcore-async": "aio",
     "httpcore-http2": "http2",
+    "httpcore-http3": "http3",
     "httpcore-socks": "socks",
     "httpcore": "",
 }
 
-_SIBLING = re.compile(r"^httpcore(-(base|async|http2|socks))?$")
+_SIBLING = re.compile(r"^httpcore(-(base|async|http2|http3|socks))?$")
 
 
 def _normalized(name: str) -> str:

@@ -33,7 +33,7 @@ _PROJECT_VERSION = re.compile(r'^(version\s*=\s*")([^"]*)(")', re.MULTILINE)
 # also tolerating spaces (`httpcore-base == X`). The plain `httpcore` meta name never appears as a
 # dependency of a member, but is accepted too.
 _SIBLING_PIN = re.compile(
-    r'(["\']\s*httpcore(?:-(?:base|async|http2|socks))?\s*(?:\[[^\]]*\])?\s*==\s*)'
+    r'(["\']\s*httpcore(?:-(?:base|async|http2|http3|socks))?\s*(?:\[[^\]]*\])?\s*==\s*)'
     r'([^"\';,\s]+)'
 )
 # PEP 440 public version, strict enough to catch typos.

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSION_FILE = ROOT / "packages" / "httpcore-base" / "src" / "httpcore" / "base" / "_version.py"
 
 # httpcore 1.0.9's `__all__`, exactly.
-PUBLIC_NAMES: List[str] = [
+HTTPCORE_1_0_9_NAMES: List[str] = [
     "request",
     "stream",
     "Origin",
@@ -65,6 +65,9 @@ PUBLIC_NAMES: List[str] = [
     "WriteError",
 ]
 
+# The meta-package's `__all__`: httpcore 1.0.9's, plus the HTTP/3 classes (httpcore-http3).
+PUBLIC_NAMES: List[str] = [*HTTPCORE_1_0_9_NAMES, "HTTP3Connection", "AsyncHTTP3Connection"]
+
 ASYNC_NAMES = [
     "AsyncHTTPConnection",
     "AsyncConnectionPool",
@@ -72,6 +75,7 @@ ASYNC_NAMES = [
     "AsyncHTTP11Connection",
 ]
 HTTP2_NAMES = ["HTTP2Connection", "AsyncHTTP2Connection"]
+HTTP3_NAMES = ["HTTP3Connection", "AsyncHTTP3Connection"]
 SOCKS_NAMES = ["SOCKSProxy", "AsyncSOCKSProxy"]
 BACKEND_NAMES = ["AnyIOBackend", "TrioBackend"]
 
@@ -79,11 +83,16 @@ BACKEND_NAMES = ["AnyIOBackend", "TrioBackend"]
 SOURCE: Dict[str, str] = {name: "httpcore.base" for name in PUBLIC_NAMES}
 SOURCE.update({name: "httpcore.aio" for name in ASYNC_NAMES + BACKEND_NAMES})
 SOURCE.update({name: "httpcore.http2" for name in HTTP2_NAMES})
+SOURCE.update({name: "httpcore.http3" for name in HTTP3_NAMES})
 SOURCE.update({name: "httpcore.socks" for name in SOCKS_NAMES})
 
 HTTP2_MESSAGE = (
     "Attempted to use http2 support, but the `h2` package is not installed. "
     "Use 'pip install httpcore[http2]'."
+)
+HTTP3_MESSAGE = (
+    "Attempted to use http3 support, but the `httpcore-http3` distribution (and `aioquic`) "
+    "is not installed. Use 'pip install httpcore[http3]'."
 )
 SOCKS_MESSAGE = (
     "Attempted to use SOCKS support, but the `socksio` package is not installed. "
@@ -93,7 +102,7 @@ ANYIO_MESSAGE = "Attempted to use 'httpcore.AnyIOBackend' but 'anyio' is not ins
 TRIO_MESSAGE = "Attempted to use 'httpcore.TrioBackend' but 'trio' is not installed."
 
 # Third-party libraries of the optional capabilities.
-OPTIONAL_LIBRARIES = ["anyio", "trio", "h2", "socksio"]
+OPTIONAL_LIBRARIES = ["anyio", "trio", "h2", "aioquic", "socksio"]
 
 
 def source_version() -> str:

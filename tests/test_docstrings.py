@@ -16,7 +16,14 @@ from typing import Any, Iterator, Optional, Tuple
 
 import pytest
 
-PACKAGES = ["httpcore.base", "httpcore.aio", "httpcore.http2", "httpcore.socks", "httpcore"]
+PACKAGES = [
+    "httpcore.base",
+    "httpcore.aio",
+    "httpcore.http2",
+    "httpcore.http3",
+    "httpcore.socks",
+    "httpcore",
+]
 
 # Names still waiting for a docstring, "<defining module>.<qualified name>" (none today). Add the
 # docstring, then delete the entry: the test fails on an entry that is documented, so this list

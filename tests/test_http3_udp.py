@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 import h3helpers
 import pytest
@@ -95,10 +95,10 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
 
 
-def async_backends(library: str) -> Any:
+def async_backends(library: str) -> List[Any]:
     from httpcore.aio._auto import AutoBackend
 
-    backends = [AutoBackend(), httpcore.AnyIOBackend()]
+    backends: List[Any] = [AutoBackend(), httpcore.AnyIOBackend()]
     if library == "trio":
         backends.append(httpcore.TrioBackend())
     else:

@@ -17,6 +17,9 @@ from packaging_helpers import (
     ASYNC_NAMES,
     HTTP2_MESSAGE,
     HTTP2_NAMES,
+    HTTP3_MESSAGE,
+    HTTP3_NAMES,
+    HTTPCORE_1_0_9_NAMES,
     OPTIONAL_LIBRARIES,
     PUBLIC_NAMES,
     ROOT,
@@ -33,12 +36,15 @@ from packaging_helpers import (
 @pytest.mark.parametrize(
     ("statement", "forbidden"),
     [
-        ("import httpcore.base", ["anyio", "trio", "h2", "socksio"]),
-        ("import httpcore.http2", ["socksio", "anyio", "trio"]),
-        ("import httpcore.socks", ["h2", "anyio", "trio"]),
-        ("import httpcore.aio", ["h2", "socksio"]),
+        ("import httpcore.base", ["anyio", "trio", "h2", "aioquic", "socksio"]),
+        ("import httpcore.http2", ["socksio", "anyio", "trio", "aioquic"]),
+        ("import httpcore.http3", ["socksio", "anyio", "trio", "h2"]),
+        ("import httpcore.socks", ["h2", "anyio", "trio", "aioquic"]),
+        ("import httpcore.aio", ["h2", "socksio", "aioquic"]),
         # The meta-package resolves the optional capabilities lazily.
-        ("import httpcore", ["anyio", "trio", "h2", "socksio"]),
+        ("import httpcore", ["anyio", "trio", "h2", "aioquic", "socksio"]),
+        # A pool without http3 does not look for it.
+        ("import httpcore; httpcore.ConnectionPool()", ["aioquic", "httpcore.http3"]),
         ("from httpcore import ConnectionPool, ReadError, Request", OPTIONAL_LIBRARIES),
     ],
 )
@@ -50,15 +56,18 @@ def test_import_loads_only_what_it_needs(statement: str, forbidden: List[str]) -
 def test_meta_import_does_not_import_optional_capabilities() -> None:
     code = (
         "import sys, httpcore\n"
-        "print(sorted(m for m in ('httpcore.aio', 'httpcore.http2', 'httpcore.socks')"
+        "print(sorted(m for m in ('httpcore.aio', 'httpcore.http2', 'httpcore.http3',"
+        " 'httpcore.socks')"
         " if m in sys.modules))"
     )
     assert run_python(code).strip() == "[]"
 
 
-def test_all_is_exactly_httpcore_1_0_9() -> None:
+def test_all_is_httpcore_1_0_9_plus_http3() -> None:
     import httpcore
 
+    assert set(HTTPCORE_1_0_9_NAMES) <= set(httpcore.__all__)
+    assert set(httpcore.__all__) - set(HTTPCORE_1_0_9_NAMES) == set(HTTP3_NAMES)
     assert set(httpcore.__all__) == set(PUBLIC_NAMES)
     assert len(httpcore.__all__) == len(PUBLIC_NAMES)
 
@@ -112,6 +121,7 @@ def test_names_are_the_capability_objects() -> None:
     import httpcore.aio
     import httpcore.base
     import httpcore.http2
+    import httpcore.http3
     import httpcore.socks
 
     for name in PUBLIC_NAMES:
@@ -165,6 +175,7 @@ def test_set_version_check_reports_mismatch(tmp_path: Path) -> None:
         ("httpcore.aio", {name: "httpcore[asyncio]" for name in ASYNC_NAMES}),
         ("httpcore.aio", {"AnyIOBackend": ANYIO_MESSAGE, "TrioBackend": TRIO_MESSAGE}),
         ("httpcore.http2", {name: HTTP2_MESSAGE for name in HTTP2_NAMES}),
+        ("httpcore.http3", {name: HTTP3_MESSAGE for name in HTTP3_NAMES}),
         ("httpcore.socks", {name: SOCKS_MESSAGE for name in SOCKS_NAMES}),
     ],
 )

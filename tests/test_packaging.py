@@ -1,11 +1,12 @@
-"""Build the ten artifacts and install them into fresh virtual environments.
+"""Build the twelve artifacts and install them into fresh virtual environments.
 
 Opt-in (it needs PyPI once per session to fill a local wheelhouse and takes about a minute):
 set ``HTTPCORE_PACKAGING_TESTS=1``. Scenarios, one venv each:
 
 (a) ``httpcore-base`` alone: ``httpcore`` is an implicit namespace package, no optional library;
 (b) the meta-package alone: every name present, optional ones are placeholders naming the extra;
-(c) the meta-package with each of the extras ``asyncio``, ``trio``, ``http2``, ``socks``;
+(c) the meta-package with each of the extras ``asyncio``, ``trio``, ``http2``, ``http3``,
+    ``socks``;
 (d) the meta-package with every extra: every name is the real object.
 """
 
@@ -28,6 +29,8 @@ from packaging_helpers import (
     ASYNC_NAMES,
     HTTP2_MESSAGE,
     HTTP2_NAMES,
+    HTTP3_MESSAGE,
+    HTTP3_NAMES,
     OPTIONAL_LIBRARIES,
     PUBLIC_NAMES,
     ROOT,
@@ -48,7 +51,14 @@ pytestmark = [
 ]
 
 VERSION = source_version()
-DISTRIBUTIONS = ["httpcore-base", "httpcore-async", "httpcore-http2", "httpcore-socks", "httpcore"]
+DISTRIBUTIONS = [
+    "httpcore-base",
+    "httpcore-async",
+    "httpcore-http2",
+    "httpcore-http3",
+    "httpcore-socks",
+    "httpcore",
+]
 
 
 def _clean_env() -> Dict[str, str]:
@@ -86,7 +96,7 @@ def _python(env_dir: Path) -> str:
 
 @pytest.fixture(scope="session")
 def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ten artifacts, built (and verified) by scripts/build_all.py."""
+    """The twelve artifacts, built (and verified) by scripts/build_all.py."""
     outdir = tmp_path_factory.mktemp("dist")
     _run([sys.executable, str(ROOT / "scripts" / "build_all.py"), "--outdir", str(outdir)])
     return outdir
@@ -102,7 +112,7 @@ def pip(tmp_path_factory: pytest.TempPathFactory) -> List[str]:
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, dist_dir: Path, pip: List[str]) -> Path:
-    """The third-party dependencies of all five wheels (and theirs), downloaded once."""
+    """The third-party dependencies of all six wheels (and theirs), downloaded once."""
     from packaging.requirements import Requirement
 
     requirements = set()
@@ -208,7 +218,7 @@ def loaded():
     return sorted(
         m for m in sys.modules
         if m.partition(".")[0] in OPTIONAL_LIBRARIES
-        or m in ("httpcore.aio", "httpcore.http2", "httpcore.socks")
+        or m in ("httpcore.aio", "httpcore.http2", "httpcore.http3", "httpcore.socks")
     )
 
 def raises(name, expected):
@@ -263,7 +273,7 @@ for name in PUBLIC_NAMES:
 def test_artifacts(dist_dir: Path) -> None:
     names = sorted(p.name for p in dist_dir.iterdir())
     version = source_version()
-    assert len(names) == 10, names
+    assert len(names) == 12, names
     for dist in DISTRIBUTIONS:
         stem = f"{dist.replace('-', '_')}-{version}"
         assert f"{stem}-py3-none-any.whl" in names
@@ -283,7 +293,7 @@ assert getattr(httpcore, "__file__", None) is None, httpcore.__file__
 assert not any(os.path.exists(os.path.join(p, "__init__.py")) for p in httpcore.__path__)
 for library in OPTIONAL_LIBRARIES:
     assert importlib.util.find_spec(library) is None, library
-for capability in ("httpcore.aio", "httpcore.http2", "httpcore.socks"):
+for capability in ("httpcore.aio", "httpcore.http2", "httpcore.http3", "httpcore.socks"):
     assert importlib.util.find_spec(capability) is None, capability
 assert loaded() == [], loaded()
 from httpcore.base import ConnectionPool, Request, ReadError
@@ -325,6 +335,14 @@ for name in {HTTP2_NAMES!r}:
     raises(name, {HTTP2_MESSAGE!r})
 for name in {SOCKS_NAMES!r}:
     raises(name, {SOCKS_MESSAGE!r})
+for name in {HTTP3_NAMES!r}:
+    raises(name, {HTTP3_MESSAGE!r})
+try:
+    httpcore.ConnectionPool(http3=True)
+except RuntimeError as exc:
+    assert "pip install httpcore[http3]" in str(exc), str(exc)
+else:
+    raise AssertionError("http3=True without httpcore-http3 did not raise")
 assert loaded() == [], loaded()
 """,
     )
@@ -351,7 +369,7 @@ def test_meta_asyncio(make_venv: Callable[[str], str], server_url: str) -> None:
     python = make_venv(f"httpcore[asyncio]=={VERSION}")
     installed = _installed(python)
     assert "anyio" in installed and "httpcore-async" in installed
-    assert not {"trio", "h2", "socksio"} & set(installed), installed
+    assert not {"trio", "h2", "aioquic", "socksio"} & set(installed), installed
     out = run_in(
         python,
         _meta_checks()
@@ -383,7 +401,7 @@ def test_meta_trio(make_venv: Callable[[str], str], server_url: str) -> None:
     python = make_venv(f"httpcore[trio]=={VERSION}")
     installed = _installed(python)
     assert "trio" in installed and "httpcore-async" in installed
-    assert not {"anyio", "h2", "socksio"} & set(installed), installed
+    assert not {"anyio", "h2", "aioquic", "socksio"} & set(installed), installed
     out = run_in(
         python,
         _meta_checks()
@@ -415,7 +433,7 @@ def test_meta_http2(make_venv: Callable[[str], str]) -> None:
     python = make_venv(f"httpcore[http2]=={VERSION}")
     installed = _installed(python)
     assert "h2" in installed and "httpcore-http2" in installed
-    assert not {"anyio", "trio", "socksio", "httpcore-async"} & set(installed), installed
+    assert not {"anyio", "trio", "aioquic", "socksio", "httpcore-async"} & set(installed)
     run_in(
         python,
         _meta_checks()
@@ -438,7 +456,7 @@ def test_meta_socks(make_venv: Callable[[str], str]) -> None:
     python = make_venv(f"httpcore[socks]=={VERSION}")
     installed = _installed(python)
     assert "socksio" in installed and "httpcore-socks" in installed
-    assert not {"anyio", "trio", "h2", "httpcore-async"} & set(installed), installed
+    assert not {"anyio", "trio", "h2", "aioquic", "httpcore-async"} & set(installed)
     run_in(
         python,
         _meta_checks()
@@ -461,11 +479,38 @@ for name in {HTTP2_NAMES!r}:
     )
 
 
+def test_meta_http3(make_venv: Callable[[str], str], server_url: str) -> None:
+    python = make_venv(f"httpcore[http3]=={VERSION}")
+    installed = _installed(python)
+    assert "aioquic" in installed and "httpcore-http3" in installed
+    assert not {"anyio", "trio", "h2", "socksio", "httpcore-async"} & set(installed)
+    out = run_in(
+        python,
+        _meta_checks()
+        + f"""
+for name in {HTTP3_NAMES!r}:
+    is_real(name)
+origin = httpcore.Origin(b"https", b"example.com", 443)
+connection = httpcore.HTTP3Connection(origin)
+assert repr(connection) == (
+    "<HTTP3Connection ['https://example.com:443', HTTP/3, IDLE, Request Count: 0]>"
+)
+for name in {ASYNC_NAMES!r}:
+    raises(name, "httpcore[asyncio]")
+for name in {HTTP2_NAMES!r}:
+    raises(name, {HTTP2_MESSAGE!r})
+with httpcore.ConnectionPool(http3=True) as pool:  # Alt-Svc discovery; this one is HTTP/1.1
+    print(pool.request("GET", {server_url!r}).status)
+""",
+    )
+    assert out.split() == ["200"]
+
+
 # --- (d) everything -------------------------------------------------------------------------
 
 
 def test_meta_everything(make_venv: Callable[[str], str], server_url: str) -> None:
-    python = make_venv(f"httpcore[asyncio,trio,http2,socks]=={VERSION}")
+    python = make_venv(f"httpcore[asyncio,trio,http2,http3,socks]=={VERSION}")
     installed = _installed(python)
     assert set(DISTRIBUTIONS + OPTIONAL_LIBRARIES) <= set(installed), installed
     out = run_in(

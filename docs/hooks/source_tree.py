@@ -19,6 +19,7 @@ PARTS = {
     "base": ROOT / "packages/httpcore-base/src/httpcore/base",
     "aio": ROOT / "packages/httpcore-async/src/httpcore/aio",
     "http2": ROOT / "packages/httpcore-http2/src/httpcore/http2",
+    "http3": ROOT / "packages/httpcore-http3/src/httpcore/http3",
     "socks": ROOT / "packages/httpcore-socks/src/httpcore/socks",
 }
 

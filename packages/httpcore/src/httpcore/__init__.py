@@ -9,14 +9,17 @@ httpcore 1.0.9 from the capability distributions that share the ``httpcore`` nam
   classes, ``AnyIOBackend`` and ``TrioBackend``.
 * ``httpcore-http2`` (``httpcore.http2``, extra ``http2``): ``HTTP2Connection`` and
   ``AsyncHTTP2Connection``.
+* ``httpcore-http3`` (``httpcore.http3``, extra ``http3``): ``HTTP3Connection`` and
+  ``AsyncHTTP3Connection`` (HTTP/3 over QUIC, on aioquic).
 * ``httpcore-socks`` (``httpcore.socks``, extra ``socks``): ``SOCKSProxy`` and
   ``AsyncSOCKSProxy``.
 
 The names of ``httpcore.base`` are bound when this module is imported. The names of the optional
 capabilities are resolved on first attribute access (PEP 562), so that ``import httpcore`` loads
-none of anyio, trio, h2 or socksio. A name whose capability (or that capability's third-party
-library) is not installed resolves to a placeholder class: importing and referring to it works,
-using it (calling or instantiating it) raises a ``RuntimeError`` that names the extra to install.
+none of anyio, trio, h2, aioquic or socksio. A name whose capability (or that capability's
+third-party library) is not installed resolves to a placeholder class: importing and referring
+to it works, using it (calling or instantiating it) raises a ``RuntimeError`` that names the
+extra to install.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ if TYPE_CHECKING:  # Static view for type checkers (re-exported through `__all__
         stream,
     )
     from httpcore.http2 import AsyncHTTP2Connection, HTTP2Connection
+    from httpcore.http3 import AsyncHTTP3Connection, HTTP3Connection
     from httpcore.socks import AsyncSOCKSProxy, SOCKSProxy
 
 __all__ = [  # noqa: RUF022 (grouped as upstream lists them)
@@ -104,6 +108,7 @@ __all__ = [  # noqa: RUF022 (grouped as upstream lists them)
     "AsyncHTTPProxy",
     "AsyncHTTP11Connection",
     "AsyncHTTP2Connection",
+    "AsyncHTTP3Connection",
     "AsyncConnectionInterface",
     "AsyncSOCKSProxy",
     # sync
@@ -112,6 +117,7 @@ __all__ = [  # noqa: RUF022 (grouped as upstream lists them)
     "HTTPProxy",
     "HTTP11Connection",
     "HTTP2Connection",
+    "HTTP3Connection",
     "ConnectionInterface",
     "SOCKSProxy",
     # network backends, implementations
@@ -157,6 +163,10 @@ _HTTP2_MESSAGE = (
     "Attempted to use http2 support, but the `h2` package is not installed. "
     "Use 'pip install httpcore[http2]'."
 )
+_HTTP3_MESSAGE = (
+    "Attempted to use http3 support, but the `httpcore-http3` distribution (and `aioquic`) "
+    "is not installed. Use 'pip install httpcore[http3]'."
+)
 _SOCKS_MESSAGE = (
     "Attempted to use SOCKS support, but the `socksio` package is not installed. "
     "Use 'pip install httpcore[socks]'."
@@ -188,6 +198,8 @@ _SOURCES: Dict[str, Tuple[str, str]] = {
     ),
     "HTTP2Connection": ("httpcore.http2", _HTTP2_MESSAGE),
     "AsyncHTTP2Connection": ("httpcore.http2", _HTTP2_MESSAGE),
+    "HTTP3Connection": ("httpcore.http3", _HTTP3_MESSAGE),
+    "AsyncHTTP3Connection": ("httpcore.http3", _HTTP3_MESSAGE),
     "SOCKSProxy": ("httpcore.socks", _SOCKS_MESSAGE),
     "AsyncSOCKSProxy": ("httpcore.socks", _SOCKS_MESSAGE),
 }

@@ -190,6 +190,17 @@ class AnyIOBackend(AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
 
+    async def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        from ._udp import connect_udp_anyio
+
+        return await connect_udp_anyio(host, port, local_address, timeout)
+
 
 async def _finish_connect(
     stream: anyio.abc.SocketStream, socket_options: Iterable[SOCKET_OPTION] | None

@@ -387,6 +387,17 @@ class AsyncIOBackend(AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    async def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Any:
+        from ._udp import connect_udp_asyncio
+
+        return await connect_udp_asyncio(host, port, local_address, timeout)
+
 
 # Windows' default loop cannot watch sockets with add_writer(): no race there, one address
 # after the other.

@@ -7,7 +7,7 @@ reading and writing go through no extra layer.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from httpcore.base._backends import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
 
@@ -97,3 +97,12 @@ class AutoBackend(AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._get_backend().sleep(seconds)
+
+    async def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        return await self._get_backend().connect_udp(host, port, local_address, timeout)

@@ -175,6 +175,17 @@ class TrioBackend(AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
 
+    async def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        from ._udp import connect_udp_trio
+
+        return await connect_udp_trio(host, port, local_address, timeout)
+
 
 async def _finish_connect(
     stream: trio.SocketStream, socket_options: Iterable[SOCKET_OPTION] | None

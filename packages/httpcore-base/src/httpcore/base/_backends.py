@@ -115,6 +115,21 @@ class NetworkBackend:
         """Wait `seconds` (used between connection retries; the base class calls `time.sleep`)."""
         time.sleep(seconds)
 
+    def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Open a UDP endpoint connected to `host`:`port`, for QUIC (HTTP/3).
+
+        The returned datagram stream reads one datagram per `read(max_bytes, timeout)`
+        (`ReadTimeout` when none comes in time), sends one per `write(datagram, timeout)`,
+        and has `close()` and `get_extra_info()` (see `httpcore.base._udp`).
+        """
+        raise NotImplementedError()
+
 
 class AsyncNetworkStream:
     """A connected byte stream, used from async code (the twin of `NetworkStream`)."""
@@ -195,4 +210,15 @@ class AsyncNetworkBackend:
 
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds` without blocking the event loop (used between connection retries)."""
+        raise NotImplementedError()
+
+    async def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Open a UDP endpoint connected to `host`:`port`, for QUIC (HTTP/3): the async twin
+        of `NetworkBackend.connect_udp` (`await read()`, `await write()`, `await aclose()`)."""
         raise NotImplementedError()

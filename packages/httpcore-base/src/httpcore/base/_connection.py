@@ -7,6 +7,7 @@ import logging
 import ssl
 from typing import Any, Dict, Iterable, Iterator, Optional
 
+from . import _http3
 from ._drive import (
     CLOSE,
     CONNECT_TCP,
@@ -19,6 +20,7 @@ from ._drive import (
     do,
 )
 from ._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
+from ._http3 import http3_connection_class
 from ._http11 import HTTP11Connection, origin_mismatch
 from ._interfaces import ConnectionInterface, SyncShell, delegate, lost_unanswered
 from ._models import Origin, Request, Response
@@ -212,6 +214,8 @@ class HTTPConnectionCore(LazyConnectionState):
         uds: Optional[str] = None,
         network_backend: Any = None,
         socket_options: Optional[Iterable[Any]] = None,
+        http3: bool = False,
+        alt_svc: Any = None,
     ) -> None:
         self._remote_origin = origin
         self._ssl_context = ssl_context
@@ -229,6 +233,22 @@ class HTTPConnectionCore(LazyConnectionState):
         self._connect_failed = False
         self._connecting = False
         self._connect_lock = self._io.io_lock()
+        # HTTP/3 (`_http3.py`): with prior knowledge (https, only http3 asked for), or where
+        # `alt_svc` (the pool's AltSvcCache) knows an h3 alternative for the origin.
+        self._http3 = http3
+        self._alt_svc = alt_svc if http3 else None
+        if http3:
+            http3_connection_class(self._io.is_async)  # fail early if not installed
+
+    def is_available(self) -> bool:
+        if self._http3:
+            return _http3.is_available(self, LazyConnectionState.is_available)
+        return LazyConnectionState.is_available(self)
+
+    def _has_timed_out(self, now: float) -> bool:
+        if self._alt_svc is not None and _http3.moving_to_http3(self):
+            return self.is_idle()
+        return LazyConnectionState._has_timed_out(self, now)
 
     def _handle(self, request: Request) -> Gen[Response]:
         if request.url.origin != self._remote_origin:
@@ -260,11 +280,17 @@ class HTTPConnectionCore(LazyConnectionState):
                 yield (UNLOCK, self._connect_lock)
             connection = self._connection
         response: Response = yield from delegate(connection, request)
+        if self._alt_svc is not None:
+            _http3.learn(self, response)
         return response
 
     def _connect(self, request: Request) -> Gen[Any]:
         """Connect, TLS, pick the protocol: the inner connection. A failed TCP connect or TLS
         handshake is retried from the TCP connect, up to `retries` times (API.md §3.6)."""
+        if self._http3:
+            connection = yield from _http3.connect(self, request)
+            if connection is not None:
+                return connection
         timeout = request.extensions.get("timeout", {}).get("connect", None)
         delays = exponential_backoff(RETRIES_BACKOFF_FACTOR)
         retries_left = self._retries

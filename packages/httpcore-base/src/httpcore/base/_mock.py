@@ -157,6 +157,18 @@ class MockBackend(_MockBackendState, NetworkBackend):
         """Return at once (retries do not wait under a mock backend)."""
         pass
 
+    def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """A mock datagram stream reading the buffer's chunks as datagrams, then timing out."""
+        from ._udp import MockDatagramStream
+
+        return MockDatagramStream(self._buffer)
+
 
 class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
     """The async twin of `MockBackend`: each connection is a fresh `AsyncMockStream`."""
@@ -186,3 +198,15 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """Return at once (retries do not wait under a mock backend)."""
         pass
+
+    async def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """A mock datagram stream reading the buffer's chunks as datagrams, then timing out."""
+        from ._udp import AsyncMockDatagramStream
+
+        return AsyncMockDatagramStream(self._buffer)

@@ -10,6 +10,7 @@ import logging
 import ssl
 from typing import Any, Iterable, List, Optional
 
+from ._altsvc import AltSvcCache
 from ._connection import HTTPConnection, socks_connection_class
 from ._drive import CLOSE, ITER, NEXT, WAIT, BodyGen, Gen, OpStream
 from ._exceptions import (
@@ -19,6 +20,7 @@ from ._exceptions import (
     UnsupportedProtocol,
     WriteError,
 )
+from ._http3 import http3_connection_class
 from ._http11_simple import in_memory_body
 from ._interfaces import RequestInterface, SyncShell, delegate, lost_unanswered
 from ._models import Origin, Proxy, Request, Response
@@ -87,6 +89,7 @@ class PoolCore:
         uds: Optional[str] = None,
         network_backend: Any = None,
         socket_options: Optional[Iterable[Any]] = None,
+        http3: bool = False,
     ) -> None:
         self._ssl_context = ssl_context
         self._proxy = proxy
@@ -100,6 +103,11 @@ class PoolCore:
             self._io.default_backend() if network_backend is None else network_backend
         )
         self._socket_options = socket_options
+        # HTTP/3 (httpcore-http3): prior knowledge, or discovery through Alt-Svc (`_http3.py`).
+        self._http3 = http3
+        self._alt_svc = AltSvcCache() if http3 else None
+        if http3:
+            http3_connection_class(self._io.is_async)  # fail early if not installed
         # `create_connection` is looked up on each call: subclasses override it.
         self._state = PoolState(
             lambda origin: self.create_connection(origin),
@@ -115,6 +123,7 @@ class PoolCore:
         """Make a connection for `origin` (override to customise)."""
         if self._proxy is not None:
             return self._create_proxied_connection(origin, self._proxy)
+        extra = {"http3": True, "alt_svc": self._alt_svc} if self._http3 else {}
         return self._connection_class(
             origin=origin,
             ssl_context=self._ssl_context,
@@ -126,6 +135,7 @@ class PoolCore:
             uds=self._uds,
             network_backend=self._network_backend,
             socket_options=self._socket_options,
+            **extra,
         )
 
     def _create_proxied_connection(self, origin: Origin, proxy: Proxy) -> Any:

@@ -326,6 +326,17 @@ class SyncBackend(NetworkBackend):
             raise ConnectError(exc) from exc
         return SyncStream(sock, timeout)
 
+    def connect_udp(
+        self,
+        host: str,
+        port: int,
+        local_address: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        from ._udp import connect_udp_sync  # only HTTP/3 needs it
+
+        return connect_udp_sync(host, port, local_address, timeout)
+
 
 def _open_tcp(
     host: str,

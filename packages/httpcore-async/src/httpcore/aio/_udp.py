@@ -1,0 +1,233 @@
+"""Async datagram endpoints (UDP) for QUIC: asyncio (a datagram transport), trio (a trio
+socket) and anyio (a connected UDP socket). The contract is the sync one of
+`httpcore.base._udp`: `read()` returns one datagram or raises `ReadTimeout`, `write()` sends
+one, `aclose()` closes; errors are `ConnectError`, `ReadError`, `WriteError`."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any, Deque, Optional, Tuple
+
+from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
+from httpcore.base._udp import MAX_DATAGRAM_SIZE, resolve_udp
+
+# -- asyncio ------------------------------------------------------------------------------
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    """Queues the datagrams received and wakes the reader."""
+
+    def __init__(self) -> None:
+        self.datagrams: Deque[bytes] = collections.deque()
+        self.error: Optional[BaseException] = None
+        self.waiter: Optional[asyncio.Future[None]] = None
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def datagram_received(self, data: bytes, addr: Tuple[Any, ...]) -> None:
+        self.datagrams.append(data)
+        self._wake()
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error on a connected socket (e.g. port unreachable): reported to the reader.
+        self.error = exc
+        self._wake()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self.error is None:
+            self.error = exc or ConnectionResetError("closed")
+        self._wake()
+
+
+class AsyncIODatagramStream:
+    """A connected UDP endpoint on an asyncio datagram transport."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, protocol: _DatagramProtocol):
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(
+        self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
+    ) -> bytes:
+        protocol = self._protocol
+        if timeout == 0 and not protocol.datagrams and protocol.error is None:
+            raise ReadTimeout("no datagram waiting")  # a poll: no future, no timer
+        while not protocol.datagrams:
+            if protocol.error is not None:
+                error, protocol.error = protocol.error, None
+                raise ReadError(error) from error
+            waiter = protocol.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except asyncio.TimeoutError as exc:
+                raise ReadTimeout(exc) from exc
+            finally:
+                protocol.waiter = None
+        return protocol.datagrams.popleft()[:max_bytes]
+
+    async def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
+        if self._transport.is_closing():
+            raise WriteError("the UDP endpoint is closed")
+        try:
+            self._transport.sendto(datagram)
+        except OSError as exc:  # pragma: no cover - sendto reports through error_received
+            raise WriteError(exc) from exc
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        return None
+
+
+async def connect_udp_asyncio(
+    host: str, port: int, local_address: Optional[str], timeout: Optional[float]
+) -> AsyncIODatagramStream:
+    family, _kind, _proto, _name, address = resolve_udp(host, port, local_address)
+    loop = asyncio.get_running_loop()
+    local_addr = None if local_address is None else (local_address, 0)
+    try:
+        transport, protocol = await loop.create_datagram_endpoint(
+            _DatagramProtocol, remote_addr=address[:2], local_addr=local_addr, family=family
+        )
+    except OSError as exc:
+        raise ConnectError(exc) from exc
+    return AsyncIODatagramStream(transport, protocol)
+
+
+# -- trio ---------------------------------------------------------------------------------
+
+
+class TrioDatagramStream:
+    """A connected UDP endpoint on a trio socket."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    async def read(
+        self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
+    ) -> bytes:
+        import trio
+
+        try:
+            with trio.fail_after(float("inf") if timeout is None else timeout):
+                return await self._sock.recv(max_bytes)  # type: ignore[no-any-return]
+        except trio.TooSlowError as exc:
+            raise ReadTimeout(exc) from exc
+        except (OSError, trio.ClosedResourceError) as exc:
+            raise ReadError(exc) from exc
+
+    async def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
+        import trio
+
+        try:
+            await self._sock.send(datagram)
+        except (OSError, trio.ClosedResourceError) as exc:
+            raise WriteError(exc) from exc
+
+    async def aclose(self) -> None:
+        self._sock.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        sock = self._sock
+        if sock.fileno() == -1:
+            return None  # closed
+        if info == "client_addr":
+            return sock.getsockname()
+        if info == "server_addr":
+            return sock.getpeername()
+        if info == "socket":
+            return sock
+        return None
+
+
+async def connect_udp_trio(
+    host: str, port: int, local_address: Optional[str], timeout: Optional[float]
+) -> TrioDatagramStream:
+    import trio
+
+    family, kind, proto, _name, address = resolve_udp(host, port, local_address)
+    sock = trio.socket.socket(family, kind, proto)
+    try:
+        if local_address is not None:
+            await sock.bind((local_address, 0))
+        await sock.connect(address)
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(exc) from exc
+    return TrioDatagramStream(sock)
+
+
+# -- anyio --------------------------------------------------------------------------------
+
+
+class AnyIODatagramStream:
+    """A connected UDP endpoint on anyio's `ConnectedUDPSocket`."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    async def read(
+        self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
+    ) -> bytes:
+        import anyio
+
+        try:
+            with anyio.fail_after(timeout):
+                return (await self._sock.receive())[:max_bytes]  # type: ignore[no-any-return]
+        except TimeoutError as exc:
+            raise ReadTimeout(exc) from exc
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise ReadError(exc) from exc
+
+    async def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
+        import anyio
+
+        try:
+            await self._sock.send(datagram)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise WriteError(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._sock.aclose()
+
+    def get_extra_info(self, info: str) -> Any:
+        import anyio.abc
+
+        if info == "client_addr":
+            return self._sock.extra(anyio.abc.SocketAttribute.local_address, None)
+        if info == "server_addr":
+            return self._sock.extra(anyio.abc.SocketAttribute.remote_address, None)
+        return None
+
+
+async def connect_udp_anyio(
+    host: str, port: int, local_address: Optional[str], timeout: Optional[float]
+) -> AnyIODatagramStream:
+    import anyio
+
+    family, _kind, _proto, _name, address = resolve_udp(host, port, local_address)
+    try:
+        sock = await anyio.create_connected_udp_socket(
+            address[0], address[1], family=family, local_host=local_address
+        )
+    except OSError as exc:
+        raise ConnectError(exc) from exc
+    return AnyIODatagramStream(sock)
+
+
+__all__ = [
+    "connect_udp_anyio",
+    "connect_udp_asyncio",
+    "connect_udp_trio",
+]

@@ -1,0 +1,227 @@
+"""aioquic as this package uses it: the QUIC configuration made from an `ssl.SSLContext`,
+request headers for HTTP/3, the peer's GOAWAY, and the few internals of aioquic read here.
+
+Rules:
+- Certificates: what the caller's `ssl_context` trusts is what QUIC's TLS trusts (its CA
+  certificates are handed to aioquic as PEM); `CERT_NONE` turns verification off. Without a
+  context, certifi's bundle is used, as for TCP. ALPN is `h3`.
+- aioquic (1.7) does not report GOAWAY to a client; `GoawayWatcher` reads the frames of the
+  server's control stream alongside it (RFC 9114 §6.2.1, §7.2.6) to find out.
+- Every read of an aioquic attribute that is not public API is a function here, with a
+  fallback, so that a change in aioquic shows up in one place.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
+from httpcore.base._models import Request
+
+Headers = List[Tuple[bytes, bytes]]
+
+# Connection-specific headers are not allowed in HTTP/3 (RFC 9114 §4.2).
+DROPPED_HEADERS = frozenset(
+    [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
+)
+
+_GOAWAY = 0x07
+_CONTROL_STREAM = 0x00
+_MAX_CONTROL_FRAME = 1 << 16  # bigger control frames are skipped unread
+
+
+def quic_configuration(
+    ssl_context: Optional[ssl.SSLContext], server_name: str, idle_timeout: float
+) -> QuicConfiguration:
+    """The client configuration of a connection to `server_name` (rules at the top)."""
+    config = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=["h3"],
+        server_name=server_name,
+        idle_timeout=idle_timeout,
+        # Receive windows, as large as HTTP/2's: a download is not held up by them.
+        max_data=1 << 24,
+        max_stream_data=1 << 22,
+    )
+    if ssl_context is None:
+        import certifi
+
+        config.cafile = certifi.where()
+        return config
+    if ssl_context.verify_mode == ssl.CERT_NONE:
+        config.verify_mode = ssl.CERT_NONE
+        return config
+    ders = ssl_context.get_ca_certs(binary_form=True)
+    if ders:
+        pem = "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)
+        config.cadata = pem.encode("ascii")
+    else:
+        # A context trusting a directory (capath) or the system defaults: use those paths.
+        paths = ssl.get_default_verify_paths()
+        config.cafile = paths.cafile
+        config.capath = paths.capath
+    return config
+
+
+def request_authority(request: Request) -> bytes:
+    """The `:authority` of a request: its Host header, which must be there."""
+    for name, value in request.headers:
+        if name.lower() == b"host":
+            return value
+    raise LocalProtocolError("Missing mandatory Host: header")
+
+
+def request_headers(request: Request, authority: bytes) -> Headers:
+    """The header list of a request's HEADERS frame (pseudo-headers first, names lower-case)."""
+    url = request.url
+    if not url.target:
+        raise LocalProtocolError("An HTTP/3 request needs a non-empty :path.")
+    headers: Headers = [
+        (b":method", request.method),
+        (b":scheme", url.scheme),
+        (b":authority", authority),
+        (b":path", url.target),
+    ]
+    for name, value in request.headers:
+        name = name.lower()
+        if name in DROPPED_HEADERS or (name == b"te" and value.lower() != b"trailers"):
+            continue
+        if not name or name[:1] == b":" or b"\r" in value or b"\n" in value or b"\0" in value:
+            raise LocalProtocolError(f"Invalid HTTP/3 request header {name!r}.")
+        headers.append((name, value.strip(b" \t")))
+    return headers
+
+
+def response_head(block: Headers) -> Tuple[int, Headers]:
+    """The status and headers of a response's header block (pseudo-headers left out)."""
+    status: Optional[int] = None
+    headers = []
+    for name, value in block:
+        if name == b":status":
+            try:
+                status = int(value)
+            except ValueError:
+                raise RemoteProtocolError(f"Invalid :status {value!r}") from None
+        elif not name.startswith(b":"):
+            headers.append((name, value))
+    if status is None:
+        raise RemoteProtocolError("Response without a :status")
+    return status, headers
+
+
+def pull_varint(data: bytes | bytearray, offset: int) -> Optional[Tuple[int, int]]:
+    """A QUIC variable-length integer (RFC 9000 §16) at `offset`: (value, next offset), or
+    None if `data` ends before it does."""
+    if offset >= len(data):
+        return None
+    first = data[offset]
+    length = 1 << (first >> 6)
+    if offset + length > len(data):
+        return None
+    value = first & 0x3F
+    for index in range(offset + 1, offset + length):
+        value = (value << 8) | data[index]
+    return value, offset + length
+
+
+class GoawayWatcher:
+    """Finds the server's control stream among its unidirectional streams and the GOAWAY
+    frames on it (RFC 9114 §6.2.1, §7.2.6). `feed()` returns the stream id of a GOAWAY, else
+    None."""
+
+    __slots__ = ("_buffers", "_control", "_ignored", "_skip")
+
+    def __init__(self) -> None:
+        self._buffers: Dict[int, bytearray] = {}
+        self._control: Optional[int] = None
+        self._ignored: Set[int] = set()
+        self._skip = 0  # bytes of a big frame of no interest still to come
+
+    def feed(self, stream_id: int, data: bytes) -> Optional[int]:
+        # Server-initiated unidirectional streams have ids = 3 (mod 4).
+        if stream_id & 3 != 3 or stream_id in self._ignored:
+            return None
+        buffer = self._buffers.setdefault(stream_id, bytearray())
+        buffer += data
+        if self._control != stream_id:
+            pulled = pull_varint(buffer, 0)
+            if pulled is None:
+                return None
+            stream_type, offset = pulled
+            if stream_type != _CONTROL_STREAM or self._control is not None:
+                self._ignored.add(stream_id)
+                del self._buffers[stream_id]
+                return None
+            self._control = stream_id
+            del buffer[:offset]
+        if self._skip:
+            skipped = min(self._skip, len(buffer))
+            del buffer[:skipped]
+            self._skip -= skipped
+        return self._frames(buffer)
+
+    def _frames(self, buffer: bytearray) -> Optional[int]:
+        goaway = None
+        while buffer:
+            pulled = pull_varint(buffer, 0)
+            if pulled is None:
+                break
+            frame_type, offset = pulled
+            pulled = pull_varint(buffer, offset)
+            if pulled is None:
+                break
+            length, start = pulled
+            if length > _MAX_CONTROL_FRAME and frame_type != _GOAWAY:
+                # Not a frame of ours, and too big to keep: skip it as it comes.
+                self._skip = max(0, start + length - len(buffer))
+                del buffer[: start + length]
+                continue
+            if len(buffer) < start + length:
+                break
+            if frame_type == _GOAWAY:
+                pulled = pull_varint(buffer[start : start + length], 0)
+                if pulled is None:
+                    raise RemoteProtocolError("Malformed GOAWAY frame")
+                goaway = pulled[0]
+            del buffer[: start + length]
+        return goaway
+
+
+# -- aioquic internals ----------------------------------------------------------------------
+
+
+def peer_stream_limit(quic: QuicConnection) -> int:
+    """How many bidirectional streams the server lets us open (its transport parameter)."""
+    limit = getattr(quic, "_remote_max_streams_bidi", None)
+    return limit if isinstance(limit, int) and limit > 0 else 100
+
+
+def close_event(quic: QuicConnection) -> Any:
+    """The ConnectionTerminated the connection will report, once it is closing (else None).
+
+    aioquic reports it as an event only after the closing period (3 PTO); the connection is of
+    no use from the moment it is known.
+    """
+    return getattr(quic, "_close_event", None)
+
+
+def idle_deadline(quic: QuicConnection) -> Optional[float]:
+    """When aioquic will close the connection for idleness (None if unknown)."""
+    close_at = getattr(quic, "_close_at", None)
+    return close_at if isinstance(close_at, float) else None
+
+
+def unsent_bytes(quic: QuicConnection, stream_id: int) -> int:
+    """How much of a stream's data is buffered by aioquic, not yet acknowledged."""
+    stream = getattr(quic, "_streams", {}).get(stream_id)
+    if stream is None:
+        return 0
+    sender = stream.sender
+    try:
+        return int(sender._buffer_stop - sender._buffer_start)
+    except AttributeError:  # pragma: no cover - another aioquic layout
+        return 0

@@ -1,0 +1,382 @@
+"""The QUIC side of a connection: the handshake, sending aioquic's datagrams, the reader role
+(reading datagrams, firing aioquic's timers, filing HTTP/3 events with their streams).
+
+There is no background task: whoever needs something from the network reads it.
+
+Rules:
+- Every call into aioquic is made under the state lock (it is not thread-safe); datagrams
+  are taken from it under the lock and written after, by whoever changed its state.
+- At most one request at a time is the *reader*. It waits for a datagram until aioquic's
+  next timer (`get_timer()`) or its own read deadline, whichever is first: a datagram goes
+  to `receive_datagram()`, a due timer to `handle_timer()`; then the events are filed and
+  what aioquic wants to send is sent. A wait is capped at `MAX_WAIT`, so that a timer set
+  meanwhile by another request (a retransmission) is not late by more than that.
+- A read deadline that passes concerns only the request that read (`ReadTimeout`); a
+  socket error or the connection closing fails the connection (every stream gets it).
+- Connection-level events change the connection: the handshake sets the stream limit
+  (`StreamSlots.set_limit`), a GOAWAY makes it DRAINING and decides, per stream, whether it
+  may complete, or may be retried elsewhere (RFC 9114 §5.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Type, TypeVar
+
+from aioquic.h3.connection import H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic import events as quic_events
+from aioquic.quic.connection import QuicConnection
+
+from httpcore.base._drive import READ, WAIT, WRITE, Flavour, Gen
+from httpcore.base._exceptions import (
+    ConnectError,
+    ConnectionNotAvailable,
+    ConnectTimeout,
+    ReadTimeout,
+    RemoteProtocolError,
+)
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, renewed
+from httpcore.base._udp import MAX_DATAGRAM_SIZE
+
+from ._quic import GoawayWatcher, close_event, peer_stream_limit
+from ._stream import Reset, Stream, Waiter
+
+logger = logging.getLogger("httpcore.http3")
+
+T = TypeVar("T")
+
+_StreamDataReceived = quic_events.StreamDataReceived
+_StreamReset = quic_events.StreamReset
+_HandshakeCompleted = quic_events.HandshakeCompleted
+_ConnectionTerminated = quic_events.ConnectionTerminated
+
+#: The longest a reader waits before looking at aioquic's timer again (seconds).
+MAX_WAIT = 0.05
+#: The most datagrams taken in before aioquic is asked what to send.
+BATCH = 32
+
+
+class QuicReader:
+    """The QUIC endpoint of one connection and its reader role (rules at the top)."""
+
+    __slots__ = (
+        "_io",
+        "_lock",
+        "_reader",
+        "_waiting",
+        "address",
+        "goaway",
+        "h3",
+        "handshake_done",
+        "health",
+        "network_closed",
+        "quic",
+        "slots",
+        "streams",
+        "udp",
+        "unsent",
+    )
+
+    def __init__(
+        self,
+        io: Flavour,
+        lock: Any,
+        health: ConnectionHealth,
+        slots: StreamSlots[Waiter],
+        streams: Dict[int, Stream],
+    ) -> None:
+        self._io = io
+        self._lock = lock
+        self.health = health
+        self.slots = slots
+        self.streams = streams
+        self.udp: Any = None
+        self.quic: Optional[QuicConnection] = None
+        self.h3: Optional[H3Connection] = None
+        self.address: Any = None
+        self.goaway = GoawayWatcher()
+        self.handshake_done = False
+        self.network_closed = False
+        #: A flush was interrupted (error, cancellation): datagrams may wait in aioquic.
+        self.unsent = False
+        self._reader: Optional[object] = None  # the stream (or handshake) now reading
+        self._waiting: Dict[Stream, None] = {}  # streams waiting for the reader, in order
+
+    # -- the handshake ----------------------------------------------------------------------
+
+    def handshake(self, udp: Any, quic: QuicConnection, timeout: Optional[float]) -> Gen[None]:
+        """Run the QUIC + TLS handshake on `udp`; ConnectError/ConnectTimeout if it fails."""
+        self.udp = udp
+        self.address = udp.get_extra_info("server_addr") or ("0.0.0.0", 0)
+        with self._lock:
+            quic.connect(self.address, now=time.monotonic())
+            self.quic = quic
+            self.h3 = H3Connection(quic)
+            self.unsent = True  # the Initial packet
+        deadline = None if timeout is None else time.monotonic() + timeout
+        token = object()
+        self._reader = token
+        try:
+            while not self.handshake_done:
+                with self._lock:
+                    error = self.health.error
+                if error is not None:
+                    raise ConnectError(str(error)) from error
+                yield from self.read_once(deadline, ConnectTimeout)
+        except ConnectTimeout as exc:
+            with self._lock:
+                self.fail_locked(ConnectTimeout(str(exc) or "QUIC handshake timed out"))
+            raise
+        except ConnectError:
+            raise
+        except Exception as exc:
+            error = ConnectError(str(exc) or type(exc).__name__)
+            with self._lock:
+                self.fail_locked(error)
+            raise error from exc
+        finally:
+            self._reader = None
+        with self._lock:
+            self._wake_all_granted(self.slots.set_limit(peer_stream_limit(quic)))
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def flush(self, timeout: Optional[float]) -> Gen[None]:
+        """Send what aioquic has to send. A socket error fails the connection."""
+        with self._lock:
+            quic = self.quic
+            if quic is None or self.network_closed:
+                return
+            datagrams = quic.datagrams_to_send(now=time.monotonic())
+            self.unsent = True
+        udp = self.udp
+        for data, _address in datagrams:
+            try:
+                yield (WRITE, udp, data, timeout)
+            except Exception as exc:
+                with self._lock:
+                    self.fail_locked(exc)
+                raise
+        self.unsent = False
+
+    # -- waiting for something from the server ----------------------------------------------
+
+    def wait_for(
+        self,
+        stream: Stream,
+        check: Callable[[Stream], Optional[T]],
+        timeout: Optional[float],
+    ) -> Gen[T]:
+        """Until `check(stream)` (run under the lock) returns non-None: read as the reader,
+        or wait for the reader to deliver. `ReadTimeout` after `timeout` seconds."""
+        lock = self._lock
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                with lock:
+                    result = check(stream)
+                    if result is not None:
+                        return result
+                    error = self.health.error
+                    if error is not None:
+                        raise renewed(error)
+                    reader = self._reader
+                    if reader is None or reader is stream:
+                        self._reader = stream
+                        waiter = None
+                    else:
+                        waiter = Waiter(self._io.new_event(), ReadTimeout)
+                        stream.waiter = waiter
+                        self._waiting[stream] = None
+                if waiter is None:
+                    yield from self.read_once(deadline, ReadTimeout)
+                else:
+                    remaining = None
+                    if deadline is not None:
+                        remaining = max(0.0, deadline - time.monotonic())
+                    yield (WAIT, waiter, remaining)
+        finally:
+            with lock:
+                if self._reader is stream:
+                    self._reader = None
+                if stream.waiter is not None:
+                    stream.waiter = None
+                    self._waiting.pop(stream, None)
+                if self._reader is None and self._waiting:
+                    # Somebody still needs data: the next in line becomes the reader.
+                    for waiting in self._waiting:
+                        self._wake_locked(waiting)
+                        break
+
+    def read_once(self, deadline: Optional[float], timeout_error: Type[Exception]) -> Gen[None]:
+        """Wait for one datagram, or until aioquic's timer (handled) or `deadline` (raising
+        `timeout_error`)."""
+        if self.unsent:
+            # Never wait for the server while what it waits for sits in aioquic (asking
+            # aioquic costs a pass over every stream, so only after an interrupted flush).
+            yield from self.flush(None)
+        lock = self._lock
+        with lock:
+            quic = self.quic
+            assert quic is not None
+            timer = quic.get_timer()
+        now = time.monotonic()
+        wait = MAX_WAIT
+        if timer is not None and timer - now < wait:
+            wait = max(0.0, timer - now)
+        if deadline is not None and deadline - now < wait:
+            wait = max(0.0, deadline - now)
+        try:
+            data = yield (READ, self.udp, MAX_DATAGRAM_SIZE, wait)
+        except ReadTimeout:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise timeout_error() from None
+            if timer is not None and now >= timer:
+                with lock:
+                    quic.handle_timer(now=now)
+                    self._dispatch_locked()
+                yield from self.flush(None)
+            return
+        except Exception as exc:
+            with lock:
+                self.fail_locked(exc)
+            raise
+        udp = self.udp
+        address = self.address
+        with lock:
+            quic.receive_datagram(data, address, now=time.monotonic())
+        # The datagrams already there are taken in too before answering: one pass of
+        # aioquic's packet builder (and one ACK) per batch instead of per datagram.
+        for _ in range(BATCH - 1):
+            try:
+                data = yield (READ, udp, MAX_DATAGRAM_SIZE, 0.0)
+            except ReadTimeout:
+                break
+            except Exception as exc:
+                with lock:
+                    self.fail_locked(exc)
+                raise
+            with lock:
+                quic.receive_datagram(data, address, now=time.monotonic())
+        with lock:
+            self._dispatch_locked()
+        yield from self.flush(None)
+
+    # -- filing events ------------------------------------------------------------------------
+
+    def _dispatch_locked(self) -> None:
+        quic = self.quic
+        h3 = self.h3
+        assert quic is not None and h3 is not None
+        streams = self.streams
+        event: Any
+        h3_event: Any
+        while True:
+            event = quic.next_event()
+            if event is None:
+                break
+            kind = type(event)
+            if kind is _StreamDataReceived:
+                if event.stream_id & 3 == 3:  # a server unidirectional stream: GOAWAY?
+                    try:
+                        goaway = self.goaway.feed(event.stream_id, event.data)
+                    except RemoteProtocolError as exc:
+                        self.fail_locked(exc)
+                        return
+                    if goaway is not None:
+                        self._goaway_locked(goaway)
+            elif kind is _StreamReset:
+                stream = streams.get(event.stream_id)
+                if stream is not None and stream.reset is None:
+                    stream.reset = reset = Reset(event.error_code)
+                    stream.events.append(reset)
+                    self._wake_locked(stream)
+            elif kind is _HandshakeCompleted:
+                self.handshake_done = True
+            elif kind is _ConnectionTerminated:
+                self._terminated_locked(event)
+                return
+            for h3_event in h3.handle_event(event):
+                h3_kind = type(h3_event)
+                if h3_kind is DataReceived or h3_kind is HeadersReceived:
+                    stream = streams.get(h3_event.stream_id)
+                    if stream is None:
+                        continue
+                    if h3_kind is HeadersReceived:
+                        stream.response_started = True
+                    if h3_event.stream_ended:
+                        stream.remote_ended = True
+                    stream.events.append(h3_event)
+                    if stream.waiter is not None:
+                        self._wake_locked(stream)
+        terminated = close_event(quic)
+        if terminated is not None and self.health.error is None:
+            self._terminated_locked(terminated)
+
+    def _terminated_locked(self, event: Any) -> None:
+        """The connection closed (by the server, an idle timeout or a protocol error)."""
+        if self.handshake_done:
+            error: Exception = RemoteProtocolError(
+                f"QUIC connection closed: error code {event.error_code:#x}"
+                + (f", {event.reason_phrase!r}" if event.reason_phrase else "")
+            )
+        else:
+            error = ConnectError(
+                f"QUIC handshake failed: error code {event.error_code:#x}"
+                + (f", {event.reason_phrase!r}" if event.reason_phrase else "")
+            )
+        if event.error_code in (0, 0x100) and self.handshake_done:  # NO_ERROR, H3_NO_ERROR
+            # A graceful close: requests not answered were not processed.
+            for stream in self.streams.values():
+                if stream.failure is None and not stream.response_started and stream.replayable:
+                    stream.failure = ConnectionNotAvailable()
+        self.fail_locked(error)
+
+    def _goaway_locked(self, last_stream_id: int) -> None:
+        # The server processes streams below `last_stream_id`; the others may go elsewhere.
+        self.health.drain(last_stream_id, last_stream_id)
+        for stream in self.streams.values():
+            if stream.stream_id >= last_stream_id and stream.failure is None:
+                if stream.response_started or not stream.replayable:
+                    stream.failure = RemoteProtocolError(
+                        f"GOAWAY: stream {stream.stream_id} not processed"
+                    )
+                else:
+                    stream.failure = ConnectionNotAvailable()
+        self.wake_all_locked()
+
+    # -- waking -----------------------------------------------------------------------------
+
+    def _wake_locked(self, stream: Stream) -> None:
+        waiter = stream.waiter
+        if waiter is not None:
+            stream.waiter = None
+            self._waiting.pop(stream, None)
+            waiter.set()
+
+    @staticmethod
+    def _wake_all_granted(waiters: Sequence[Waiter]) -> None:
+        for waiter in waiters:
+            waiter.set()
+
+    def wake_all_locked(self) -> None:
+        """Wake every waiting request (streams and slots) to look at the connection again."""
+        for stream in list(self._waiting):
+            self._wake_locked(stream)
+        for waiter in self.slots.queue:
+            waiter.set()
+
+    def forget_locked(self, stream: Stream) -> None:
+        """The stream is released: no more events are filed with it."""
+        self.streams.pop(stream.stream_id, None)
+        self._waiting.pop(stream, None)
+
+    def fail_locked(self, exc: BaseException) -> None:
+        self.health.fail(exc)
+        for stream in self.streams.values():
+            if stream.failure is None:
+                stream.failure = exc if isinstance(exc, Exception) else RuntimeError(exc)
+        self.wake_all_locked()

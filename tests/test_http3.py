@@ -1,0 +1,382 @@
+"""HTTP/3 connections (httpcore-http3) against hypercorn serving QUIC and the small aioquic
+servers of tests/servers/quic.py. Every behaviour runs with threads (sync) and with asyncio and
+trio tasks (tests/helpers.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+from typing import Any, Dict, List
+
+import anyio
+import h3helpers
+import helpers
+import pytest
+
+import httpcore
+
+anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
+h3_server, own_h3_server, lossy_relay, quic_server = (
+    h3helpers.h3_server,
+    h3helpers.own_h3_server,
+    h3helpers.lossy_relay,
+    h3helpers.quic_server,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+TIMEOUTS = {"timeout": {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 10.0}}
+
+
+def h3(api: helpers.API, port: int, ssl_context: Any, **kwargs: Any) -> Any:
+    return api._client("HTTP3Connection", h3helpers.origin(port), ssl_context=ssl_context, **kwargs)
+
+
+async def test_get_and_post(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+        assert response.status == 200
+        assert response.content == b"Hello, world!"
+        assert response.extensions["http_version"] == b"HTTP/3"
+        assert response.extensions["stream_id"] == 0
+        response = await conn.request(
+            "POST", h3_server.url + "/echo", content=b"ping" * 1000, extensions=TIMEOUTS
+        )
+        assert response.status == 200
+        assert response.content == b"ping" * 1000
+        assert response.extensions["stream_id"] == 4
+        response = await conn.request("GET", h3_server.url + "/http_version")
+        assert response.content == b"3"
+        assert repr(conn) == (
+            f"<{api.name('HTTP3Connection')} ['https://127.0.0.1:{h3_server.port}', HTTP/3, "
+            "IDLE, Request Count: 3]>"
+        )
+        assert conn.is_idle() and conn.is_available() and not conn.has_expired()
+    assert conn.is_closed()
+    assert "CLOSED" in conn.info()
+
+
+async def test_large_streamed_upload_and_download(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    chunks = [bytes([i % 251]) * 65536 for i in range(24)]  # 1.5 MiB, more than SEND_BUFFER
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        response = await conn.request(
+            "POST", h3_server.url + "/echo", content=api.body(chunks), extensions=TIMEOUTS
+        )
+        assert response.status == 200
+        assert response.content == b"".join(chunks)
+        size = 0
+        pieces = 0
+        async with conn.stream(
+            "GET", h3_server.url + "/stream/50/40000", extensions=TIMEOUTS
+        ) as response:
+            async for chunk in response.aiter_stream():
+                size += len(chunk)
+                pieces += 1
+        assert size == 50 * 40000
+        assert pieces > 1  # streamed, not collected
+
+
+async def test_100_concurrent_requests_share_one_connection(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    statuses: List[int] = []
+    stream_ids: List[int] = []
+
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+
+        async def one() -> None:
+            response = await conn.request("GET", h3_server.url + "/slow/20", extensions=TIMEOUTS)
+            statuses.append(response.status)
+            stream_ids.append(response.extensions["stream_id"])
+
+        await api.concurrently(*[one for _ in range(100)])
+        assert statuses == [200] * 100
+        assert sorted(stream_ids) == [4 * i for i in range(100)]
+        assert "Request Count: 100" in repr(conn)
+        assert conn.is_idle()
+
+
+async def test_trace_events(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    events: List[str] = []
+
+    def record(name: str, info: Dict[str, Any]) -> None:
+        if not name.endswith(".started"):
+            events.append(name)
+
+    extensions = {**TIMEOUTS, "trace": api.trace(record)}
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        await conn.request("POST", h3_server.url + "/echo", content=b"x", extensions=extensions)
+    assert events == [
+        "http3.send_connection_init.complete",
+        "http3.send_request_headers.complete",
+        "http3.send_request_body.complete",
+        "http3.receive_response_headers.complete",
+        "http3.receive_response_body.complete",
+        "http3.response_closed.complete",
+    ]
+
+
+async def test_untrusted_certificate_is_a_connect_error(api: helpers.API, h3_server: Any) -> None:
+    # The default context trusts certifi's authorities, not the test CA.
+    async with h3(api, h3_server.port, None) as conn:
+        with pytest.raises(httpcore.ConnectError):
+            await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+    assert conn.is_closed()
+
+
+async def test_unverified_context(api: helpers.API, h3_server: Any) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    async with h3(api, h3_server.port, context) as conn:
+        response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+        assert response.status == 200
+
+
+async def test_handshake_timeout(api: helpers.API, client_ssl_context: ssl.SSLContext) -> None:
+    # UDP "blocked": a socket that receives the handshake and never answers.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        port = sink.getsockname()[1]
+        async with h3(api, port, client_ssl_context) as conn:
+            started = time.monotonic()
+            with pytest.raises(httpcore.ConnectTimeout):
+                await conn.request(
+                    "GET", f"https://127.0.0.1:{port}/", extensions={"timeout": {"connect": 0.5}}
+                )
+            assert time.monotonic() - started < 3
+            assert not conn.is_available()
+        assert conn.is_closed()
+
+
+async def test_nobody_listening_is_a_connect_error(
+    api: helpers.API, client_ssl_context: ssl.SSLContext
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The port is closed: the kernel answers with ICMP port unreachable.
+    async with h3(api, port, client_ssl_context) as conn:
+        with pytest.raises((httpcore.ConnectError, httpcore.ConnectTimeout)):
+            await conn.request(
+                "GET", f"https://127.0.0.1:{port}/", extensions={"timeout": {"connect": 2.0}}
+            )
+
+
+async def test_mock_backend_handshake_timeout(
+    api: helpers.API, client_ssl_context: ssl.SSLContext
+) -> None:
+    backend = httpcore.AsyncMockBackend([]) if api.is_async else httpcore.MockBackend([])
+    async with h3(api, 443, client_ssl_context, network_backend=backend) as conn:
+        with pytest.raises(httpcore.ConnectTimeout):
+            await conn.request(
+                "GET", "https://127.0.0.1:443/", extensions={"timeout": {"connect": 0.2}}
+            )
+
+
+async def test_bad_request_header_is_a_local_protocol_error(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        with pytest.raises(httpcore.LocalProtocolError):
+            await conn.request("GET", h3_server.url + "/", headers={"x-bad": "a\nb"})
+        response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+        assert response.status == 200
+
+
+def _answer(server: Any, conn: Any, stream_id: int, headers: Dict[bytes, bytes], body: bytes):
+    path = headers[b":path"]
+    if path == b"/silent":
+        return
+    if path == b"/reset":
+        server.reset(conn, stream_id)
+        return
+    if path == b"/goaway":
+        # Requests on later streams will not be processed.
+        server.goaway(conn, stream_id + 4)
+        server.respond(conn, stream_id, body=b"last")
+        return
+    if getattr(conn, "goaway_sent", False):
+        return
+    server.respond(conn, stream_id, body=b"ok:" + path + b":" + body)
+
+
+async def test_read_timeout_fails_only_its_request(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    server = quic_server(_answer)
+    async with h3(api, server.port, client_ssl_context) as conn:
+        with pytest.raises(httpcore.ReadTimeout):
+            await conn.request("GET", server.url + "/silent", extensions={"timeout": {"read": 0.3}})
+        response = await conn.request("GET", server.url + "/fine", extensions=TIMEOUTS)
+        assert response.content == b"ok:/fine:"
+        assert conn.is_idle() and conn.is_available()
+
+
+async def test_reset_stream_fails_only_its_request(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    server = quic_server(_answer)
+    outcomes: Dict[str, Any] = {}
+    async with h3(api, server.port, client_ssl_context) as conn:
+        await conn.request("GET", server.url + "/warm-up", extensions=TIMEOUTS)
+
+        def run(path: str) -> Any:
+            async def one() -> None:
+                try:
+                    response = await conn.request("GET", server.url + path, extensions=TIMEOUTS)
+                    outcomes[path] = response.content
+                except Exception as exc:
+                    outcomes[path] = exc
+
+            return one
+
+        await api.concurrently(run("/a"), run("/reset"), run("/b"))
+        assert outcomes["/a"] == b"ok:/a:" and outcomes["/b"] == b"ok:/b:"
+        assert isinstance(outcomes["/reset"], httpcore.RemoteProtocolError)
+        assert conn.is_available()
+        response = await conn.request("POST", server.url + "/c", content=b"1", extensions=TIMEOUTS)
+        assert response.content == b"ok:/c:1"
+
+
+async def test_goaway_lets_processed_requests_finish_and_refuses_the_rest(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    def behaviour(server: Any, conn: Any, stream_id: int, headers: Any, body: bytes) -> None:
+        if headers[b":path"] == b"/goaway":
+            conn.goaway_sent = True
+        _answer(server, conn, stream_id, headers, body)
+
+    server = quic_server(behaviour)
+    async with h3(api, server.port, client_ssl_context) as conn:
+        response = await conn.request("GET", server.url + "/goaway", extensions=TIMEOUTS)
+        assert response.content == b"last"
+        # The GOAWAY arrived with the response: nothing new goes on this connection.
+        assert not conn.is_available()
+        with pytest.raises(httpcore.ConnectionNotAvailable):
+            await conn.request("GET", server.url + "/after", extensions=TIMEOUTS)
+    assert conn.is_closed()
+
+
+async def test_goaway_with_requests_in_flight(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    received: List[bytes] = []
+
+    def behaviour(server: Any, conn: Any, stream_id: int, headers: Any, body: bytes) -> None:
+        received.append(headers[b":path"])
+        if len(received) == 3:
+            # Stream 4 (the second request) is processed, stream 8 is not.
+            server.goaway(conn, 8)
+            for sid, (hdrs, _) in sorted(conn.requests.items()):
+                if 0 < sid < 8:
+                    server.respond(conn, sid, body=hdrs[b":path"])
+
+    server = quic_server(behaviour)
+    outcomes: Dict[int, Any] = {}
+    async with h3(api, server.port, client_ssl_context) as conn:
+        # The handshake first, so that the three requests race on an open connection.
+        with pytest.raises(httpcore.ReadTimeout):
+            await conn.request("GET", server.url + "/0", extensions={"timeout": {"read": 0.1}})
+
+        def run(i: int) -> Any:
+            async def one() -> None:
+                try:
+                    response = await conn.request("GET", server.url + f"/{i}", extensions=TIMEOUTS)
+                    outcomes[response.extensions["stream_id"]] = response.content
+                except Exception as exc:
+                    outcomes[-i] = exc
+
+            return one
+
+        await api.concurrently(run(1), run(2))
+        answered = [value for key, value in outcomes.items() if key >= 0]
+        refused = [value for key, value in outcomes.items() if key < 0]
+        assert len(answered) == 1 and len(refused) == 1, outcomes
+        assert isinstance(refused[0], httpcore.ConnectionNotAvailable)
+    assert conn.is_closed()
+
+
+@pytest.mark.parametrize("flavour", ["asyncio", "trio"])  # tasks are cancelled, not threads
+async def test_cancelling_one_request_leaves_the_others_and_the_connection(
+    api: helpers.API, own_h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    h3_server = own_h3_server
+    results: List[bytes] = []
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+
+        async def slow() -> None:
+            response = await conn.request("GET", h3_server.url + "/slow/300", extensions=TIMEOUTS)
+            results.append(response.content)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(slow)
+            with anyio.move_on_after(0.1):
+                await conn.request("GET", h3_server.url + "/slow/2000", extensions=TIMEOUTS)
+        assert results == [b"ok"] * 3
+        assert conn.is_available()
+        response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+        assert response.content == b"Hello, world!"
+
+
+async def test_close_closes_the_socket(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    conn = h3(api, h3_server.port, client_ssl_context)
+    response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+    udp = response.extensions["network_stream"]
+    assert udp.get_extra_info("client_addr")[0] == "127.0.0.1"
+    await conn.aclose()
+    assert conn.is_closed()
+    sock = udp.get_extra_info("socket")
+    assert sock is None or sock.fileno() == -1
+    # The port is free again.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind(udp.get_extra_info("client_addr") or ("127.0.0.1", 0))
+
+
+async def test_requests_complete_over_a_lossy_path(
+    api: helpers.API, h3_server: Any, lossy_relay: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    relay = lossy_relay(h3_server.port, drop=0.1)
+    url = f"https://127.0.0.1:{relay.port}"
+    started = time.monotonic()
+    async with h3(api, relay.port, client_ssl_context) as conn:
+        for i in range(10):
+            response = await conn.request("POST", url + "/echo", content=b"%d" % i * 100)
+            assert response.content == b"%d" % i * 100
+        response = await conn.request("GET", url + "/bytes/200000", extensions=TIMEOUTS)
+        assert len(response.content) == 200000
+    assert relay.dropped > 5  # loss recovery was exercised
+    assert time.monotonic() - started < 30
+
+
+def test_fd_count_back_to_start(h3_server: Any, client_ssl_context: ssl.SSLContext) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        origin = h3helpers.origin(h3_server.port)
+        with httpcore.HTTP3Connection(origin, ssl_context=client_ssl_context) as c:
+            assert c.request("GET", h3_server.url + "/").status == 200
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_idle_connection_expires_before_quics_idle_timeout(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+        assert not conn.has_expired()
+        inner = conn.wrapped if not api.is_async else conn
+        deadline = inner._quic.quic._close_at  # aioquic's idle deadline
+        assert not inner._has_timed_out(deadline - inner.IDLE_MARGIN - 1)
+        assert inner._has_timed_out(deadline - inner.IDLE_MARGIN + 0.5)
