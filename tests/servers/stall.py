@@ -2,7 +2,8 @@
 
 For write timeouts: its accepted sockets have a small receive buffer, so a client's upload soon
 blocks in the client's socket write. ``drain()`` makes it read every connection to EOF (so a
-client that closed its socket is seen doing so: ``wait_closed(n)``).
+client that closed its socket is seen doing so: ``wait_closed(n)``); it drains by itself after
+``hold`` seconds (so that a client ignoring its write timeout fails soon rather than hangs).
 
 Attributes: ``.host``, ``.port``, ``.url``, ``.connections`` (accepted), ``.received`` (bytes
 read per connection, once drained).
@@ -18,7 +19,8 @@ RCVBUF = 4096
 
 
 class StallServer:
-    def __init__(self) -> None:
+    def __init__(self, hold: float = 6.0) -> None:
+        self.hold = hold
         self.host = "127.0.0.1"
         self.connections = 0
         self.received: List[int] = []
@@ -83,7 +85,7 @@ class StallServer:
 
     def _serve(self, conn: socket.socket, index: int) -> None:
         try:
-            self._drain.wait(30)
+            self._drain.wait(self.hold)
             conn.settimeout(10)
             while True:
                 data = conn.recv(65536)
