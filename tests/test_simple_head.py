@@ -14,9 +14,8 @@ import itertools
 import random
 from typing import Any, List, Optional, Tuple
 
-import helpers
-
 import h11
+import helpers
 import pytest
 
 import httpcore
