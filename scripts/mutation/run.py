@@ -69,6 +69,20 @@ MODULES: Dict[str, List[str]] = {
     ],
 }
 
+# Extra tests for `--recheck` (survivors only): slower suites where a mutant may still show.
+RECHECK: Dict[str, List[str]] = {
+    "base/_pool.py": [
+        "tests/test_pool_mutants.py",
+        "tests/test_api.py",
+        "tests/test_async_integration.py",
+        "tests/test_http2_servers.py",
+        "tests/test_cancellation.py",
+    ],
+    "base/_http11.py": ["tests/test_pool.py", "tests/test_async_integration.py"],
+    "base/_connection.py": ["tests/test_http2_servers.py", "tests/test_async_integration.py"],
+    "base/_proxy.py": ["tests/test_servers.py", "tests/test_httpx.py"],
+}
+
 # Operators kept: one or two replacements per construct rather than cosmic-ray's every
 # combination (each binary operator into all ten others, each comparison into all others),
 # which mostly repeats the same question at 10x the cost. Excluded as noise: VariableInserter
@@ -193,6 +207,49 @@ def summarize(module: str, session: Path, seconds: float) -> str:
     return head
 
 
+def recheck(module: str, session: Path) -> None:
+    """Run each survivor again against every flavour and `RECHECK` files; list the ones that
+    still survive (those need a test, or an entry in SURVIVORS.md)."""
+    dump = subprocess.run(
+        [sys.executable, "-m", "cosmic_ray.cli", "dump", str(session)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    source = source_of(module)
+    original = source.read_bytes()
+    tests = MODULES[module] + RECHECK.get(module, [])
+    still = []
+    killed = 0
+    for line in dump.splitlines():
+        _item, result = json.loads(line)
+        if result is None or result.get("test_outcome") != "survived":
+            continue
+        diff = result["diff"].split("--- mutation diff ---\n", 1)[-1]
+        try:
+            subprocess.run(["patch", "-p1", "-s"], input=diff, text=True, cwd=ROOT, check=True)
+            command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly"]
+            command += ["-p", "no:cacheprovider", "-o", "addopts=", "--timeout=60"]
+            outcome = subprocess.run(
+                [*command, *tests],
+                cwd=ROOT,
+                capture_output=True,
+            )
+        finally:
+            source.write_bytes(original)
+        if outcome.returncode == 0:
+            still.append(diff)
+        else:
+            killed += 1
+    print(f"{module}: rechecked survivors: {killed} killed, {len(still)} still survive")
+    path = RESULTS / (module.replace("/", "_").replace(".py", "") + ".recheck.txt")
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(
+        f"{killed} killed on recheck, {len(still)} still survive\n\n" + "\n".join(still)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("module", choices=sorted(MODULES))
@@ -201,11 +258,17 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="discard the previous session")
     parser.add_argument("--timeout", type=float, default=120.0, help="per mutant, seconds")
     parser.add_argument("--all-flavours", action="store_true", help="asyncio and trio too")
+    parser.add_argument(
+        "--recheck", action="store_true", help="rerun the survivors with all flavours + RECHECK"
+    )
     options = parser.parse_args()
 
     config, session = write_config(options.module, options.timeout, options.all_flavours)
     if options.report:
         print(summarize(options.module, session, 0.0))
+        return
+    if options.recheck:
+        recheck(options.module, session)
         return
     if options.fresh and session.exists():
         session.unlink()
