@@ -81,3 +81,102 @@ async def test_requests_queued_behind_a_tunnel_share_it_once_it_is_http2(
         assert results == [b"Hello, world!"] * 2
         assert len(proxy.connections) == 1
     assert http_proxy.connects == 1
+
+
+class _FakeState:
+    """A connection of the user's own (`create_connection` overridden): always ready."""
+
+    def __init__(self, origin: httpcore.Origin) -> None:
+        self.origin = origin
+        self.closed = False
+        self.requests = 0
+
+    def info(self) -> str:
+        return "fake"
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return origin == self.origin
+
+    def is_available(self) -> bool:
+        return not self.closed
+
+    def has_expired(self) -> bool:
+        return False
+
+    def is_idle(self) -> bool:
+        return not self.closed
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+
+class FakeConnection(_FakeState, httpcore.ConnectionInterface):
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        self.requests += 1
+        return httpcore.Response(200, content=iter([b"a", b"b", b"c"]))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class AsyncFakeConnection(_FakeState, httpcore.AsyncConnectionInterface):
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        self.requests += 1
+
+        async def chunks() -> Any:
+            for chunk in (b"a", b"b", b"c"):
+                yield chunk
+
+        return httpcore.Response(200, content=chunks())
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_connection_of_ones_own_streams_its_body_through_the_pool(api: Any) -> None:
+    created: List[Any] = []
+
+    class Pool(api.cls("ConnectionPool")):  # type: ignore[misc]
+        def create_connection(self, origin: httpcore.Origin) -> Any:
+            connection = (AsyncFakeConnection if api.is_async else FakeConnection)(origin)
+            created.append(connection)
+            return connection
+
+    pool = Pool() if api.is_async else helpers.SyncClient(Pool())
+    async with pool:
+        async with pool.stream("GET", "https://example.com/") as response:
+            assert [chunk async for chunk in response.aiter_stream()] == [b"a", b"b", b"c"]
+        assert (await pool.request("GET", "https://example.com/")).content == b"abc"
+        assert [c.requests for c in created] == [2]
+    assert created[0].closed
+
+
+async def test_concurrent_requests_on_a_fresh_http2_pool_share_one_connection(
+    api: Any, tls_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    """The requests arriving while the first connection is still connecting are promised it
+    (it may turn out HTTP/2), rather than opening connections of their own."""
+    versions: List[bytes] = []
+    async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+
+        async def one() -> None:
+            response = await pool.request("GET", tls_server.url + "/")
+            versions.append(response.extensions["http_version"])
+
+        await api.concurrently(one, one, one)
+        assert versions == [b"HTTP/2"] * 3
+        assert len(pool.connections) == 1
+
+
+async def test_an_active_http2_connection_is_shared_past_other_origins_idle_ones(
+    api: Any, tls_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+        # An idle connection to another origin (localhost) comes first in the pool.
+        assert (await pool.request("GET", tls_server.localhost_url + "/")).status == 200
+        async with pool.stream("GET", tls_server.url + "/") as first:
+            second = await pool.request("GET", tls_server.url + "/")
+            assert second.extensions["http_version"] == b"HTTP/2"
+            assert len(pool.connections) == 2
+            assert await first.aread() == b"Hello, world!"
+        assert len(pool.connections) == 2
