@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any, List
+from typing import Any, Callable, List
 
 import anyio
 import helpers
 import pytest
+from servers import RawServer, Responder
 
 import httpcore
 
@@ -180,3 +181,21 @@ async def test_an_active_http2_connection_is_shared_past_other_origins_idle_ones
             assert len(pool.connections) == 2
             assert await first.aread() == b"Hello, world!"
         assert len(pool.connections) == 2
+
+
+async def test_the_default_pool_opens_at_most_ten_connections(
+    api: Any, raw_server: Callable[..., RawServer]
+) -> None:
+    """11 concurrent requests, the server answering none before 10 connections are in: 10
+    connections, the 11th request waits and reuses one."""
+    responder = Responder(answer_after=10)
+    srv = raw_server(responder)
+    async with api.ConnectionPool() as pool:
+
+        async def one() -> None:
+            assert (await pool.request("GET", srv.url + "/")).content == b"ok"
+
+        await api.concurrently(*[one for _ in range(11)])
+        assert len(pool.connections) == 10
+    assert srv.connections == 10
+    assert responder.requests == 11
