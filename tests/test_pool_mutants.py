@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any, Callable, List
 
 import anyio
@@ -199,3 +200,68 @@ async def test_the_default_pool_opens_at_most_ten_connections(
         assert len(pool.connections) == 10
     assert srv.connections == 10
     assert responder.requests == 11
+
+
+async def test_the_default_pool_speaks_http11_even_where_http2_is_offered(
+    api: Any, tls_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with api.ConnectionPool(ssl_context=client_ssl_context) as pool:
+        response = await pool.request("GET", tls_server.url + "/")
+        assert response.extensions["http_version"] == b"HTTP/1.1"
+
+
+async def test_max_keepalive_keeps_idle_connections_while_others_are_active(
+    api: Any, raw_server: Callable[..., RawServer]
+) -> None:
+    """Limit 2, three connections: the first two to go idle stay (the limit counts idle
+    connections only); the third one over the limit is closed when it goes idle."""
+    responder = Responder()
+    srv = raw_server(responder)
+    async with api.ConnectionPool(max_keepalive_connections=2) as pool:
+        async with pool.stream("GET", srv.url + "/") as first:
+            async with pool.stream("GET", srv.url + "/") as second:
+                async with pool.stream("GET", srv.url + "/") as third:
+                    assert len(pool.connections) == 3
+                    await first.aread()
+                    await second.aread()
+                    await third.aread()
+                assert [c.is_idle() for c in pool.connections] == [False, False, True]
+            assert [c.is_idle() for c in pool.connections] == [False, True, True]
+        assert [c.is_idle() for c in pool.connections] == [True, True]
+        assert responder.wait_closed(1)
+    assert srv.connections == 3
+
+
+async def test_repr_counts_active_and_queued_requests(
+    api: Any, raw_server: Callable[..., RawServer]
+) -> None:
+    srv = raw_server(Responder())
+    name = api.name("ConnectionPool")
+
+    async def until(text: str) -> None:
+        deadline = time.monotonic() + 10
+        while text not in repr(pool):
+            assert time.monotonic() < deadline, repr(pool)
+            if api.is_async:
+                await anyio.sleep(0.005)
+            else:
+                time.sleep(0.005)
+
+    async with api.ConnectionPool(max_connections=1) as pool:
+
+        async def holder() -> None:
+            async with pool.stream("GET", srv.url + "/") as response:
+                await until(" 1 queued")
+                assert repr(pool) == (
+                    f"<{name} [Requests: 1 active, 1 queued | Connections: 1 active, 0 idle]>"
+                )
+                await response.aread()
+
+        async def queued() -> None:
+            await until("Requests: 1 active, 0 queued")
+            assert (await pool.request("GET", srv.url + "/")).content == b"ok"
+
+        await api.concurrently(holder, queued)
+        assert repr(pool) == (
+            f"<{name} [Requests: 0 active, 0 queued | Connections: 0 active, 1 idle]>"
+        )
