@@ -71,7 +71,7 @@ MODULES: Dict[str, List[str]] = {
 
 # Extra tests for `--recheck` (survivors only): slower suites where a mutant may still show.
 RECHECK: Dict[str, List[str]] = {
-    "base/_pool.py": ["tests/test_pool_mutants.py", "tests/test_http2_servers.py"],
+    "base/_pool.py": ["tests/test_pool_mutants.py"],
     "base/_http11.py": ["tests/test_pool.py", "tests/test_async_integration.py"],
     "base/_connection.py": ["tests/test_http2_servers.py", "tests/test_async_integration.py"],
     "base/_proxy.py": ["tests/test_servers.py", "tests/test_httpx.py"],
