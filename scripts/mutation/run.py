@@ -69,9 +69,13 @@ MODULES: Dict[str, List[str]] = {
     ],
 }
 
-# Extra tests for `--recheck` (survivors only): slower suites where a mutant may still show.
+# `--recheck` (survivors only) runs these, every flavour; default: the module's own tests.
 RECHECK: Dict[str, List[str]] = {
-    "base/_pool.py": ["tests/test_pool_mutants.py"],
+    "base/_pool.py": [
+        "tests/test_pool.py",
+        "tests/test_proxy_mock.py",
+        "tests/test_pool_mutants.py",
+    ],
     "base/_http11.py": ["tests/test_pool.py", "tests/test_async_integration.py"],
     "base/_connection.py": ["tests/test_http2_servers.py", "tests/test_async_integration.py"],
     "base/_proxy.py": ["tests/test_servers.py", "tests/test_httpx.py"],
@@ -202,8 +206,8 @@ def summarize(module: str, session: Path, seconds: float) -> str:
 
 
 def recheck(module: str, session: Path) -> None:
-    """Run each survivor again against every flavour and `RECHECK` files; list the ones that
-    still survive (those need a test, or an entry in SURVIVORS.md)."""
+    """Run each survivor again against every flavour of the `RECHECK` files; list the ones
+    that still survive (those need a test, or an entry in SURVIVORS.md)."""
     dump = subprocess.run(
         [sys.executable, "-m", "cosmic_ray.cli", "dump", str(session)],
         cwd=ROOT,
@@ -213,7 +217,7 @@ def recheck(module: str, session: Path) -> None:
     ).stdout
     source = source_of(module)
     original = source.read_bytes()
-    tests = MODULES[module] + RECHECK.get(module, [])
+    tests = RECHECK.get(module, MODULES[module])
     still = []
     killed = 0
     for line in dump.splitlines():
