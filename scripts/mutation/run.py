@@ -76,9 +76,6 @@ RECHECK: Dict[str, List[str]] = {
         "tests/test_proxy_mock.py",
         "tests/test_pool_mutants.py",
     ],
-    "base/_http11.py": ["tests/test_pool.py", "tests/test_async_integration.py"],
-    "base/_connection.py": ["tests/test_http2_servers.py", "tests/test_async_integration.py"],
-    "base/_proxy.py": ["tests/test_servers.py", "tests/test_httpx.py"],
 }
 
 # Operators kept: one or two replacements per construct rather than cosmic-ray's every
