@@ -284,8 +284,10 @@ async def test_connect_answered_502_by_a_real_proxy(api: Any, http_proxy: Any) -
         (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", "502 Bad Gateway"),
         (b"HTTP/1.1 502 \r\nContent-Length: 3\r\n\r\nbad", "502 "),
         (b"HTTP/1.1 502 Bad \xe9Gateway\r\nContent-Length: 0\r\n\r\n", "502 Bad Gateway"),
+        # Only 2xx opens a tunnel.
+        (b"HTTP/1.1 300 Multiple Choices\r\nContent-Length: 0\r\n\r\n", "300 Multiple Choices"),
     ],
-    ids=["reason", "empty-reason", "non-ascii-reason"],
+    ids=["reason", "empty-reason", "non-ascii-reason", "300"],
 )
 async def test_connect_answered_502_with_keep_alive(
     api: Any, raw_server: RawFactory, answer: bytes, message: str
