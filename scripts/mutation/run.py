@@ -221,7 +221,7 @@ def recheck(module: str, session: Path) -> None:
         _item, result = json.loads(line)
         if result is None or result.get("test_outcome") != "survived":
             continue
-        diff = result["diff"].split("--- mutation diff ---\n", 1)[-1]
+        diff = result["diff"].split("--- mutation diff ---\n", 1)[-1].rstrip("\n") + "\n"
         try:
             subprocess.run(["patch", "-p1", "-s"], input=diff, text=True, cwd=ROOT, check=True)
             command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly"]
