@@ -265,3 +265,41 @@ async def test_repr_counts_active_and_queued_requests(
         assert repr(pool) == (
             f"<{name} [Requests: 0 active, 0 queued | Connections: 0 active, 1 idle]>"
         )
+
+
+# -- HTTPProxy's own defaults -------------------------------------------------------------------
+
+
+async def test_the_default_proxy_does_not_retry_a_failed_connect(api: Any) -> None:
+    backend = api.backend([HELLO], fail_connects=1)
+    async with api.HTTPProxy(proxy_url="http://proxy.test:8080", network_backend=backend) as proxy:
+        with pytest.raises(httpcore.ConnectError):
+            await proxy.request("GET", "http://example.com/")
+        assert len(backend.connects) == 1
+        assert proxy.connections == []
+
+
+async def test_the_default_proxy_tunnels_http11_even_where_http2_is_offered(
+    api: Any, http_proxy: Any, tls_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with api.HTTPProxy(proxy_url=http_proxy.url, ssl_context=client_ssl_context) as proxy:
+        response = await proxy.request("GET", tls_server.url + "/")
+        assert response.content == b"Hello, world!"
+        assert response.extensions["http_version"] == b"HTTP/1.1"
+
+
+async def test_the_default_proxy_opens_at_most_ten_connections(
+    api: Any, raw_server: Callable[..., RawServer]
+) -> None:
+    """As for the pool: 11 concurrent forwarded requests, 10 connections to the proxy."""
+    responder = Responder(answer_after=10)
+    srv = raw_server(responder)
+    async with api.HTTPProxy(proxy_url=srv.url) as proxy:
+
+        async def one() -> None:
+            assert (await proxy.request("GET", "http://example.test/")).content == b"ok"
+
+        await api.concurrently(*[one for _ in range(11)])
+        assert len(proxy.connections) == 10
+    assert srv.connections == 10
+    assert responder.requests == 11
