@@ -303,3 +303,25 @@ async def test_the_default_proxy_opens_at_most_ten_connections(
         assert len(proxy.connections) == 10
     assert srv.connections == 10
     assert responder.requests == 11
+
+
+async def test_requests_requeued_at_capacity_wait_and_reuse_the_connection(api: Any) -> None:
+    """max_connections=1, http2=True: both requests are promised the pending https connection;
+    it turns out HTTP/1.1, so the second is requeued, waits (the pool is at capacity) and then
+    reuses that same connection, which stays in the pool."""
+    backend = api.backend([HELLO] * 2)
+    async with api.ConnectionPool(http2=True, max_connections=1, network_backend=backend) as pool:
+        trace = api.trace(lambda name, info: None, checkpoint=True)
+        statuses: List[int] = []
+
+        async def fetch() -> None:
+            response = await pool.request(
+                "GET", "https://example.com/", extensions={"trace": trace}
+            )
+            statuses.append(response.status)
+
+        await api.concurrently(fetch, fetch)
+        assert statuses == [200, 200]
+        assert len(backend.streams) == 1
+        assert [c.is_idle() for c in pool.connections] == [True]
+        assert "Request Count: 2" in pool.connections[0].info()

@@ -76,6 +76,7 @@ RECHECK: Dict[str, List[str]] = {
         "tests/test_proxy_mock.py",
         "tests/test_pool_mutants.py",
     ],
+    "base/_proxy.py": [*MODULES["base/_proxy.py"], "tests/test_pool_mutants.py"],
 }
 
 # Operators kept: one or two replacements per construct rather than cosmic-ray's every
