@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import time
 from typing import Any, Callable, List
@@ -210,26 +211,68 @@ async def test_the_default_pool_speaks_http11_even_where_http2_is_offered(
         assert response.extensions["http_version"] == b"HTTP/1.1"
 
 
+@pytest.mark.parametrize("limit", [2, 3])
 async def test_max_keepalive_keeps_idle_connections_while_others_are_active(
-    api: Any, raw_server: Callable[..., RawServer]
+    api: Any, raw_server: Callable[..., RawServer], limit: int
 ) -> None:
-    """Limit 2, three connections: the first two to go idle stay (the limit counts idle
-    connections only); the third one over the limit is closed when it goes idle."""
+    """`limit + 1` connections, closed one by one: the first `limit` to go idle stay (the
+    limit counts idle connections only); the one over the limit is closed when it goes idle."""
     responder = Responder()
     srv = raw_server(responder)
+    count = limit + 1
+    async with api.ConnectionPool(max_keepalive_connections=limit) as pool:
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [
+                await stack.enter_async_context(pool.stream("GET", srv.url + "/"))
+                for _ in range(count)
+            ]
+            assert len(pool.connections) == count
+            for response in streams:
+                await response.aread()
+        # The stack closed the responses last-opened first.
+        assert [c.is_idle() for c in pool.connections] == [True] * limit
+        assert responder.wait_closed(1)
+        assert responder.closed == 1
+    assert srv.connections == count
+
+
+async def test_max_keepalive_counts_only_idle_connections_step_by_step(
+    api: Any, raw_server: Callable[..., RawServer]
+) -> None:
+    srv = raw_server(Responder())
     async with api.ConnectionPool(max_keepalive_connections=2) as pool:
         async with pool.stream("GET", srv.url + "/") as first:
             async with pool.stream("GET", srv.url + "/") as second:
                 async with pool.stream("GET", srv.url + "/") as third:
-                    assert len(pool.connections) == 3
                     await first.aread()
                     await second.aread()
                     await third.aread()
                 assert [c.is_idle() for c in pool.connections] == [False, False, True]
             assert [c.is_idle() for c in pool.connections] == [False, True, True]
         assert [c.is_idle() for c in pool.connections] == [True, True]
-        assert responder.wait_closed(1)
-    assert srv.connections == 3
+
+
+async def test_the_sweep_keeps_the_connections_after_an_expired_one(
+    api: Any, raw_server: Callable[..., RawServer]
+) -> None:
+    """A expired while C is busy: the sweep closes A and keeps C (and B, made after it)."""
+    expiry = 0.25
+    srv_a, srv_b, srv_c = (raw_server(Responder()) for _ in range(3))
+    async with api.ConnectionPool(keepalive_expiry=expiry) as pool:
+        assert (await pool.request("GET", srv_a.url + "/")).content == b"ok"
+        async with pool.stream("GET", srv_c.url + "/") as busy:
+            deadline = time.monotonic() + expiry * 1.5
+            while time.monotonic() < deadline:
+                if api.is_async:
+                    await anyio.sleep(deadline - time.monotonic())
+                else:
+                    time.sleep(max(0.0, deadline - time.monotonic()))
+            assert (await pool.request("GET", srv_b.url + "/")).content == b"ok"
+            assert await busy.aread() == b"ok"
+        ports = sorted(c.info() for c in pool.connections)
+        assert len(ports) == 2
+        assert str(srv_c.port) in " ".join(ports)
+        assert str(srv_a.port) not in " ".join(ports)
 
 
 async def test_repr_counts_active_and_queued_requests(
@@ -309,7 +352,7 @@ async def test_requests_requeued_at_capacity_wait_and_reuse_the_connection(api: 
     """max_connections=1, http2=True: both requests are promised the pending https connection;
     it turns out HTTP/1.1, so the second is requeued, waits (the pool is at capacity) and then
     reuses that same connection, which stays in the pool."""
-    backend = api.backend([HELLO] * 2)
+    backend = api.backend([HELLO] * 3)
     async with api.ConnectionPool(http2=True, max_connections=1, network_backend=backend) as pool:
         trace = api.trace(lambda name, info: None, checkpoint=True)
         statuses: List[int] = []
@@ -325,3 +368,7 @@ async def test_requests_requeued_at_capacity_wait_and_reuse_the_connection(api: 
         assert len(backend.streams) == 1
         assert [c.is_idle() for c in pool.connections] == [True]
         assert "Request Count: 2" in pool.connections[0].info()
+        # Nothing is left promised to the requeued request: the next one reuses it too.
+        await fetch()
+        assert len(backend.streams) == 1
+        assert "Request Count: 3" in pool.connections[0].info()
