@@ -10,7 +10,9 @@ Session-scoped (started once, on first use, torn down at the end of the session)
   see tests/servers/proxy.py. Their counters are reset before every test.
 - ``socks5_proxy``, ``socks5_auth_proxy`` (user/pass), ``socks4_proxy``: pproxy subprocess.
 
-Per test: ``raw_server(handler, tls=False)`` factory, see tests/servers/raw.py.
+Per test: ``raw_server(handler, tls=False)`` factory, see tests/servers/raw.py (with
+``ssl_context=`` to serve TLS with a context of the test's own); ``stall_server``, a server that
+reads nothing until drained (tests/servers/stall.py); ``uds_server``, hypercorn on a Unix socket.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from servers import (
     RawServer,
     RequestReadError,
     SocksProxy,
+    StallServer,
 )
 
 PROXY_AUTH: Tuple[str, str] = ("user", "pass")
@@ -104,8 +107,11 @@ def raw_server(server_cert_file: str) -> Iterator[Callable[..., RawServer]]:
         tls: bool = False,
         alpn: Optional[Sequence[str]] = ("http/1.1",),
         conn_timeout: float = 10.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> RawServer:
-        context = make_server_ssl_context(server_cert_file, alpn) if tls else None
+        context = ssl_context
+        if tls and context is None:
+            context = make_server_ssl_context(server_cert_file, alpn)
         srv = RawServer(handler, tls=tls, ssl_context=context, conn_timeout=conn_timeout)
         servers.append(srv)
         return srv
@@ -119,6 +125,25 @@ def raw_server(server_cert_file: str) -> Iterator[Callable[..., RawServer]]:
     unexpected = [exc for srv in servers for exc in srv.errors if not isinstance(exc, expected)]
     if unexpected:
         raise unexpected[0]
+
+
+@pytest.fixture
+def stall_server() -> Iterator[StallServer]:
+    srv = StallServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def uds_server(
+    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HTTPServer]:
+    """Hypercorn (the `server` app) listening on a Unix socket: ``.uds`` is its path."""
+    # A short directory: Unix socket paths are limited to ~100 bytes.
+    path = tmp_path_factory.mktemp("uds") / "s.sock"
+    srv = HTTPServer(background_loop, uds=str(path))
+    yield srv
+    srv.close()
 
 
 def _proxy(

@@ -21,6 +21,8 @@ library (server side). Its options reproduce what real servers do to clients:
   and keeps a small socket receive buffer, so that an upload soon blocks in the client's
   socket write rather than on HTTP/2 flow control.
 - ``ssl_context``: serve over TLS with it (it should offer ALPN ``h2``).
+- ``conn_timeout``: the timeout of each accepted socket (20 s); the connection is dropped when
+  a read from the client takes longer.
 
 Protocol errors raised by the server's `h2` (that is: the client sent something malformed)
 are counted in ``protocol_errors``; request body sizes are recorded in ``bodies`` by path (in
@@ -60,7 +62,9 @@ class H2Server:
         ping: bool = False,
         stall: bool = False,
         ssl_context: Optional[ssl.SSLContext] = None,
+        conn_timeout: float = 20.0,
     ) -> None:
+        self.conn_timeout = conn_timeout
         self.max_requests = max_requests
         self.max_concurrent_streams = max_concurrent_streams
         self.hold = hold
@@ -132,7 +136,7 @@ class H2Server:
             thread.start()
 
     def _serve(self, sock: socket.socket, number: int) -> None:
-        sock.settimeout(20)
+        sock.settimeout(self.conn_timeout)
         try:
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_side=True)
@@ -194,7 +198,7 @@ class _Connection:
                 self.stall_now = False
                 self.send()
                 server.stalled.set()
-                if not server.resume.wait(30):
+                if not server.resume.wait(server.conn_timeout + 10):
                     raise RuntimeError("the test never resumed the stalled server")
             self.answer_ready()
             self.send()

@@ -117,5 +117,7 @@ async def test_async_concurrency_against_server(server):
             for _ in range(8):
                 tg.start_soon(worker)
         assert set(results) == {(200, b"x" * 400)} and len(results) == 80
+        # The 8 workers enter the pool before a connection is up: 3 are opened, all kept.
+        assert len(pool.connections) == 3
         assert all(conn.is_idle() for conn in pool.connections)
         assert repr(pool).startswith("<AsyncConnectionPool [Requests: 0 active, 0 queued | ")

@@ -76,8 +76,10 @@ async def test_concurrent_requests_share_a_bounded_pool(anyio_backend: str, serv
                 tg.start_soon(one, index)
 
         assert statuses == [200] * 50
-        assert 1 <= most_connections <= 10
-        assert 1 <= len(pool.connections) <= 10
+        # Every task enters the pool before any connection is up: the first 10 each open one,
+        # the other 40 wait; none is closed (hypercorn keeps them alive for 5 s).
+        assert most_connections == 10
+        assert len(pool.connections) == 10
         assert all(c.is_idle() for c in pool.connections)
         assert repr(pool).startswith("<AsyncConnectionPool [Requests: 0 active, 0 queued")
         # Every connection was used for more than one request.

@@ -426,7 +426,8 @@ async def test_async_socks5_concurrent_tasks(socks5_proxy: Any, server: Any) -> 
         async with anyio.create_task_group() as group:
             for i in range(12):
                 group.start_soon(fetch, i)
-        assert 1 <= len(proxy.connections) <= 3
+        # All 12 tasks enter the pool before a connection is up: 3 are opened, all kept.
+        assert len(proxy.connections) == 3
     assert bodies == {i: b"x" * (100 + i) for i in range(12)}
 
 

@@ -6,7 +6,9 @@ from .http_server import HTTPServer
 from .loop import BackgroundLoop
 from .proxy import HTTPProxy
 from .raw import RawHandler, RawServer, RequestReadError
+from .responder import Responder
 from .socks import PproxyProcess, SocksProxy
+from .stall import StallServer
 
 __all__ = [
     "BackgroundLoop",
@@ -17,6 +19,8 @@ __all__ = [
     "RawHandler",
     "RawServer",
     "RequestReadError",
+    "Responder",
     "SocksProxy",
+    "StallServer",
     "app",
 ]

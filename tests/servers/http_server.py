@@ -32,6 +32,8 @@ class HTTPServer:
     """One hypercorn instance; `.url` is ``http://127.0.0.1:PORT`` or ``https://...``.
 
     Plain: HTTP/1.1 and h2c (prior knowledge or Upgrade). TLS: ALPN ``h2`` and ``http/1.1``.
+    With ``uds=path`` it listens on that Unix socket instead (``.port`` is None, ``.url`` is
+    ``http://localhost``: the host only fills the Host header).
     """
 
     def __init__(
@@ -39,13 +41,21 @@ class HTTPServer:
         bg: BackgroundLoop,
         certfile: Optional[str] = None,
         client_context: Optional[ssl.SSLContext] = None,
+        uds: Optional[str] = None,
     ) -> None:
         self._bg = bg
-        self.host = "127.0.0.1"
+        self.host = "127.0.0.1" if uds is None else "localhost"
+        self.uds = uds
         self._client_context = client_context
         self.scheme = "https" if certfile else "http"
-        sock = bind_listening_socket(self.host)
-        self.port: int = sock.getsockname()[1]
+        if uds is None:
+            sock = bind_listening_socket(self.host)
+            self.port: Optional[int] = sock.getsockname()[1]
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(uds)
+            sock.listen(128)
+            self.port = None
 
         config = Config()
         # hypercorn takes ownership of the file descriptor (socket.socket(fileno=...)).
@@ -68,6 +78,8 @@ class HTTPServer:
 
     @property
     def url(self) -> str:
+        if self.port is None:
+            return f"{self.scheme}://{self.host}"
         return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
@@ -81,7 +93,9 @@ class HTTPServer:
                 self._serving.result()  # raises the startup error
                 raise RuntimeError("hypercorn exited during startup")
             conn: http.client.HTTPConnection
-            if self.scheme == "https":
+            if self.uds is not None:
+                conn = _UnixHTTPConnection(self.uds)
+            elif self.scheme == "https":
                 conn = http.client.HTTPSConnection(
                     self.host, self.port, timeout=1.0, context=self._client_context
                 )
@@ -109,3 +123,17 @@ class HTTPServer:
 
     def __repr__(self) -> str:
         return f"<HTTPServer {self.url}>"
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix socket (for the readiness check)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=1.0)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(1.0)
+        sock.connect(self._path)
+        self.sock = sock
