@@ -46,6 +46,7 @@ class HTTP3Server(HTTPServer):
     ) -> None:
         self._bg = bg
         self.host = "127.0.0.1"
+        self.uds = None
         self._client_context = client_context
         self.scheme = "https"
         tcp, udp = bind_tcp_and_udp(self.host)
