@@ -610,3 +610,30 @@ def test_pool_timeout_while_waiting_for_a_stream_slot(
 
         results = run_threads(get, 2)
     assert any(isinstance(r, httpcore.PoolTimeout) for r in results)
+
+
+@pytest.mark.anyio
+async def test_httpx_requests_refused_by_goaway_are_retried(
+    h2_server: Callable[..., H2Server],
+) -> None:
+    """httpx sends its own in-memory body stream: a stream refused by GOAWAY is replayable
+    and goes to a new connection, as the library's own requests do."""
+    import httpx
+
+    srv = h2_server(max_requests=100)
+    total, concurrency = 500, 100
+    transport = httpx.AsyncHTTPTransport(http1=False, http2=True)
+    async with httpx.AsyncClient(transport=transport) as client:
+
+        async def worker(w: int) -> int:
+            done = 0
+            for i in range(w, total, concurrency):
+                response = await client.get(f"{srv.url}/{i}")
+                assert response.content == f"ok /{i}".encode()
+                done += 1
+            return done
+
+        results = await run_tasks(worker, concurrency)
+    assert failures(results) == []
+    assert sum(results) == total
+    assert srv.requests == total

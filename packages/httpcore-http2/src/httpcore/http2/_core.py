@@ -43,7 +43,8 @@ from httpcore.base._exceptions import (
     PoolTimeout,
 )
 from httpcore.base._http11 import origin_mismatch
-from httpcore.base._models import ByteStream, Origin, Request, Response
+from httpcore.base._http11_simple import in_memory_body
+from httpcore.base._models import Origin, Request, Response
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots
 from httpcore.base._trace import traced
 
@@ -188,12 +189,9 @@ class HTTP2Core(RequestSending, ResponseReceiving):
                     if not keep:
                         yield from self._close_connection()
                     raise
-            body: Any = request.stream
-            content: Optional[bytes] = None
-            if type(body) is ByteStream:
-                content = body._content
-            elif type(body) is bytes:
-                content = body
+            # An in-memory body (ours, bytes, httpx's) is sent whole and can be sent again on
+            # another connection when GOAWAY refuses the stream.
+            content = in_memory_body(request.stream)
             pool_timeout = timeouts.get("pool", None)
             while stream is None:
                 yield from self._acquire_slot(pool_timeout)
