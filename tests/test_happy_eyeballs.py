@@ -242,7 +242,11 @@ async def test_all_black_holes_time_out_within_the_connect_timeout(
     with pytest.raises(httpcore.ConnectTimeout):
         await _connect(kind, NAME, 0, timeout=0.6)
     assert 0.55 <= time.monotonic() - start < 1.2
-    assert fd_count() == before
+    # No descriptor left over (servers of earlier tests may still be closing theirs), and no
+    # attempt still open towards the holes.
+    assert fd_count() <= before
+    for _, port in resolver.table[NAME]:
+        assert sockets_to(port, black_hole.sockets) == []
 
 
 @pytest.mark.anyio
@@ -285,7 +289,7 @@ async def test_all_refusing_raise_connect_error(
         await _connect(kind, NAME, 0, timeout=5.0)
     assert time.monotonic() - start < 1.0
     assert "refused" in str(info.value).lower()
-    assert fd_count() == before
+    assert fd_count() <= before
 
 
 @pytest.mark.anyio
@@ -365,4 +369,7 @@ async def test_trio_and_anyio_fall_over_too(
     with pytest.raises(httpcore.ConnectTimeout):
         await backend.connect_tcp(NAME, hole[1], timeout=0.6)
     assert 0.55 <= time.monotonic() - start < 1.2
-    assert fd_count() == before
+    # No descriptor left over (servers of earlier tests may still be closing theirs), and no
+    # attempt still open towards the holes.
+    assert fd_count() <= before
+    assert sockets_to(hole[1], black_hole.sockets) == []
