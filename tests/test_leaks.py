@@ -83,7 +83,9 @@ def no_leaks() -> Iterator[None]:
                 sys.unraisablehook = old_hook
     finally:
         gc.enable()
-    assert after == before, f"descriptors left open: {leaked}"
+    # Descriptors are compared by what they point to (socket inodes), not counted: servers of
+    # earlier tests may still be closing theirs in other threads.
+    assert leaked == [], f"descriptors left open: {leaked} ({before} before, {after} after)"
     resource = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert resource == []
     assert [repr(u.exc_value) for u in unraisable] == []
