@@ -42,15 +42,45 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Deque, Generic, Optional, Protocol, Sequence, TypeVar
+from typing import Any, Deque, Generic, Optional, Protocol, Sequence, Type, TypeVar
 
-from ._exceptions import ConnectionNotAvailable
+from ._exceptions import ConnectionNotAvailable, PoolTimeout
 
 
 class SlotWaiter(Protocol):
     """What queues for a slot: `granted` is set to True when it gets one."""
 
     granted: bool
+
+
+class Waiter:
+    """Something a request waits on with the WAIT operation (an event + the timeout error).
+
+    Used by HTTP/2 and HTTP/3 for a stream slot (`granted` tells if one was handed over) and
+    for data from the reader.
+    """
+
+    __slots__ = ("event", "granted", "timeout_error")
+
+    def __init__(self, event: Any, timeout_error: Type[Exception]) -> None:
+        self.event = event
+        self.timeout_error = timeout_error
+        self.granted = False
+
+    def set(self) -> None:
+        self.event.set()
+
+    def wait_sync(self, timeout: Optional[float]) -> None:
+        if not self.event.wait(timeout):
+            raise self.timeout_error()
+
+    async def wait_async(self, timeout: Optional[float]) -> None:
+        try:
+            await self.event.wait(timeout)
+        except PoolTimeout as exc:
+            if self.timeout_error is PoolTimeout:
+                raise
+            raise self.timeout_error(exc) from exc
 
 
 W = TypeVar("W", bound=SlotWaiter)

@@ -6,7 +6,7 @@ the parts together and answers the pool:
 
 - `_patches.py`  the h2 connection as this package uses it;
 - `_headers.py`  request headers to h2's, response headers back;
-- `_stream.py`   the `Stream` record of one exchange and the `Waiter` a request blocks on;
+- `_stream.py`   the `Stream` record of one exchange (the `Waiter` is in base `_multiplex.py`);
 - `httpcore.base._multiplex`  the stream slots (`StreamSlots`) and the connection's health
   (`ConnectionHealth`), plain state shared with HTTP/3;
 - `_reader.py`   the reader role (reading, filing events with streams);
@@ -45,7 +45,7 @@ from httpcore.base._exceptions import (
 from httpcore.base._http11 import origin_mismatch
 from httpcore.base._http11_simple import in_memory_body
 from httpcore.base._models import Origin, Request, Response
-from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots
+from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter
 from httpcore.base._trace import traced
 
 from ._headers import request_authority
@@ -53,7 +53,7 @@ from ._patches import CONFIG, RepeatDecoder, new_h2_connection
 from ._reader import FrameReader, logger
 from ._receive import ResponseReceiving
 from ._send import WINDOW_INCREMENT, RequestSending
-from ._stream import ENDED, RESET, Stream, Waiter
+from ._stream import ENDED, RESET, Stream
 from ._writer import FrameWriter
 
 _RepeatDecoder = RepeatDecoder  # its former name, for the tests

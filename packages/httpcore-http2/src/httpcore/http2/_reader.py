@@ -33,11 +33,11 @@ from httpcore.base._exceptions import (
     TimeoutException,
 )
 from httpcore.base._models import Request
-from httpcore.base._multiplex import ConnectionHealth, StreamSlots, renewed
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter, renewed
 from httpcore.base._trace import is_traced, traced
 
 from ._patches import H2Connection
-from ._stream import ENDED, RECEIVING, RESET, AnyNetworkStream, StateLock, Stream, Waiter
+from ._stream import ENDED, RECEIVING, RESET, AnyNetworkStream, StateLock, Stream
 from ._writer import FrameWriter
 
 logger = logging.getLogger("httpcore.http2")

@@ -1,5 +1,5 @@
-"""Stream bookkeeping: one request/response exchange on the connection, and the waiter a
-request blocks on.
+"""Stream bookkeeping: one request/response exchange on the connection (the `Waiter` a
+request blocks on is shared with HTTP/3, in `httpcore.base._multiplex`).
 
 Rules:
 - A `Stream` is changed only under the connection's state lock, never across a yield.
@@ -15,46 +15,16 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Any, ContextManager, Deque, Optional, Type, Union
+from typing import Any, ContextManager, Deque, Optional, Union
 
 from httpcore.base._backends import AsyncNetworkStream, NetworkStream
-from httpcore.base._exceptions import ConnectionNotAvailable, PoolTimeout
-from httpcore.base._multiplex import renewed
+from httpcore.base._exceptions import ConnectionNotAvailable
+from httpcore.base._multiplex import Waiter, renewed
 
 #: The connection's state lock (`SyncIO.state_lock()`: a threading.Lock; a no-op under async).
 StateLock = ContextManager[object]
 #: The connection's network stream, sync or async.
 AnyNetworkStream = Union[NetworkStream, AsyncNetworkStream]
-
-
-class Waiter:
-    """Something a request waits on with the WAIT operation (an event + the timeout error).
-
-    Used for a stream slot (`granted` tells if one was handed over) and for data from the
-    reader.
-    """
-
-    __slots__ = ("event", "granted", "timeout_error")
-
-    def __init__(self, event: Any, timeout_error: Type[Exception]) -> None:
-        self.event = event
-        self.timeout_error = timeout_error
-        self.granted = False
-
-    def set(self) -> None:
-        self.event.set()
-
-    def wait_sync(self, timeout: Optional[float]) -> None:
-        if not self.event.wait(timeout):
-            raise self.timeout_error()
-
-    async def wait_async(self, timeout: Optional[float]) -> None:
-        try:
-            await self.event.wait(timeout)
-        except PoolTimeout as exc:
-            if self.timeout_error is PoolTimeout:
-                raise
-            raise self.timeout_error(exc) from exc
 
 
 class Remote(enum.Enum):

@@ -42,7 +42,7 @@ from httpcore.base._exceptions import (
 )
 from httpcore.base._http11 import origin_mismatch
 from httpcore.base._models import ByteStream, Origin, Request, Response
-from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, renewed
+from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter, renewed
 from httpcore.base._trace import traced
 
 from ._exchange import StreamExchange
@@ -53,7 +53,7 @@ from ._quic import (
     request_headers,
 )
 from ._reader import QuicReader, logger
-from ._stream import Stream, Waiter
+from ._stream import Stream
 
 _H3_REQUEST_CANCELLED = 0x10C
 _H3_NO_ERROR = 0x100

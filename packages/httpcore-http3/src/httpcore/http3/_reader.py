@@ -37,11 +37,11 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     RemoteProtocolError,
 )
-from httpcore.base._multiplex import ConnectionHealth, StreamSlots, renewed
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter, renewed
 from httpcore.base._udp import MAX_DATAGRAM_SIZE
 
 from ._quic import GoawayWatcher, close_event, peer_stream_limit
-from ._stream import Reset, Stream, Waiter
+from ._stream import Reset, Stream
 
 logger = logging.getLogger("httpcore.http3")
 

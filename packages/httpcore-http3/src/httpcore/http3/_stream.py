@@ -10,39 +10,10 @@ Rules:
 from __future__ import annotations
 
 import collections
-from typing import Any, Deque, Optional, Type
+from typing import Any, Deque, Optional
 
-from httpcore.base._exceptions import ConnectionNotAvailable, PoolTimeout
-from httpcore.base._multiplex import renewed
-
-
-class Waiter:
-    """Something a request waits on with the WAIT operation (an event + the timeout error).
-
-    Used for a stream slot (`granted` tells if one was handed over) and for the reader.
-    """
-
-    __slots__ = ("event", "granted", "timeout_error")
-
-    def __init__(self, event: Any, timeout_error: Type[Exception]) -> None:
-        self.event = event
-        self.timeout_error = timeout_error
-        self.granted = False
-
-    def set(self) -> None:
-        self.event.set()
-
-    def wait_sync(self, timeout: Optional[float]) -> None:
-        if not self.event.wait(timeout):
-            raise self.timeout_error()
-
-    async def wait_async(self, timeout: Optional[float]) -> None:
-        try:
-            await self.event.wait(timeout)
-        except PoolTimeout as exc:
-            if self.timeout_error is PoolTimeout:
-                raise
-            raise self.timeout_error(exc) from exc
+from httpcore.base._exceptions import ConnectionNotAvailable
+from httpcore.base._multiplex import Waiter, renewed
 
 
 class Reset:
