@@ -15,34 +15,91 @@ from __future__ import annotations
 
 import threading
 import types
-from typing import Any, Callable, Dict, Generator, Iterator, Optional, Tuple, TypeVar, Union
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    ContextManager,
+    Dict,
+    Generator,
+    Generic,
+    Iterator,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+)
 
 from . import _async
+from ._backends import AsyncNetworkBackend, AsyncNetworkStream
+from ._models import Request, Response
+from ._ops import (
+    CALL,
+    CLOSE,
+    CONNECT_TCP,
+    CONNECT_UNIX,
+    HANDLE,
+    ITER,
+    LOCK,
+    NEXT,
+    READ,
+    SLEEP,
+    START_TLS,
+    TRACE,
+    UNLOCK,
+    WAIT,
+    WRITE,
+    AnyIterator,
+    AnyNetworkBackend,
+    AsyncClosable,
+    AsyncHandler,
+    BodyGen,
+    Gen,
+    IOLock,
+    Op,
+    Sent,
+    T,
+    TCPArgs,
+    TLSArgs,
+    TraceCallback,
+    UnixArgs,
+    Waitable,
+)
 
-T = TypeVar("T")
-
-Op = Tuple[Any, ...]
-#: A protocol generator: yields operations, is sent their results, returns a value.
-Gen = Generator[Op, Any, T]
-#: A body generator: like `Gen`, but may also yield chunks of body bytes.
-BodyGen = Generator[Union[Op, bytes], Any, None]
-
-# Opcodes. The target object is always the second item of the tuple.
-READ = "read"  # (READ, stream, max_bytes, timeout) -> bytes
-WRITE = "write"  # (WRITE, stream, data, timeout) -> None
-CLOSE = "close"  # (CLOSE, obj) -> None; obj.close() / await obj.aclose(), shielded
-START_TLS = "start_tls"  # (START_TLS, stream, kwargs) -> stream
-CONNECT_TCP = "connect_tcp"  # (CONNECT_TCP, backend, kwargs) -> stream
-CONNECT_UNIX = "connect_unix"  # (CONNECT_UNIX, backend, kwargs) -> stream
-SLEEP = "sleep"  # (SLEEP, backend, seconds) -> None
-HANDLE = "handle"  # (HANDLE, connection, request) -> Response
-ITER = "iter"  # (ITER, iterable) -> iterator / async iterator
-NEXT = "next"  # (NEXT, iterator) -> next item, or None when exhausted
-TRACE = "trace"  # (TRACE, callback, event_name, info) -> None
-WAIT = "wait"  # (WAIT, waiter, timeout) -> None; waiter.wait_sync / wait_async
-LOCK = "lock"  # (LOCK, lock) -> None
-UNLOCK = "unlock"  # (UNLOCK, lock) -> None
-CALL = "call"  # (CALL, sync_function, async_function, args) -> result
+__all__ = [  # the opcodes and types are defined in `_ops`; protocol code imports them here
+    "CALL",
+    "CLOSE",
+    "CONNECT_TCP",
+    "CONNECT_UNIX",
+    "HANDLE",
+    "ITER",
+    "LOCK",
+    "NEXT",
+    "READ",
+    "SLEEP",
+    "START_TLS",
+    "TRACE",
+    "UNLOCK",
+    "WAIT",
+    "WRITE",
+    "AsyncIO",
+    "AsyncOpStream",
+    "BodyGen",
+    "Event",
+    "Flavour",
+    "Gen",
+    "Op",
+    "OpStream",
+    "SyncIO",
+    "SyncOpStream",
+    "T",
+    "adrive",
+    "close_iterator",
+    "do",
+    "drive",
+]
 
 SYNC_TRACE_MSG = (
     "If you are using a synchronous interface, the callback of the `trace` extension should "
@@ -54,28 +111,33 @@ ASYNC_TRACE_MSG = (
 )
 
 
-def do(*op: Any) -> Gen[Any]:
-    """A generator performing the single operation `op` (for use with `yield from`)."""
+def do(*op: object) -> Gen[Sent]:
+    """A generator performing the single operation `op` (for use with `yield from`); its
+    result is untyped: prefer the typed helpers of `_ops` (`read`, `start_tls`, ...)."""
     return (yield op)
 
 
 # -- the synchronous implementations ------------------------------------------------------
 
 
-def _sync_trace(callback: Callable[..., Any], name: str, info: Dict[str, Any]) -> None:
+def _sync_trace(callback: TraceCallback, name: str, info: Dict[str, object]) -> None:
     result = callback(name, info)
     if isinstance(result, types.CoroutineType):  # what inspect.iscoroutine() tests
         result.close()
         raise TypeError(SYNC_TRACE_MSG)
 
 
-def _sync_call(function: Callable[..., Any], _async_function: Any, args: Tuple[Any, ...]) -> Any:
+def _sync_call(function: Callable[..., T], _async_function: object, args: Tuple[object, ...]) -> T:
     return function(*args)
 
 
-_SYNC_OPS: Dict[str, Callable[..., Any]] = {
-    READ: lambda stream, n, timeout: stream.read(n, timeout),
-    WRITE: lambda stream, data, timeout: stream.write(data, timeout),
+def _sync_next(iterator: Iterator[T]) -> Optional[T]:
+    return next(iterator, None)
+
+
+# Every operation but READ and WRITE (which `_advance` performs directly), by opcode; the
+# targets are those of the sync flavour.
+_SYNC_OPS: Dict[str, Callable[..., object]] = {
     CLOSE: lambda obj: obj.close(),
     START_TLS: lambda stream, kwargs: stream.start_tls(**kwargs),
     CONNECT_TCP: lambda backend, kwargs: backend.connect_tcp(**kwargs),
@@ -83,7 +145,7 @@ _SYNC_OPS: Dict[str, Callable[..., Any]] = {
     SLEEP: lambda backend, seconds: backend.sleep(seconds),
     HANDLE: lambda connection, request: connection.handle_request(request),
     ITER: iter,
-    NEXT: lambda iterator: next(iterator, None),
+    NEXT: _sync_next,
     TRACE: _sync_trace,
     WAIT: lambda waiter, timeout: waiter.wait_sync(timeout),
     LOCK: lambda lock: lock.acquire(),
@@ -92,18 +154,20 @@ _SYNC_OPS: Dict[str, Callable[..., Any]] = {
 }
 
 
-class _Finished:
+class _Finished(Generic[T]):
     """What `_advance`/`_aadvance` return when the generator has finished."""
 
     __slots__ = ("value",)
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: T) -> None:
         self.value = value
 
 
-def _advance(gen: Generator[Any, Any, Any]) -> Any:
+def _advance(gen: Generator[Union[Op, bytes], Sent, T]) -> Union[_Finished[T], bytes]:
     """Perform operations until `gen` yields body bytes (returned) or finishes (`_Finished`)."""
     ops = _SYNC_OPS
+    # An operation's target and arguments depend on its opcode: dispatched dynamically.
+    item: Any
     try:
         item = gen.send(None)
         while type(item) is not bytes:
@@ -122,15 +186,16 @@ def _advance(gen: Generator[Any, Any, Any]) -> Any:
                 item = gen.send(value)
     except StopIteration as stop:
         return _Finished(stop.value)
-    return item
+    chunk: bytes = item
+    return chunk
 
 
 def drive(gen: Gen[T]) -> T:
     """Run a protocol generator to completion with blocking I/O."""
     result = _advance(gen)
-    if type(result) is not _Finished:
+    if isinstance(result, bytes):
         raise RuntimeError("a protocol generator yielded body bytes")
-    return result.value  # type: ignore[no-any-return]
+    return result.value
 
 
 class OpStream:
@@ -147,11 +212,10 @@ class OpStream:
         """The whole body."""
         body = self._body
         chunks = []
-        item: Any
         try:
             item = body.send(None)
             while True:
-                if type(item) is bytes:
+                if isinstance(item, bytes):
                     chunks.append(item)
                     item = body.send(None)
                 else:
@@ -186,9 +250,9 @@ class SyncOpStream(OpStream):
 
     def __next__(self) -> bytes:
         result = _advance(self._body)
-        if type(result) is _Finished:
-            raise StopIteration
-        return result  # type: ignore[no-any-return]
+        if type(result) is bytes:
+            return result
+        raise StopIteration
 
     def close(self) -> None:
         if self._close is not None:
@@ -198,7 +262,7 @@ class SyncOpStream(OpStream):
 # -- the asynchronous implementations -----------------------------------------------------
 
 
-async def _async_trace(callback: Callable[..., Any], name: str, info: Dict[str, Any]) -> None:
+async def _async_trace(callback: TraceCallback, name: str, info: Dict[str, object]) -> None:
     import inspect  # here: importing it costs a sync-only user ~10 ms of cold start
 
     result = callback(name, info)
@@ -207,15 +271,7 @@ async def _async_trace(callback: Callable[..., Any], name: str, info: Dict[str, 
     await result
 
 
-async def _async_read(stream: Any, n: int, timeout: Optional[float]) -> bytes:
-    return await stream.read(n, timeout)  # type: ignore[no-any-return]
-
-
-async def _async_write(stream: Any, data: bytes, timeout: Optional[float]) -> None:
-    await stream.write(data, timeout)
-
-
-async def _async_close(obj: Any) -> None:
+async def _async_close(obj: Union[AsyncClosable, AsyncOpStream]) -> None:
     if type(obj) is AsyncOpStream:
         # Our own body streams shield the network closes they make; shielding them here
         # would cost a task per response under asyncio.
@@ -224,56 +280,58 @@ async def _async_close(obj: Any) -> None:
         await _async.shielded(obj.aclose)
 
 
-async def _async_start_tls(stream: Any, kwargs: Dict[str, Any]) -> Any:
+async def _async_start_tls(stream: AsyncNetworkStream, kwargs: TLSArgs) -> AsyncNetworkStream:
     return await stream.start_tls(**kwargs)
 
 
-async def _async_connect_tcp(backend: Any, kwargs: Dict[str, Any]) -> Any:
+async def _async_connect_tcp(backend: AsyncNetworkBackend, kwargs: TCPArgs) -> AsyncNetworkStream:
     return await backend.connect_tcp(**kwargs)
 
 
-async def _async_connect_unix(backend: Any, kwargs: Dict[str, Any]) -> Any:
+async def _async_connect_unix(backend: AsyncNetworkBackend, kwargs: UnixArgs) -> AsyncNetworkStream:
     return await backend.connect_unix_socket(**kwargs)
 
 
-async def _async_sleep(backend: Any, seconds: float) -> None:
+async def _async_sleep(backend: AsyncNetworkBackend, seconds: float) -> None:
     await backend.sleep(seconds)
 
 
-async def _async_handle(connection: Any, request: Any) -> Any:
+async def _async_handle(connection: AsyncHandler, request: Request) -> Response:
     return await connection.handle_async_request(request)
 
 
-async def _async_iter(iterable: Any) -> Any:
+async def _async_iter(iterable: AsyncIterable[T]) -> AsyncIterator[T]:
     return iterable.__aiter__()
 
 
-async def _async_next(iterator: Any) -> Any:
+async def _async_next(iterator: AsyncIterator[T]) -> Optional[T]:
     try:
         return await iterator.__anext__()
     except StopAsyncIteration:
         return None
 
 
-async def _async_wait(waiter: Any, timeout: Optional[float]) -> None:
+async def _async_wait(waiter: Waitable, timeout: Optional[float]) -> None:
     await waiter.wait_async(timeout)
 
 
-async def _async_lock(lock: Any) -> None:
+async def _async_lock(lock: _async.AsyncLock) -> None:
     await lock.acquire()
 
 
-async def _async_unlock(lock: Any) -> None:
+async def _async_unlock(lock: _async.AsyncLock) -> None:
     lock.release()
 
 
-async def _async_call(_function: Any, async_function: Any, args: Tuple[Any, ...]) -> Any:
+async def _async_call(
+    _function: object, async_function: Callable[..., Awaitable[T]], args: Tuple[object, ...]
+) -> T:
     return await async_function(*args)
 
 
-_ASYNC_OPS: Dict[str, Callable[..., Any]] = {
-    READ: _async_read,
-    WRITE: _async_write,
+# Every operation but READ and WRITE (which `_aadvance` awaits directly), by opcode; the
+# targets are those of the async flavour.
+_ASYNC_OPS: Dict[str, Callable[..., Awaitable[object]]] = {
     CLOSE: _async_close,
     START_TLS: _async_start_tls,
     CONNECT_TCP: _async_connect_tcp,
@@ -290,9 +348,10 @@ _ASYNC_OPS: Dict[str, Callable[..., Any]] = {
 }
 
 
-async def _aadvance(gen: Generator[Any, Any, Any]) -> Any:
+async def _aadvance(gen: Generator[Union[Op, bytes], Sent, T]) -> Union[_Finished[T], bytes]:
     """The async twin of `_advance`."""
     ops = _ASYNC_OPS
+    item: Any  # dispatched dynamically, as in `_advance`
     try:
         item = gen.send(None)
         while type(item) is not bytes:
@@ -310,15 +369,16 @@ async def _aadvance(gen: Generator[Any, Any, Any]) -> Any:
                 item = gen.send(value)
     except StopIteration as stop:
         return _Finished(stop.value)
-    return item
+    chunk: bytes = item
+    return chunk
 
 
 async def adrive(gen: Gen[T]) -> T:
     """Run a protocol generator to completion, awaiting each operation."""
     result = await _aadvance(gen)
-    if type(result) is not _Finished:
+    if isinstance(result, bytes):
         raise RuntimeError("a protocol generator yielded body bytes")
-    return result.value  # type: ignore[no-any-return]
+    return result.value
 
 
 class AsyncOpStream(OpStream):
@@ -331,9 +391,9 @@ class AsyncOpStream(OpStream):
 
     async def __anext__(self) -> bytes:
         result = await _aadvance(self._body)
-        if type(result) is _Finished:
-            raise StopAsyncIteration
-        return result  # type: ignore[no-any-return]
+        if type(result) is bytes:
+            return result
+        raise StopAsyncIteration
 
     async def aclose(self) -> None:
         if self._close is not None:
@@ -358,6 +418,43 @@ class _NullLock:
 _NULL_LOCK = _NullLock()
 
 
+#: The response body stream of a flavour (`Flavour.stream_class`).
+ResponseStream = Union[SyncOpStream, AsyncOpStream]
+
+
+class Event(Protocol):
+    """A one-shot event (`Flavour.new_event()`): `wait()` returns whether it was set (sync),
+    or is awaited and raises `PoolTimeout` (async)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: Optional[float]) -> object: ...
+
+
+class Flavour(Protocol):
+    """What protocol code asks of its flavour (`SyncIO` or `AsyncIO`, as the `_io` class
+    attribute): whether it is async, the response stream class, locks, events, the default
+    network backend."""
+
+    @property
+    def is_async(self) -> bool: ...
+
+    @property
+    def stream_class(self) -> Callable[[BodyGen, Callable[[], Gen[None]]], ResponseStream]: ...
+
+    def state_lock(self) -> ContextManager[object]:
+        """A lock for bookkeeping that never spans I/O."""
+
+    def io_lock(self) -> IOLock:
+        """A lock held across I/O, taken with the LOCK/UNLOCK operations."""
+
+    def new_event(self) -> Event: ...
+
+    def default_backend(self) -> AnyNetworkBackend: ...
+
+
 class SyncIO:
     """The synchronous flavour: threads, blocking calls."""
 
@@ -365,21 +462,21 @@ class SyncIO:
     stream_class = SyncOpStream
 
     @staticmethod
-    def state_lock() -> Any:
+    def state_lock() -> threading.Lock:
         """A lock for bookkeeping that never spans I/O."""
         return threading.Lock()
 
     @staticmethod
-    def io_lock() -> Any:
+    def io_lock() -> threading.Lock:
         """A lock held across I/O, taken with the LOCK/UNLOCK operations."""
         return threading.Lock()
 
     @staticmethod
-    def new_event() -> Any:
+    def new_event() -> threading.Event:
         return threading.Event()
 
     @staticmethod
-    def default_backend() -> Any:
+    def default_backend() -> AnyNetworkBackend:
         from ._sync_backend import SyncBackend
 
         return SyncBackend()
@@ -392,19 +489,19 @@ class AsyncIO:
     stream_class = AsyncOpStream
 
     @staticmethod
-    def state_lock() -> Any:
+    def state_lock() -> _NullLock:
         return _NULL_LOCK
 
     @staticmethod
-    def io_lock() -> Any:
+    def io_lock() -> _async.AsyncLock:
         return _async.AsyncLock()
 
     @staticmethod
-    def new_event() -> Any:
+    def new_event() -> _async.AsyncEvent:
         return _async.AsyncEvent()
 
     @staticmethod
-    def default_backend() -> Any:
+    def default_backend() -> AnyNetworkBackend:
         # Looked up at the point of use: the async backends ship in httpcore-async.
         try:
             from httpcore.aio._auto import AutoBackend
@@ -416,16 +513,13 @@ class AsyncIO:
         return AutoBackend()
 
 
-Flavour = Union["type[SyncIO]", "type[AsyncIO]"]
-
-
 class _IteratorCloser:
     """`close()`/`aclose()` of a request body's iterator, for the CLOSE operation; iterators
     without them (e.g. over a list) need nothing."""
 
     __slots__ = ("_iterator",)
 
-    def __init__(self, iterator: Any) -> None:
+    def __init__(self, iterator: AnyIterator[object]) -> None:
         self._iterator = iterator
 
     def close(self) -> None:
@@ -441,7 +535,7 @@ class _IteratorCloser:
             self.close()
 
 
-def close_iterator(iterator: Any) -> Gen[None]:
+def close_iterator(iterator: AnyIterator[object]) -> Gen[None]:
     """Close a request body's iterator that a request left part-way (failed, cancelled, or the
     server stopped reading), so that a generator's cleanup runs now and not in the garbage
     collector (where trio warns of an async generator collected before it was exhausted)."""
