@@ -5,25 +5,31 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Protocol
 
 from . import _http3
-from ._drive import (
-    CLOSE,
-    CONNECT_TCP,
-    CONNECT_UNIX,
-    LOCK,
-    SLEEP,
-    START_TLS,
-    UNLOCK,
-    Gen,
-    do,
-)
+from ._altsvc import AltSvcCache
+from ._backends import SOCKET_OPTION
+from ._drive import Flavour, Gen
 from ._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
 from ._http3 import http3_connection_class
 from ._http11 import HTTP11Connection, origin_mismatch
-from ._interfaces import ConnectionInterface, SyncShell, delegate, lost_unanswered
+from ._interfaces import AnyConnection, ConnectionInterface, SyncShell, delegate, lost_unanswered
 from ._models import Origin, Request, Response
+from ._ops import (
+    AnyNetworkBackend,
+    AnyNetworkStream,
+    TCPArgs,
+    TLSArgs,
+    UnixArgs,
+    close,
+    connect_tcp,
+    connect_unix,
+    lock,
+    sleep,
+    start_tls,
+    unlock,
+)
 from ._ssl import default_ssl_context
 from ._trace import traced
 
@@ -43,14 +49,17 @@ SOCKS_MISSING = (
 )
 
 
-def socks_connection_class(is_async: bool) -> Any:
+def socks_connection_class(is_async: bool) -> Callable[..., AnyConnection]:
     """The SOCKS connection class of httpcore-socks, looked up at the point of use."""
     try:
         import httpcore.socks as socks
 
-        return getattr(socks, "AsyncSocks5Connection" if is_async else "Socks5Connection")
+        cls: Callable[..., AnyConnection] = getattr(
+            socks, "AsyncSocks5Connection" if is_async else "Socks5Connection"
+        )
     except (ImportError, AttributeError):
         raise RuntimeError(SOCKS_MISSING) from None
+    return cls
 
 
 def exponential_backoff(factor: float) -> Iterator[float]:
@@ -70,23 +79,42 @@ def shared_default_context(http2: bool) -> ssl.SSLContext:
     return context
 
 
-def http2_connection_class(is_async: bool) -> Any:
+def http2_connection_class(is_async: bool) -> Callable[..., AnyConnection]:
     """The HTTP/2 class of httpcore-http2, looked up when a connection negotiates h2."""
     try:
         import httpcore.http2 as http2
 
-        return getattr(http2, "AsyncHTTP2Connection" if is_async else "HTTP2Connection")
+        cls: Callable[..., AnyConnection] = getattr(
+            http2, "AsyncHTTP2Connection" if is_async else "HTTP2Connection"
+        )
     except (ImportError, AttributeError):
         raise RuntimeError(HTTP2_MISSING) from None
+    return cls
+
+
+class ProtocolChoice(Protocol):
+    """What `start_tls_and_pick_protocol` reads of the connection it connects for (a direct,
+    tunnelled or SOCKS connection)."""
+
+    @property
+    def _http1(self) -> bool: ...
+    @property
+    def _http2(self) -> bool: ...
+    @property
+    def _keepalive_expiry(self) -> Optional[float]: ...
+    @property
+    def _io(self) -> Flavour: ...
+    @property
+    def _http11_class(self) -> Callable[..., AnyConnection]: ...
 
 
 def tls_kwargs(
-    owner: Any,
+    owner: ProtocolChoice,
     origin: Origin,
     ssl_context: Optional[ssl.SSLContext],
     server_hostname: str,
     timeout: Optional[float],
-) -> Optional[Dict[str, Any]]:
+) -> Optional[TLSArgs]:
     """The `start_tls` arguments for `origin`, or None when it is not TLS (http/ws)."""
     if origin.scheme not in (b"https", b"wss"):
         return None
@@ -98,15 +126,15 @@ def tls_kwargs(
 
 
 def start_tls_and_pick_protocol(
-    owner: Any,
-    stream: Any,
+    owner: ProtocolChoice,
+    stream: AnyNetworkStream,
     request: Request,
     origin: Origin,
     ssl_context: Optional[ssl.SSLContext],
     server_hostname: str,
     timeout: Optional[float],
     trace_logger: logging.Logger,
-) -> Gen[Any]:
+) -> Gen[AnyConnection]:
     """TLS with ALPN (for https/wss origins), then the inner connection object.
 
     Shared by direct, tunnelled and SOCKS connections. `owner` supplies `_http1`, `_http2`,
@@ -116,11 +144,11 @@ def start_tls_and_pick_protocol(
     if kwargs is not None:
         try:
             stream = yield from traced(
-                trace_logger, "start_tls", request, kwargs, do(START_TLS, stream, kwargs)
+                trace_logger, "start_tls", request, kwargs, start_tls(stream, kwargs)
             )
         except BaseException:
             # Backends close the stream when the handshake fails, but not when it is cancelled.
-            yield (CLOSE, stream)
+            yield from close(stream)
             raise
     ssl_object = stream.get_extra_info("ssl_object")
     http2_negotiated = ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
@@ -138,7 +166,7 @@ class LazyConnectionState:
     connection answers. Shared by direct and SOCKS connections.
     """
 
-    _connection: Any
+    _connection: Optional[AnyConnection]
     _connect_failed: bool
     _remote_origin: Origin
     _http1: bool
@@ -199,8 +227,8 @@ class LazyConnectionState:
 class HTTPConnectionCore(LazyConnectionState):
     """A connection to one origin that connects on its first request."""
 
-    _io: Any
-    _http11_class: Any
+    _io: Flavour
+    _http11_class: Callable[..., AnyConnection]
 
     def __init__(
         self,
@@ -212,10 +240,10 @@ class HTTPConnectionCore(LazyConnectionState):
         retries: int = 0,
         local_address: Optional[str] = None,
         uds: Optional[str] = None,
-        network_backend: Any = None,
-        socket_options: Optional[Iterable[Any]] = None,
+        network_backend: Optional[AnyNetworkBackend] = None,
+        socket_options: Optional[Iterable[SOCKET_OPTION]] = None,
         http3: bool = False,
-        alt_svc: Any = None,
+        alt_svc: Optional[AltSvcCache] = None,
     ) -> None:
         self._remote_origin = origin
         self._ssl_context = ssl_context
@@ -229,7 +257,7 @@ class HTTPConnectionCore(LazyConnectionState):
             self._io.default_backend() if network_backend is None else network_backend
         )
         self._socket_options = socket_options
-        self._connection: Any = None
+        self._connection: Optional[AnyConnection] = None
         self._connect_failed = False
         self._connecting = False
         self._connect_lock = self._io.io_lock()
@@ -256,7 +284,7 @@ class HTTPConnectionCore(LazyConnectionState):
         connection = self._connection
         if connection is None:
             try:
-                yield (LOCK, self._connect_lock)
+                yield from lock(self._connect_lock)
             except BaseException:
                 # Cancelled while waiting for the lock. If another request is connecting (a
                 # pending HTTP/2 connection is shared), it settles the outcome; otherwise nobody
@@ -277,18 +305,18 @@ class HTTPConnectionCore(LazyConnectionState):
                 raise
             finally:
                 self._connecting = False
-                yield (UNLOCK, self._connect_lock)
+                yield from unlock(self._connect_lock)
             connection = self._connection
         response: Response = yield from delegate(connection, request)
         if self._alt_svc is not None:
             _http3.learn(self, response)
         return response
 
-    def _connect(self, request: Request) -> Gen[Any]:
+    def _connect(self, request: Request) -> Gen[AnyConnection]:
         """Connect, TLS, pick the protocol: the inner connection. A failed TCP connect or TLS
         handshake is retried from the TCP connect, up to `retries` times (API.md §3.6)."""
         if self._http3:
-            connection = yield from _http3.connect(self, request)
+            connection: Optional[AnyConnection] = yield from _http3.connect(self, request)
             if connection is not None:
                 return connection
         timeout = request.extensions.get("timeout", {}).get("connect", None)
@@ -298,27 +326,28 @@ class HTTPConnectionCore(LazyConnectionState):
         origin = self._remote_origin
         server_hostname = request.extensions.get("sni_hostname") or origin.host.decode("ascii")
         while True:
-            kwargs: Dict[str, Any]
+            # The arguments of the step, also the info of its trace events.
+            kwargs: Mapping[str, object]
             if self._uds is None:
-                step, opcode = "connect_tcp", CONNECT_TCP
-                kwargs = {
+                step = "connect_tcp"
+                tcp_kwargs: TCPArgs = {
                     "host": origin.host.decode("ascii"),
                     "port": origin.port,
                     "local_address": self._local_address,
                     "timeout": timeout,
                     "socket_options": self._socket_options,
                 }
+                kwargs, connecting = tcp_kwargs, connect_tcp(backend, tcp_kwargs)
             else:
-                step, opcode = "connect_unix_socket", CONNECT_UNIX
-                kwargs = {
+                step = "connect_unix_socket"
+                unix_kwargs: UnixArgs = {
                     "path": self._uds,
                     "timeout": timeout,
                     "socket_options": self._socket_options,
                 }
+                kwargs, connecting = unix_kwargs, connect_unix(backend, unix_kwargs)
             try:
-                stream = yield from traced(
-                    logger, step, request, kwargs, do(opcode, backend, kwargs)
-                )
+                stream = yield from traced(logger, step, request, kwargs, connecting)
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
                     raise
@@ -343,11 +372,11 @@ class HTTPConnectionCore(LazyConnectionState):
                 kwargs = tls_kwargs(self, origin, self._ssl_context, server_hostname, timeout) or {}
             retries_left -= 1
             delay = next(delays)
-            yield from traced(logger, "retry", request, kwargs, do(SLEEP, backend, delay))
+            yield from traced(logger, "retry", request, kwargs, sleep(backend, delay))
 
     def _close(self) -> Gen[None]:
         if self._connection is not None:
-            yield from traced(logger, "close", None, {}, do(CLOSE, self._connection))
+            yield from traced(logger, "close", None, {}, close(self._connection))
 
 
 class HTTPConnection(SyncShell, HTTPConnectionCore, ConnectionInterface):

@@ -26,6 +26,7 @@ from typing import (
     Generator,
     Generic,
     Iterator,
+    Mapping,
     Optional,
     Protocol,
     Tuple,
@@ -120,7 +121,7 @@ def do(*op: object) -> Gen[Sent]:
 # -- the synchronous implementations ------------------------------------------------------
 
 
-def _sync_trace(callback: TraceCallback, name: str, info: Dict[str, object]) -> None:
+def _sync_trace(callback: TraceCallback, name: str, info: Mapping[str, object]) -> None:
     result = callback(name, info)
     if isinstance(result, types.CoroutineType):  # what inspect.iscoroutine() tests
         result.close()
@@ -262,7 +263,7 @@ class SyncOpStream(OpStream):
 # -- the asynchronous implementations -----------------------------------------------------
 
 
-async def _async_trace(callback: TraceCallback, name: str, info: Dict[str, object]) -> None:
+async def _async_trace(callback: TraceCallback, name: str, info: Mapping[str, object]) -> None:
     import inspect  # here: importing it costs a sync-only user ~10 ms of cold start
 
     result = callback(name, info)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator, Dict, Iterator, Optional, Union
+from typing import Any, AsyncIterator, Dict, Iterator, Optional, Protocol, TypeVar, Union
 
-from ._drive import CALL, HANDLE, AsyncIO, Gen, OpStream, SyncIO, adrive, drive
+from ._drive import AsyncIO, Flavour, Gen, OpStream, SyncIO, adrive, drive
 from ._models import (
     URL,
+    Content,
+    HeaderTypes,
     Origin,
     Request,
     Response,
@@ -16,27 +18,41 @@ from ._models import (
     enforce_url,
     include_request_headers,
 )
+from ._ops import AsyncClosable, SyncClosable, call, handle
 
-HeaderTypes = Any
 Extensions = Optional[dict]  # type: ignore[type-arg]
+
+S = TypeVar("S")
+
+
+class ProtocolCore(Protocol):
+    """What `SyncShell`/`AsyncShell` drive: a core's request and close generators."""
+
+    def _handle(self, request: Request) -> Gen[Response]: ...
+
+    def _close(self) -> Gen[None]: ...
 
 
 def build_request(
     method: Union[bytes, str],
     url: Union[URL, bytes, str],
     headers: HeaderTypes,
-    content: Any,
+    content: Content,
     extensions: Extensions,
 ) -> Request:
     """Coerce the helper arguments and add Host / Content-Length as `request()` does."""
     method = enforce_bytes(method, name="method")
     url = enforce_url(url, name="url")
-    headers = enforce_headers(headers, name="headers")
-    headers = include_request_headers(headers, url=url, content=content)
-    return Request(method=method, url=url, headers=headers, content=content, extensions=extensions)
+    header_list = enforce_headers(headers, name="headers")
+    header_list = include_request_headers(header_list, url=url, content=content)
+    return Request(
+        method=method, url=url, headers=header_list, content=content, extensions=extensions
+    )
 
 
-def _request_and_read(owner: Any, request: Request) -> Gen[Response]:
+def _request_and_read(
+    owner: Union[RequestInterface, AsyncRequestInterface], request: Request
+) -> Gen[Response]:
     response: Response = yield from delegate(owner, request)
     stream = response.stream
     if isinstance(stream, OpStream):
@@ -48,9 +64,9 @@ def _request_and_read(owner: Any, request: Request) -> Gen[Response]:
             yield from stream.closing()
         return response
     try:
-        yield (CALL, Response.read, Response.aread, (response,))
+        yield from call(Response.read, Response.aread, (response,))
     finally:
-        yield (CALL, Response.close, Response.aclose, (response,))
+        yield from call(Response.close, Response.aclose, (response,))
     return response
 
 
@@ -91,7 +107,7 @@ class RequestInterface:
         url: Union[URL, bytes, str],
         *,
         headers: HeaderTypes = None,
-        content: Any = None,
+        content: Content = None,
         extensions: Extensions = None,
     ) -> Response:
         """Send a request and read the whole response body (available as `.content`)."""
@@ -105,7 +121,7 @@ class RequestInterface:
         url: Union[URL, bytes, str],
         *,
         headers: HeaderTypes = None,
-        content: Any = None,
+        content: Content = None,
         extensions: Extensions = None,
     ) -> Iterator[Response]:
         """Send a request and yield the response unread; it is closed on exit."""
@@ -134,7 +150,7 @@ class AsyncRequestInterface:
         url: Union[URL, bytes, str],
         *,
         headers: HeaderTypes = None,
-        content: Any = None,
+        content: Content = None,
         extensions: Extensions = None,
     ) -> Response:
         """Send a request and read the whole response body (available as `.content`)."""
@@ -148,7 +164,7 @@ class AsyncRequestInterface:
         url: Union[URL, bytes, str],
         *,
         headers: HeaderTypes = None,
-        content: Any = None,
+        content: Content = None,
         extensions: Extensions = None,
     ) -> AsyncIterator[Response]:
         """Send a request and yield the response unread; it is closed on exit."""
@@ -176,45 +192,47 @@ class AsyncConnectionInterface(AsyncRequestInterface, ConnectionState):
     """The async twin of `ConnectionInterface`."""
 
 
+#: A connection of either flavour.
+AnyConnection = Union[ConnectionInterface, AsyncConnectionInterface]
+
+
 class SyncShell:
     """Sync methods of a class whose core provides `_handle(request)` and `_close()`."""
 
-    _io = SyncIO
+    _io: Flavour = SyncIO
 
-    def handle_request(self, request: Request) -> Response:
+    def handle_request(self: ProtocolCore, request: Request) -> Response:
         """Send `request` and return the response with its body unread."""
-        response: Response = drive(self._handle(request))  # type: ignore[attr-defined]
-        return response
+        return drive(self._handle(request))
 
-    def close(self) -> None:
+    def close(self: ProtocolCore) -> None:
         """Close, releasing the network resources."""
-        drive(self._close())  # type: ignore[attr-defined]
+        drive(self._close())
 
-    def __enter__(self) -> Any:
+    def __enter__(self: S) -> S:
         return self
 
-    def __exit__(self, *args: object) -> None:
+    def __exit__(self: SyncClosable, *args: object) -> None:
         self.close()
 
 
 class AsyncShell:
     """Async methods of a class whose core provides `_handle(request)` and `_close()`."""
 
-    _io = AsyncIO
+    _io: Flavour = AsyncIO
 
-    async def handle_async_request(self, request: Request) -> Response:
+    async def handle_async_request(self: ProtocolCore, request: Request) -> Response:
         """Send `request` and return the response with its body unread."""
-        response: Response = await adrive(self._handle(request))  # type: ignore[attr-defined]
-        return response
+        return await adrive(self._handle(request))
 
-    async def aclose(self) -> None:
+    async def aclose(self: ProtocolCore) -> None:
         """Close, releasing the network resources."""
-        await adrive(self._close())  # type: ignore[attr-defined]
+        await adrive(self._close())
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self: S) -> S:
         return self
 
-    async def __aexit__(self, *args: object) -> None:
+    async def __aexit__(self: AsyncClosable, *args: object) -> None:
         await self.aclose()
 
 
@@ -233,7 +251,8 @@ def delegate(connection: Any, request: Request) -> Gen[Response]:
     """Hand `request` to `connection`, as the HANDLE operation would.
 
     A connection of this library (whose `handle_request` is not overridden) runs inline, in
-    the caller's generator, instead of through a nested driver.
+    the caller's generator, instead of through a nested driver. (`connection` is typed `Any`:
+    which of its methods is called is decided from its class, at run time.)
     """
     cls = type(connection)
     inline = _INLINE.get(cls)
@@ -242,11 +261,11 @@ def delegate(connection: Any, request: Request) -> Gen[Response]:
     if inline:
         response: Response = yield from connection._handle(request)
     else:
-        response = yield (HANDLE, connection, request)
+        response = yield from handle(connection, request)
     return response
 
 
-def lost_unanswered(connection: Any) -> bool:
+def lost_unanswered(connection: object) -> bool:
     """Whether `connection` lost its last request unanswered on reuse (API.md §3.7).
 
     Wrapping connections (direct, proxied, SOCKS) ask the connection they wrap; a connection

@@ -23,10 +23,10 @@ from typing import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Dict,
     Generator,
     Iterable,
     Iterator,
+    Mapping,
     Optional,
     Protocol,
     Tuple,
@@ -148,7 +148,7 @@ class IOLock(Protocol):
 
 
 #: The `trace` extension's callback: `(event_name, info)`, awaited under async.
-TraceCallback = Callable[[str, Dict[str, object]], object]
+TraceCallback = Callable[[str, Mapping[str, object]], object]
 
 #: A request body of either flavour, and its iterator.
 AnyIterable = Union[Iterable[T], AsyncIterable[T]]
@@ -214,7 +214,7 @@ def next_item(iterator: AnyIterator[T]) -> Gen[Optional[T]]:
     return item
 
 
-def trace(callback: TraceCallback, name: str, info: Dict[str, object]) -> Gen[None]:
+def trace(callback: TraceCallback, name: str, info: Mapping[str, object]) -> Gen[None]:
     """Call the trace callback (awaited under async; the wrong kind raises TypeError)."""
     yield (TRACE, callback, name, info)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-from typing import Any, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 from ._altsvc import AltSvcCache
+from ._backends import SOCKET_OPTION
 from ._connection import HTTPConnection, socks_connection_class
-from ._drive import CLOSE, ITER, NEXT, WAIT, BodyGen, Gen, OpStream
+from ._drive import CLOSE, BodyGen, Flavour, Gen, OpStream
 from ._exceptions import (
     ConnectionNotAvailable,
     ReadError,
@@ -22,8 +23,9 @@ from ._exceptions import (
 )
 from ._http3 import http3_connection_class
 from ._http11_simple import in_memory_body
-from ._interfaces import RequestInterface, SyncShell, delegate, lost_unanswered
-from ._models import Origin, Proxy, Request, Response
+from ._interfaces import AnyConnection, RequestInterface, SyncShell, delegate, lost_unanswered
+from ._models import Origin, Proxy, Request, Response, Stream
+from ._ops import AnyNetworkBackend, close, iterate, next_item, wait
 from ._pool_state import PoolRequest, PoolState
 from ._proxy import ForwardHTTPConnection, ProxyPoolCore, TunnelHTTPConnection
 from ._trace import traced
@@ -70,10 +72,11 @@ def check_url(request: Request, uds: Optional[str]) -> None:
 class PoolCore:
     """Everything of a connection pool except the flavour of I/O."""
 
-    _io: Any
-    _connection_class: Any
-    _forward_class: Any
-    _tunnel_class: Any
+    _io: Flavour
+    # The classes of its connections: direct, forwarding through a proxy, tunnelled.
+    _connection_class: Callable[..., AnyConnection]
+    _forward_class: Callable[..., AnyConnection]
+    _tunnel_class: Callable[..., AnyConnection]
 
     def __init__(
         self,
@@ -87,8 +90,8 @@ class PoolCore:
         retries: int = 0,
         local_address: Optional[str] = None,
         uds: Optional[str] = None,
-        network_backend: Any = None,
-        socket_options: Optional[Iterable[Any]] = None,
+        network_backend: Optional[AnyNetworkBackend] = None,
+        socket_options: Optional[Iterable[SOCKET_OPTION]] = None,
         http3: bool = False,
     ) -> None:
         self._ssl_context = ssl_context
@@ -109,7 +112,7 @@ class PoolCore:
         if http3:
             http3_connection_class(self._io.is_async)  # fail early if not installed
         # `create_connection` is looked up on each call: subclasses override it.
-        self._state = PoolState(
+        self._state: PoolState[AnyConnection] = PoolState(
             lambda origin: self.create_connection(origin),
             max_connections,
             max_keepalive_connections,
@@ -119,7 +122,7 @@ class PoolCore:
 
     # -- creating connections ------------------------------------------------------------------
 
-    def create_connection(self, origin: Origin) -> Any:
+    def create_connection(self, origin: Origin) -> AnyConnection:
         """Make a connection for `origin` (override to customise)."""
         if self._proxy is not None:
             return self._create_proxied_connection(origin, self._proxy)
@@ -138,7 +141,7 @@ class PoolCore:
             **extra,
         )
 
-    def _create_proxied_connection(self, origin: Origin, proxy: Proxy) -> Any:
+    def _create_proxied_connection(self, origin: Origin, proxy: Proxy) -> AnyConnection:
         proxy_scheme = proxy.url.scheme
         if proxy_scheme in (b"socks5", b"socks5h", b"socks4", b"socks4a"):
             return socks_connection_class(self._io.is_async)(
@@ -184,13 +187,13 @@ class PoolCore:
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def _close_connections(self, connections: List[Any]) -> Gen[None]:
+    def _close_connections(self, connections: List[AnyConnection]) -> Gen[None]:
         # Close every one even if a close is interrupted (e.g. re-cancelled): these
         # connections are already out of the pool, nobody else would close them.
         error: Optional[BaseException] = None
         for connection in connections:
             try:
-                yield (CLOSE, connection)
+                yield from close(connection)
             except BaseException as exc:
                 error = error or exc
         if error is not None:
@@ -199,7 +202,7 @@ class PoolCore:
     def _handle(self, request: Request) -> Gen[Response]:
         check_url(request, self._uds)
         pool_timeout = request.extensions.get("timeout", {}).get("pool", None)
-        pool_request = PoolRequest(request)
+        pool_request: PoolRequest[AnyConnection] = PoolRequest(request)
         state = self._state
         with self._lock:
             closing = state.add(pool_request)
@@ -211,7 +214,7 @@ class PoolCore:
                 yield from self._close_connections(closing)
             while True:
                 if pool_request.connection is None:
-                    yield (WAIT, pool_request, pool_timeout)
+                    yield from wait(pool_request, pool_timeout)
                 with self._lock:
                     state.start(pool_request)
                 try:
@@ -252,7 +255,7 @@ class PoolCore:
             response.extensions,
         )
 
-    def _requeue(self, pool_request: PoolRequest) -> Gen[None]:
+    def _requeue(self, pool_request: PoolRequest[AnyConnection]) -> Gen[None]:
         """Send a request whose connection could not serve it back to the head of the queue."""
         with self._lock:
             closing = self._state.requeue(pool_request)
@@ -260,15 +263,15 @@ class PoolCore:
                 pool_request.event = self._io.new_event()
         yield from self._close_connections(closing)
 
-    def _pool_body(self, pool_request: PoolRequest, inner: Any) -> BodyGen:
+    def _pool_body(self, pool_request: PoolRequest[AnyConnection], inner: Stream) -> BodyGen:
         try:
             if isinstance(inner, OpStream):
                 # Our own body stream: run its generator here, not through a second driver.
                 yield from inner._body
                 return
-            iterator = yield (ITER, inner)
+            iterator = yield from iterate(inner)
             while True:
-                chunk = yield (NEXT, iterator)
+                chunk = yield from next_item(iterator)
                 if chunk is None:
                     return
                 yield chunk
@@ -278,7 +281,9 @@ class PoolCore:
             yield from self._response_closed(pool_request, inner)
             raise
 
-    def _response_closed(self, pool_request: PoolRequest, inner: Any) -> Gen[None]:
+    def _response_closed(
+        self, pool_request: PoolRequest[AnyConnection], inner: Stream
+    ) -> Gen[None]:
         try:
             if isinstance(inner, OpStream):
                 yield from inner.closing()  # as CLOSE would, without a second driver
@@ -297,7 +302,7 @@ class PoolCore:
     # -- introspection ---------------------------------------------------------------------------
 
     @property
-    def connections(self) -> List[Any]:
+    def connections(self) -> List[AnyConnection]:
         """A copy of the pool's connections, oldest first."""
         return list(self._state.connections)
 

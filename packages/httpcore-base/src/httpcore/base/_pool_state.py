@@ -30,10 +30,25 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    Deque,
+    Dict,
+    Generic,
+    List,
+    Optional,
+    Protocol,
+    Tuple,
+    TypeVar,
+)
 
+from ._async import AsyncEvent
 from ._exceptions import PoolTimeout
 from ._models import Origin, Request
+
+if TYPE_CHECKING:
+    from ._drive import Event
 
 
 class PooledConnection(Protocol):
@@ -46,31 +61,39 @@ class PooledConnection(Protocol):
     def is_closed(self) -> bool: ...
 
 
-class PoolRequest:
+C = TypeVar("C", bound=PooledConnection)
+
+
+class PoolRequest(Generic[C]):
     """A request in the pool: waiting for a connection, or using one."""
 
     __slots__ = ("connection", "event", "fresh", "request", "started")
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.connection: Any = None
-        self.event: Any = None
+        self.connection: Optional[C] = None
+        # Set when a connection is assigned; only a request that has to wait needs one.
+        self.event: Optional[Event] = None
         # `fresh`: the connection was created for this request and it has not used it yet.
         self.fresh = False
         self.started = False
 
-    def assign(self, connection: Any, fresh: bool) -> None:
+    def assign(self, connection: C, fresh: bool) -> None:
         self.connection = connection
         self.fresh = fresh
         if self.event is not None:
             self.event.set()
 
     def wait_sync(self, timeout: Optional[float]) -> None:
-        if not self.event.wait(timeout):
+        event = self.event
+        assert event is not None  # the pool waits only with an event
+        if not event.wait(timeout):
             raise PoolTimeout()
 
     async def wait_async(self, timeout: Optional[float]) -> None:
-        await self.event.wait(timeout)
+        event = self.event
+        assert isinstance(event, AsyncEvent)  # the async flavour's event
+        await event.wait(timeout)
 
 
 def timed_out(connection: PooledConnection, now: float) -> bool:
@@ -79,12 +102,12 @@ def timed_out(connection: PooledConnection, now: float) -> bool:
     return bool(check(now)) if check is not None else bool(connection.has_expired())
 
 
-class PoolState:
+class PoolState(Generic[C]):
     """The connections and requests of one pool, and the rules above."""
 
     def __init__(
         self,
-        create_connection: Callable[[Origin], PooledConnection],
+        create_connection: Callable[[Origin], C],
         max_connections: Optional[int],
         max_keepalive_connections: Optional[int],
         keepalive_expiry: Optional[float],
@@ -96,24 +119,24 @@ class PoolState:
             sys.maxsize if max_keepalive_connections is None else max_keepalive_connections,
         )
         self.keepalive_expiry = keepalive_expiry
-        self.connections: List[PooledConnection] = []
-        self.requests: Dict[PoolRequest, None] = {}  # every request in the pool, in order
-        self.queue: Deque[PoolRequest] = deque()  # those waiting for a connection
+        self.connections: List[C] = []
+        self.requests: Dict[PoolRequest[C], None] = {}  # every request in the pool, in order
+        self.queue: Deque[PoolRequest[C]] = deque()  # those waiting for a connection
         self.reserved: Dict[int, int] = {}  # id(connection) -> requests promised it, not started
         self.using: Dict[int, int] = {}  # id(connection) -> requests that started on it
         # origin -> connections that went idle, most recent last
-        self.idle_hints: Dict[Origin, List[PooledConnection]] = {}
+        self.idle_hints: Dict[Origin, List[C]] = {}
         self.next_sweep = 0.0
 
     # -- a request's life ----------------------------------------------------------------------
 
-    def add(self, pool_request: PoolRequest) -> List[PooledConnection]:
+    def add(self, pool_request: PoolRequest[C]) -> List[C]:
         """A new request: queue it and assign what can be; return the connections to close."""
         self.requests[pool_request] = None
         self.queue.append(pool_request)
         return self.assign_requests_to_connections()
 
-    def start(self, pool_request: PoolRequest) -> None:
+    def start(self, pool_request: PoolRequest[C]) -> None:
         """The request starts using the connection it was assigned."""
         self._unreserve(pool_request)
         pool_request.started = True
@@ -121,9 +144,10 @@ class PoolState:
         key = id(pool_request.connection)
         self.using[key] = self.using.get(key, 0) + 1
 
-    def requeue(self, pool_request: PoolRequest) -> List[PooledConnection]:
+    def requeue(self, pool_request: PoolRequest[C]) -> List[C]:
         """The request's connection could not serve it: back to the head of the queue."""
         connection = pool_request.connection
+        assert connection is not None  # only a request that was using one is requeued
         self._stop_using(pool_request)
         if connection.is_closed() and connection in self.connections:
             # E.g. an HTTP/2 connection shut down by GOAWAY, or one the server closed.
@@ -132,11 +156,11 @@ class PoolState:
         self.queue.appendleft(pool_request)
         return self.assign_requests_to_connections()
 
-    def release(self, pool_request: PoolRequest) -> List[PooledConnection]:
+    def release(self, pool_request: PoolRequest[C]) -> List[C]:
         """Take a finished or failed request out of the pool; return connections to close."""
         self.requests.pop(pool_request, None)
         connection = pool_request.connection
-        closing: List[PooledConnection] = []
+        closing: List[C] = []
         if connection is None:
             if pool_request in self.queue:
                 self.queue.remove(pool_request)
@@ -164,7 +188,7 @@ class PoolState:
         closing += self.assign_requests_to_connections()
         return closing
 
-    def close_all(self) -> List[PooledConnection]:
+    def close_all(self) -> List[C]:
         """Forget every connection (the pool is closing); return them to close."""
         closing, self.connections = self.connections, []
         self.idle_hints.clear()
@@ -175,16 +199,16 @@ class PoolState:
     # Kept cheap on the hot path: an arriving request scans the connections with two cheap calls
     # each and stops at the first fit; a closing response looks only at its own connection.
 
-    def assign_requests_to_connections(self) -> List[PooledConnection]:
+    def assign_requests_to_connections(self) -> List[C]:
         """Hand connections to queued requests; return the connections to close."""
-        closing: List[PooledConnection] = []
+        closing: List[C] = []
         now = time.monotonic()
         if self.keepalive_expiry is not None and now >= self.next_sweep:
             self._sweep(now, closing)
             self.next_sweep = now + min(self.keepalive_expiry / 2, 1.0)
         if self.queue:
             swept = False
-            waiting: Deque[PoolRequest] = deque()
+            waiting: Deque[PoolRequest[C]] = deque()
             for pool_request in self.queue:
                 origin = pool_request.request.url.origin
                 connection = self._find_available(origin, closing)
@@ -212,9 +236,7 @@ class PoolState:
                 closing.append(extra)
         return closing
 
-    def _find_available(
-        self, origin: Origin, closing: List[PooledConnection]
-    ) -> Optional[PooledConnection]:
+    def _find_available(self, origin: Origin, closing: List[C]) -> Optional[C]:
         # First the connections that went idle for this origin, most recent first.
         hints = self.idle_hints.get(origin)
         while hints:
@@ -243,13 +265,13 @@ class PoolState:
             return connection
         return None
 
-    def _unreserved_idle(self) -> Optional[PooledConnection]:
+    def _unreserved_idle(self) -> Optional[C]:
         for connection in self.connections:
             if connection.is_idle() and id(connection) not in self.reserved:
                 return connection
         return None
 
-    def _sweep(self, now: float, closing: List[PooledConnection]) -> None:
+    def _sweep(self, now: float, closing: List[C]) -> None:
         keep = []
         for connection in self.connections:
             if connection.is_closed():
@@ -260,14 +282,12 @@ class PoolState:
             keep.append(connection)
         self.connections = keep
 
-    def _reserve(
-        self, pool_request: PoolRequest, connection: PooledConnection, fresh: bool
-    ) -> None:
+    def _reserve(self, pool_request: PoolRequest[C], connection: C, fresh: bool) -> None:
         pool_request.assign(connection, fresh)
         key = id(connection)
         self.reserved[key] = self.reserved.get(key, 0) + 1
 
-    def _stop_using(self, pool_request: PoolRequest) -> None:
+    def _stop_using(self, pool_request: PoolRequest[C]) -> None:
         if not pool_request.started:
             return
         pool_request.started = False
@@ -278,7 +298,7 @@ class PoolState:
         else:
             self.using.pop(key, None)
 
-    def _unreserve(self, pool_request: PoolRequest) -> None:
+    def _unreserve(self, pool_request: PoolRequest[C]) -> None:
         """The request starts using (or gives up) the connection it was promised."""
         if pool_request.connection is None or pool_request.started:
             return

@@ -8,18 +8,21 @@ has no trace callback and DEBUG logging is off, the step runs untraced at the co
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Generator, Optional
+from typing import Generator, Mapping, Optional, TypeVar, Union
 
-from ._drive import TRACE, Gen, T
+from ._models import Request
+from ._ops import Gen, Op, Sent, T, TraceCallback, trace
+
+Y = TypeVar("Y")
 
 
 def _emit(
     logger: logging.Logger,
     debug: bool,
-    callback: Optional[Callable[..., Any]],
+    callback: Optional[TraceCallback],
     prefix: str,
     event: str,
-    info: Dict[str, Any],
+    info: Mapping[str, object],
 ) -> Gen[None]:
     if debug:
         message = event
@@ -27,10 +30,10 @@ def _emit(
             message += " " + " ".join(f"{key}={value!r}" for key, value in info.items())
         logger.debug(message)
     if callback is not None:
-        yield (TRACE, callback, f"{prefix}.{event}", info)
+        yield from trace(callback, f"{prefix}.{event}", info)
 
 
-def is_traced(logger: logging.Logger, request: Any) -> bool:
+def is_traced(logger: logging.Logger, request: Optional[Request]) -> bool:
     """True when the step would emit anything (so callers can skip building info dicts)."""
     return (request is not None and "trace" in request.extensions) or logger.isEnabledFor(
         logging.DEBUG
@@ -40,15 +43,17 @@ def is_traced(logger: logging.Logger, request: Any) -> bool:
 def traced(
     logger: logging.Logger,
     step: str,
-    request: Any,
-    info: Dict[str, Any],
-    gen: Generator[Any, Any, T],
-) -> Generator[Any, Any, T]:
+    request: Optional[Request],
+    info: Mapping[str, object],
+    gen: Generator[Y, Sent, T],
+) -> Generator[Union[Y, Op], Sent, T]:
     """`gen` as the traced step `step` of `request` (None: log only).
 
     Untraced (no callback, DEBUG off), this is `gen` itself: no extra generator layer.
     """
-    callback = request.extensions.get("trace") if request is not None else None
+    callback: Optional[TraceCallback] = (
+        request.extensions.get("trace") if request is not None else None
+    )
     debug = logger.isEnabledFor(logging.DEBUG)
     if callback is None and not debug:
         return gen
@@ -58,11 +63,11 @@ def traced(
 def _traced(
     logger: logging.Logger,
     step: str,
-    info: Dict[str, Any],
-    gen: Generator[Any, Any, T],
-    callback: Optional[Callable[..., Any]],
+    info: Mapping[str, object],
+    gen: Generator[Y, Sent, T],
+    callback: Optional[TraceCallback],
     debug: bool,
-) -> Generator[Any, Any, T]:
+) -> Generator[Union[Y, Op], Sent, T]:
     prefix = logger.name.rsplit(".", 1)[-1]
     yield from _emit(logger, debug, callback, prefix, step + ".started", info)
     try:
