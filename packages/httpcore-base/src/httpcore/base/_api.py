@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Optional, Union
+from typing import Iterator, Optional, Union
 
-from ._models import URL, Response
+from ._models import URL, Content, HeaderTypes, Response
 from ._pool import ConnectionPool
 
 
@@ -13,8 +13,8 @@ def request(
     method: Union[bytes, str],
     url: Union[URL, bytes, str],
     *,
-    headers: Any = None,
-    content: Any = None,
+    headers: HeaderTypes = None,
+    content: Content = None,
     extensions: Optional[dict] = None,  # type: ignore[type-arg]
 ) -> Response:
     """Send one request on a fresh pool and return the response, body read."""
@@ -30,8 +30,8 @@ def stream(
     method: Union[bytes, str],
     url: Union[URL, bytes, str],
     *,
-    headers: Any = None,
-    content: Any = None,
+    headers: HeaderTypes = None,
+    content: Content = None,
     extensions: Optional[dict] = None,  # type: ignore[type-arg]
 ) -> Iterator[Response]:
     """Send one request on a fresh pool and yield the response unread; close both on exit."""

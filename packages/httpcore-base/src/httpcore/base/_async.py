@@ -9,9 +9,12 @@ keeps anyio off the hot path.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, List, Optional, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, List, Optional, Protocol, TypeVar
 
 from ._exceptions import PoolTimeout
+
+if TYPE_CHECKING:
+    from ._happy_eyeballs import AddrInfo
 
 T = TypeVar("T")
 
@@ -64,6 +67,22 @@ async def shielded(function: Callable[[], Awaitable[T]]) -> T:
     return task.result()
 
 
+class _LibraryEvent(Protocol):
+    """An `asyncio.Event` or a `trio.Event`."""
+
+    def set(self) -> None: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
+class _LibraryLock(Protocol):
+    """An `asyncio.Lock` or a `trio.Lock`."""
+
+    def acquire(self) -> Awaitable[object]: ...
+
+    def release(self) -> None: ...
+
+
 class AsyncEvent:
     """A one-shot event that can be set from plain (non-async) code."""
 
@@ -71,7 +90,7 @@ class AsyncEvent:
 
     def __init__(self) -> None:
         self._is_set = False
-        self._event: Any = None
+        self._event: Optional[_LibraryEvent] = None
 
     def set(self) -> None:
         self._is_set = True
@@ -113,7 +132,7 @@ class AsyncLock:
     __slots__ = ("_lock",)
 
     def __init__(self) -> None:
-        self._lock: Any = None
+        self._lock: Optional[_LibraryLock] = None
 
     async def acquire(self) -> None:
         if self._lock is None:
@@ -128,7 +147,9 @@ class AsyncLock:
         await self._lock.acquire()
 
     def release(self) -> None:
-        self._lock.release()
+        lock = self._lock
+        assert lock is not None  # released only after acquire()
+        lock.release()
 
 
 async def checkpoint() -> None:
@@ -143,7 +164,7 @@ async def checkpoint() -> None:
         await asyncio.sleep(0)
 
 
-async def getaddrinfo(host: str, port: int, family: int = 0, type: int = 0) -> List[Any]:
+async def getaddrinfo(host: str, port: int, family: int = 0, type: int = 0) -> List[AddrInfo]:
     """`socket.getaddrinfo` without blocking the event loop (asyncio or trio)."""
     if current_library() == "trio":
         import trio

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from typing import Any, Deque, List, Optional, Sequence, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 __all__ = ["STAGGER", "AddrInfo", "Schedule", "candidates", "interleave", "is_ip_literal"]
 
@@ -18,7 +18,7 @@ __all__ = ["STAGGER", "AddrInfo", "Schedule", "candidates", "interleave", "is_ip
 STAGGER = 0.25
 
 #: One `socket.getaddrinfo()` result: (family, type, proto, canonname, sockaddr).
-AddrInfo = Tuple[Any, Any, int, str, Any]
+AddrInfo = Tuple[socket.AddressFamily, socket.SocketKind, int, str, Tuple[object, ...]]
 
 
 def is_ip_literal(host: str) -> bool:

@@ -27,11 +27,11 @@ import enum
 import functools
 import logging
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Type, Union
 
 import h11
 
-from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO, close_iterator
+from ._drive import READ, WRITE, BodyGen, Flavour, Gen, SyncIO, close_iterator
 from ._exceptions import (
     ConnectionNotAvailable,
     LocalProtocolError,
@@ -52,6 +52,7 @@ from ._http11_simple import (
 from ._http11_upgrade import AsyncHTTP11UpgradeStream, HTTP11UpgradeStream, UpgradeStreamBase
 from ._interfaces import ConnectionInterface, SyncShell
 from ._models import Origin, Request, Response
+from ._ops import AnyNetworkStream, close, iterate, next_item
 from ._trace import is_traced, traced
 
 __all__ = [  # the names other modules and tests import from here
@@ -68,6 +69,8 @@ __all__ = [  # the names other modules and tests import from here
 logger = logging.getLogger("httpcore.http11")
 
 ResponseHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]]]
+#: What h11 parses out of its buffer.
+H11Event = Union[h11.Event, Type[h11.NEED_DATA], Type[h11.PAUSED]]
 
 # Body reads start at READ_NUM_BYTES and double up to this while each read comes back full
 # (fewer, larger reads for big bodies; small bodies never allocate large buffers).
@@ -142,13 +145,14 @@ class HTTP11Core:
     READ_NUM_BYTES = 65536
     MAX_INCOMPLETE_EVENT_SIZE = 102400
 
-    _io: Any = SyncIO
-    _upgrade_stream_class: Any = None
+    _io: Flavour = SyncIO
+    # The stream handed out after `101` or `CONNECT`: (network stream, bytes already read).
+    _upgrade_stream_class: Callable[[AnyNetworkStream, bytes], AnyNetworkStream]
 
     def __init__(
         self,
         origin: Origin,
-        stream: Any,
+        stream: AnyNetworkStream,
         keepalive_expiry: Optional[float] = None,
     ) -> None:
         self._origin = origin
@@ -281,7 +285,7 @@ class HTTP11Core:
     def _h11_request_bytes(self, request: Request, content: bytes) -> bytes:
         h11_state = self._h11_state
         with _LOCAL_ERRORS:
-            data: Any = h11_state.send(
+            data = h11_state.send(
                 h11.Request(
                     method=request.method, target=request.url.target, headers=request.headers
                 )
@@ -289,7 +293,7 @@ class HTTP11Core:
             if content:
                 data += h11_state.send(h11.Data(data=content))
             data += h11_state.send(h11.EndOfMessage())
-        return data  # type: ignore[no-any-return]
+        return data
 
     def _catch_up_h11(self) -> None:
         """Replay into h11 a request sent without it, before h11 reads the response."""
@@ -309,10 +313,10 @@ class HTTP11Core:
 
     def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
         h11_state = self._h11_state
-        iterator = yield (ITER, request.stream)
+        iterator = yield from iterate(request.stream)
         try:
             while True:
-                chunk = yield (NEXT, iterator)
+                chunk = yield from next_item(iterator)
                 if chunk is None:
                     break
                 with _LOCAL_ERRORS:
@@ -329,7 +333,7 @@ class HTTP11Core:
         if data:
             yield (WRITE, self._network_stream, data, timeout)
 
-    def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[Any]:
+    def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[H11Event]:
         h11_state = self._h11_state
         response = self._response
         while True:
@@ -338,7 +342,7 @@ class HTTP11Core:
             if event is not h11.NEED_DATA:
                 return event
             size = read_size or self.READ_NUM_BYTES
-            data = yield (READ, self._network_stream, size, timeout)
+            data: bytes = yield (READ, self._network_stream, size, timeout)
             if read_size and len(data) == size and size < MAX_BODY_READ:
                 # The socket keeps filling whole reads: a large body; read bigger pieces.
                 response.read_size = size * 2
@@ -389,7 +393,7 @@ class HTTP11Core:
         response = self._response
         buffer = b""
         while True:
-            data = yield (READ, self._network_stream, self.READ_NUM_BYTES, timeout)
+            data: bytes = yield (READ, self._network_stream, self.READ_NUM_BYTES, timeout)
             if not data:
                 if not buffer:
                     raise RemoteProtocolError("Server disconnected without sending a response.")
@@ -453,13 +457,12 @@ class HTTP11Core:
             return
         while True:
             event = yield from self._receive_event(timeout, response.read_size)
-            event_type = type(event)
-            if event_type is h11.Data:
+            if type(event) is h11.Data:
                 data = event.data
                 yield data if type(data) is bytes else bytes(data)
-            elif event_type is h11.EndOfMessage or event is h11.PAUSED:
+            elif type(event) is h11.EndOfMessage or event is h11.PAUSED:
                 return
-            elif event_type is h11.ConnectionClosed:  # pragma: no cover - h11 raises first
+            elif type(event) is h11.ConnectionClosed:  # pragma: no cover - h11 raises first
                 return
 
     def _direct_body(self, response: ResponseState, timeout: Optional[float]) -> BodyGen:
@@ -483,7 +486,7 @@ class HTTP11Core:
         size = self.READ_NUM_BYTES
         stream = self._network_stream
         while remaining:
-            data = yield (READ, stream, min(size, remaining), timeout)
+            data: bytes = yield (READ, stream, min(size, remaining), timeout)
             if not data:
                 raise RemoteProtocolError(
                     "peer closed connection without sending complete message body "
@@ -537,7 +540,7 @@ class HTTP11Core:
 
     def _close(self) -> Gen[None]:
         self._state = CLOSED
-        yield (CLOSE, self._network_stream)
+        yield from close(self._network_stream)
 
     # -- the state a pool asks for -----------------------------------------------------------
 

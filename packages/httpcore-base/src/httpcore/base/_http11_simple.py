@@ -16,9 +16,12 @@ Rules it keeps:
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 from ._models import ByteStream, Request
+
+if TYPE_CHECKING:  # h11 is imported only by the modules that run it
+    import h11
 
 # -- the grammar, piece by piece -------------------------------------------------------------
 
@@ -96,7 +99,7 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     return match.group(1), status, match.group(3) or b"", headers, length
 
 
-def connection_close(headers: Any) -> bool:
+def connection_close(headers: Iterable[Tuple[bytes, bytes]]) -> bool:
     """Whether `headers` (names in any case) hold `Connection: close`."""
     for name, value in headers:
         if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
@@ -104,7 +107,7 @@ def connection_close(headers: Any) -> bool:
     return False
 
 
-def direct_body_length(request: Request, response: Any) -> Optional[int]:
+def direct_body_length(request: Request, response: h11.Response) -> Optional[int]:
     """The Content-Length of a response body (an h11 event) we can read directly, else None."""
     status = response.status_code
     if status in (204, 304) or request.method in (b"HEAD", b"CONNECT"):
@@ -131,11 +134,11 @@ _FOREIGN_IN_MEMORY: Dict[Tuple[str, str], str] = {
 _IN_MEMORY: Dict[type, Optional[str]] = {ByteStream: "_content"}
 
 
-def in_memory_body(stream: Any) -> Optional[bytes]:
+def in_memory_body(stream: object) -> Optional[bytes]:
     """The whole body when `stream` holds it in memory (nothing to iterate), else None."""
+    if type(stream) is bytes:
+        return stream
     cls = type(stream)
-    if cls is bytes:
-        return stream  # type: ignore[no-any-return]
     try:
         attribute = _IN_MEMORY[cls]
     except KeyError:

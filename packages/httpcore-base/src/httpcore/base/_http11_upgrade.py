@@ -6,7 +6,8 @@ the connection) come first, then the socket itself; closing or TLS goes straight
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import ssl
+from typing import Any, Optional, Union
 
 from ._backends import AsyncNetworkStream, NetworkStream
 
@@ -15,7 +16,11 @@ class UpgradeStreamBase:
     """A network stream handed out after `101` or `CONNECT`: first the bytes h11 had already
     buffered, then the socket."""
 
-    def __init__(self, stream: Any, leading_data: bytes) -> None:
+    _stream: Union[NetworkStream, AsyncNetworkStream]
+
+    def __init__(
+        self, stream: Union[NetworkStream, AsyncNetworkStream], leading_data: bytes
+    ) -> None:
         self._stream = stream
         self._leading_data = leading_data
 
@@ -31,10 +36,12 @@ class UpgradeStreamBase:
 class HTTP11UpgradeStream(UpgradeStreamBase, NetworkStream):
     """The sync upgrade stream."""
 
+    _stream: NetworkStream
+
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         if self._leading_data:
             return self._take_leading(max_bytes)
-        return self._stream.read(max_bytes, timeout)  # type: ignore[no-any-return]
+        return self._stream.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
         self._stream.write(buffer, timeout)
@@ -44,20 +51,22 @@ class HTTP11UpgradeStream(UpgradeStreamBase, NetworkStream):
 
     def start_tls(
         self,
-        ssl_context: Any,
+        ssl_context: ssl.SSLContext,
         server_hostname: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> NetworkStream:
-        return self._stream.start_tls(ssl_context, server_hostname, timeout)  # type: ignore[no-any-return]
+        return self._stream.start_tls(ssl_context, server_hostname, timeout)
 
 
 class AsyncHTTP11UpgradeStream(UpgradeStreamBase, AsyncNetworkStream):
     """The async upgrade stream."""
 
+    _stream: AsyncNetworkStream
+
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         if self._leading_data:
             return self._take_leading(max_bytes)
-        return await self._stream.read(max_bytes, timeout)  # type: ignore[no-any-return]
+        return await self._stream.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
         await self._stream.write(buffer, timeout)
@@ -67,8 +76,8 @@ class AsyncHTTP11UpgradeStream(UpgradeStreamBase, AsyncNetworkStream):
 
     async def start_tls(
         self,
-        ssl_context: Any,
+        ssl_context: ssl.SSLContext,
         server_hostname: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> AsyncNetworkStream:
-        return await self._stream.start_tls(ssl_context, server_hostname, timeout)  # type: ignore[no-any-return]
+        return await self._stream.start_tls(ssl_context, server_hostname, timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any, Iterable
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from ._backends import (
     SOCKET_OPTION,
@@ -116,19 +116,22 @@ class AsyncMockStream(_MockStreamState, AsyncNetworkStream):
         return "<httpcore.AsyncMockStream>"
 
 
-class _MockBackendState:
-    _stream_class: Any
+S = TypeVar("S", "MockStream", "AsyncMockStream")
+
+
+class _MockBackendState(Generic[S]):
+    _stream_class: Callable[..., S]
 
     def __init__(self, buffer: list[bytes], http2: bool = False) -> None:
         self._buffer = buffer
         self._http2 = http2
 
-    def _new_stream(self) -> Any:
+    def _new_stream(self) -> S:
         # Each connection replays the whole buffer from the start.
         return self._stream_class(list(self._buffer), http2=self._http2)
 
 
-class MockBackend(_MockBackendState, NetworkBackend):
+class MockBackend(_MockBackendState[MockStream], NetworkBackend):
     """A backend whose every connection is a fresh `MockStream` replaying all of `buffer`."""
 
     _stream_class = MockStream
@@ -142,7 +145,7 @@ class MockBackend(_MockBackendState, NetworkBackend):
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> NetworkStream:
         """Return a new mock stream that replays the whole buffer from its first chunk."""
-        return self._new_stream()  # type: ignore[no-any-return]
+        return self._new_stream()
 
     def connect_unix_socket(
         self,
@@ -151,7 +154,7 @@ class MockBackend(_MockBackendState, NetworkBackend):
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> NetworkStream:
         """Return a new mock stream that replays the whole buffer from its first chunk."""
-        return self._new_stream()  # type: ignore[no-any-return]
+        return self._new_stream()
 
     def sleep(self, seconds: float) -> None:
         """Return at once (retries do not wait under a mock backend)."""
@@ -170,7 +173,7 @@ class MockBackend(_MockBackendState, NetworkBackend):
         return MockDatagramStream(self._buffer)
 
 
-class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
+class AsyncMockBackend(_MockBackendState[AsyncMockStream], AsyncNetworkBackend):
     """The async twin of `MockBackend`: each connection is a fresh `AsyncMockStream`."""
 
     _stream_class = AsyncMockStream
@@ -184,7 +187,7 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
         """Return a new mock stream that replays the whole buffer from its first chunk."""
-        return self._new_stream()  # type: ignore[no-any-return]
+        return self._new_stream()
 
     async def connect_unix_socket(
         self,
@@ -193,7 +196,7 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
         """Return a new mock stream that replays the whole buffer from its first chunk."""
-        return self._new_stream()  # type: ignore[no-any-return]
+        return self._new_stream()
 
     async def sleep(self, seconds: float) -> None:
         """Return at once (retries do not wait under a mock backend)."""

@@ -126,7 +126,7 @@ def enforce_headers(value: HeaderTypes = None, *, name: str) -> Headers:
     if value is None:
         return []
     if type(value) is list or type(value) is tuple:
-        pairs: Iterable[Tuple[Any, Any]] = value
+        pairs: Iterable[Tuple[Union[bytes, str], Union[bytes, str]]] = value
     elif isinstance(value, Mapping):
         pairs = value.items()
     elif isinstance(value, Sequence):
@@ -145,7 +145,7 @@ def _bracketed(host: bytes) -> bytes:
     return host
 
 
-def include_request_headers(headers: Headers, *, url: URL, content: Any) -> Headers:
+def include_request_headers(headers: Headers, *, url: URL, content: object) -> Headers:
     """Return a new header list with the automatic ``Host`` and body-framing headers added.
 
     * ``Host`` is prepended unless present (the port is included unless it is the scheme's
@@ -429,7 +429,9 @@ class Response:
         self._stream_consumed = False
 
     @classmethod
-    def _wrap(cls, status: int, headers: Headers, stream: Any, extensions: Extensions) -> Response:
+    def _wrap(
+        cls, status: int, headers: Headers, stream: Stream, extensions: Extensions
+    ) -> Response:
         """A response from parts this library already validated (no coercion)."""
         response = cls.__new__(cls)
         response.status = status

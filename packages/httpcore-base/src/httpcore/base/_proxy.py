@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ._connection import HTTPConnection, start_tls_and_pick_protocol
-from ._drive import CLOSE, HANDLE, LOCK, UNLOCK, Gen
+from ._backends import SOCKET_OPTION
+from ._connection import HTTPConnection, HTTPConnectionCore, start_tls_and_pick_protocol
+from ._drive import Flavour, Gen
 from ._exceptions import ProxyError
 from ._http11 import HTTP11Connection
-from ._interfaces import ConnectionInterface, SyncShell, lost_unanswered
+from ._interfaces import AnyConnection, ConnectionInterface, SyncShell, lost_unanswered
 from ._models import (
     URL,
+    HeaderTypes,
     Origin,
     Proxy,
     Request,
@@ -21,6 +23,7 @@ from ._models import (
     enforce_headers,
     enforce_url,
 )
+from ._ops import AnyNetworkBackend, close, handle, lock, unlock
 
 logger = logging.getLogger("httpcore.proxy")
 
@@ -36,7 +39,7 @@ def merge_headers(defaults: Sequence[Tuple[bytes, bytes]], overrides: Headers) -
 class _Delegating:
     """State queries answered by the connection currently carrying the traffic."""
 
-    _connection: Any
+    _connection: AnyConnection
     _remote_origin: Origin
 
     def can_handle_request(self, origin: Origin) -> bool:
@@ -74,14 +77,14 @@ class _Delegating:
         return f"<{self.__class__.__name__} [{self.info()}]>"
 
     def _close(self) -> Gen[None]:
-        yield (CLOSE, self._connection)
+        yield from close(self._connection)
 
 
 class ForwardCore(_Delegating):
     """Sends each request to the proxy with an absolute-form target."""
 
-    _io: Any
-    _connection_class: Any
+    _io: Flavour
+    _connection_class: Callable[..., AnyConnection]
 
     def __init__(
         self,
@@ -89,8 +92,8 @@ class ForwardCore(_Delegating):
         remote_origin: Origin,
         proxy_headers: Optional[Headers] = None,
         keepalive_expiry: Optional[float] = None,
-        network_backend: Any = None,
-        socket_options: Optional[Iterable[Any]] = None,
+        network_backend: Optional[AnyNetworkBackend] = None,
+        socket_options: Optional[Iterable[SOCKET_OPTION]] = None,
         proxy_ssl_context: Optional[ssl.SSLContext] = None,
         retries: int = 0,
         local_address: Optional[str] = None,
@@ -118,16 +121,15 @@ class ForwardCore(_Delegating):
             content=request.stream,
             extensions=request.extensions,
         )
-        response: Response = yield (HANDLE, self._connection, proxy_request)
-        return response
+        return (yield from handle(self._connection, proxy_request))
 
 
 class TunnelCore(_Delegating):
     """Opens a CONNECT tunnel through the proxy on the first request, then speaks through it."""
 
-    _io: Any
-    _connection_class: Any
-    _http11_class: Any
+    _io: Flavour
+    _connection_class: Callable[..., AnyConnection]
+    _http11_class: Callable[..., AnyConnection]
 
     def __init__(
         self,
@@ -139,8 +141,8 @@ class TunnelCore(_Delegating):
         keepalive_expiry: Optional[float] = None,
         http1: bool = True,
         http2: bool = False,
-        network_backend: Any = None,
-        socket_options: Optional[Iterable[Any]] = None,
+        network_backend: Optional[AnyNetworkBackend] = None,
+        socket_options: Optional[Iterable[SOCKET_OPTION]] = None,
         retries: int = 0,
         local_address: Optional[str] = None,
     ) -> None:
@@ -166,20 +168,23 @@ class TunnelCore(_Delegating):
     def _handle(self, request: Request) -> Gen[Response]:
         if not self._connected:
             try:
-                yield (LOCK, self._connect_lock)
+                yield from lock(self._connect_lock)
             except BaseException:
                 # Cancelled before opening the tunnel: mark the unused proxy connection failed,
                 # or the pool would keep it as a connection that never becomes available.
-                if getattr(self._connection, "_connection", True) is None:
-                    self._connection._connect_failed = True
+                proxy_connection = self._connection
+                if (
+                    isinstance(proxy_connection, HTTPConnectionCore)
+                    and proxy_connection._connection is None
+                ):
+                    proxy_connection._connect_failed = True
                 raise
             try:
                 if not self._connected:
                     yield from self._open_tunnel(request)
             finally:
-                yield (UNLOCK, self._connect_lock)
-        response: Response = yield (HANDLE, self._connection, request)
-        return response
+                yield from unlock(self._connect_lock)
+        return (yield from handle(self._connection, request))
 
     def _open_tunnel(self, request: Request) -> Gen[None]:
         remote, proxy = self._remote_origin, self._proxy_origin
@@ -190,10 +195,10 @@ class TunnelCore(_Delegating):
             headers=merge_headers([(b"Host", target), (b"Accept", b"*/*")], self._proxy_headers),
             extensions=request.extensions,
         )
-        response: Response = yield (HANDLE, self._connection, connect_request)
+        response = yield from handle(self._connection, connect_request)
         if not 200 <= response.status < 300:
             reason = response.extensions.get("reason_phrase", b"").decode("ascii", errors="ignore")
-            yield (CLOSE, self._connection)
+            yield from close(self._connection)
             raise ProxyError(f"{response.status} {reason}")
         try:
             self._connection = yield from start_tls_and_pick_protocol(
@@ -208,7 +213,7 @@ class TunnelCore(_Delegating):
             )
         except BaseException:
             # TLS to the remote failed or was cancelled: the proxy connection is unusable.
-            yield (CLOSE, self._connection)
+            yield from close(self._connection)
             raise
         self._connected = True
 
@@ -223,7 +228,7 @@ class ProxyPoolCore:
         self,
         proxy_url: Union[URL, bytes, str],
         proxy_auth: Optional[Tuple[Union[bytes, str], Union[bytes, str]]] = None,
-        proxy_headers: Any = None,
+        proxy_headers: HeaderTypes = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         proxy_ssl_context: Optional[ssl.SSLContext] = None,
         max_connections: Optional[int] = 10,
@@ -234,8 +239,8 @@ class ProxyPoolCore:
         retries: int = 0,
         local_address: Optional[str] = None,
         uds: Optional[str] = None,
-        network_backend: Any = None,
-        socket_options: Optional[Iterable[Any]] = None,
+        network_backend: Optional[AnyNetworkBackend] = None,
+        socket_options: Optional[Iterable[SOCKET_OPTION]] = None,
     ) -> None:
         url = enforce_url(proxy_url, name="proxy_url")
         if url.scheme == b"http" and proxy_ssl_context is not None:

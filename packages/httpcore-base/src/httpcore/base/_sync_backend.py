@@ -15,7 +15,7 @@ import socket
 import ssl
 import sys
 import time
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
 
 from ._backends import SOCKET_OPTION, NetworkBackend, NetworkStream
 from ._exceptions import (
@@ -53,7 +53,21 @@ else:  # pragma: no cover  (Windows)
         return bool(readable)
 
 
-def is_socket_readable(sock: Any) -> bool:
+class HasFileno(Protocol):
+    """A socket, an `ssl.SSLSocket`, a trio or asyncio socket wrapper."""
+
+    def fileno(self) -> int: ...
+
+
+class SocketLike(Protocol):
+    """A stdlib socket, or anything with the same methods (such as a trio socket)."""
+
+    def getsockname(self) -> object: ...
+
+    def getpeername(self) -> object: ...
+
+
+def is_socket_readable(sock: Optional[HasFileno]) -> bool:
     """Tell, without blocking, whether reading `sock` would return at once (data or EOF).
 
     `sock` is anything with `fileno()` (a socket, an `ssl.SSLSocket`, a trio or asyncio
@@ -74,7 +88,7 @@ def is_socket_readable(sock: Any) -> bool:
         return True
 
 
-def _socket_info(sock: Any, info: str) -> Any:
+def _socket_info(sock: SocketLike, info: str) -> object:
     """The `get_extra_info` keys that only depend on the (outermost) socket (a stdlib socket,
     or anything with the same methods, such as a trio socket)."""
     try:
@@ -194,7 +208,7 @@ class TLSinTLSStream(NetworkStream):
         if data:
             self._sock.sendall(data)
 
-    def _run(self, operation: Callable[..., _T], *args: Any) -> _T:
+    def _run(self, operation: Callable[..., _T], *args: object) -> _T:
         """Call an `SSLObject` method, moving ciphertext until it completes."""
         while True:
             try:
