@@ -1,7 +1,8 @@
 """Sans-I/O driving: the protocol and pool logic is written once, as generators.
 
 A generator of this library never does I/O itself. It *yields operations* — tuples whose first
-item is an opcode below — and receives each result (or has the exception thrown into it).
+item is an opcode (`_ops.py`, with a typed one-op helper per opcode) — and receives each result
+(or has the exception thrown into it).
 `drive()` performs the operations with blocking calls, `adrive()` awaits them, so one piece
 of protocol code serves both the sync and the async classes. Generators that produce a
 response body also yield `bytes` chunks, which `SyncOpStream`/`AsyncOpStream` hand to the
@@ -194,9 +195,9 @@ def _advance(gen: Generator[Union[Op, bytes], Sent, T]) -> Union[_Finished[T], b
 def drive(gen: Gen[T]) -> T:
     """Run a protocol generator to completion with blocking I/O."""
     result = _advance(gen)
-    if isinstance(result, bytes):
-        raise RuntimeError("a protocol generator yielded body bytes")
-    return result.value
+    if type(result) is _Finished:
+        return result.value
+    raise RuntimeError("a protocol generator yielded body bytes")
 
 
 class OpStream:
@@ -213,10 +214,11 @@ class OpStream:
         """The whole body."""
         body = self._body
         chunks = []
+        item: Any  # bytes or an operation, told apart by the exact type (the fastest test)
         try:
             item = body.send(None)
             while True:
-                if isinstance(item, bytes):
+                if type(item) is bytes:
                     chunks.append(item)
                     item = body.send(None)
                 else:
@@ -377,9 +379,9 @@ async def _aadvance(gen: Generator[Union[Op, bytes], Sent, T]) -> Union[_Finishe
 async def adrive(gen: Gen[T]) -> T:
     """Run a protocol generator to completion, awaiting each operation."""
     result = await _aadvance(gen)
-    if isinstance(result, bytes):
-        raise RuntimeError("a protocol generator yielded body bytes")
-    return result.value
+    if type(result) is _Finished:
+        return result.value
+    raise RuntimeError("a protocol generator yielded body bytes")
 
 
 class AsyncOpStream(OpStream):
