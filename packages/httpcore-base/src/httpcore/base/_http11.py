@@ -52,7 +52,7 @@ from ._http11_simple import (
 from ._http11_upgrade import AsyncHTTP11UpgradeStream, HTTP11UpgradeStream, UpgradeStreamBase
 from ._interfaces import ConnectionInterface, SyncShell
 from ._models import Origin, Request, Response
-from ._ops import AnyNetworkStream, close, iterate, next_item
+from ._ops import AnyNetworkStream, close, iterate, next_item, read, write
 from ._trace import is_traced, traced
 
 __all__ = [  # the names other modules and tests import from here
@@ -271,7 +271,8 @@ class HTTP11Core:
         if request.method not in (b"HEAD", b"CONNECT"):
             head = serialize_simple_head(request, len(content))
             if head is not None:
-                # h11 is told about this request only if the response needs h11.
+                # h11 is told about this request only if the response needs h11. (The fast
+                # path yields its operations inline: a helper would add a frame per op.)
                 self._response.h11_behind = (request, content)
                 if len(content) <= MAX_JOINED_BODY:
                     yield (WRITE, self._network_stream, head + content, timeout)
@@ -280,7 +281,7 @@ class HTTP11Core:
                     yield (WRITE, self._network_stream, head, timeout)
                     yield (WRITE, self._network_stream, content, timeout)
                 return
-        yield (WRITE, self._network_stream, self._h11_request_bytes(request, content), timeout)
+        yield from write(self._network_stream, self._h11_request_bytes(request, content), timeout)
 
     def _h11_request_bytes(self, request: Request, content: bytes) -> bytes:
         h11_state = self._h11_state
@@ -309,7 +310,7 @@ class HTTP11Core:
                 method=request.method, target=request.url.target, headers=request.headers
             )
             data = self._h11_state.send(event)
-        yield (WRITE, self._network_stream, data, timeout)
+        yield from write(self._network_stream, data, timeout)
 
     def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
         h11_state = self._h11_state
@@ -322,7 +323,7 @@ class HTTP11Core:
                 with _LOCAL_ERRORS:
                     data = h11_state.send(h11.Data(data=chunk))
                 if data:
-                    yield (WRITE, self._network_stream, data, timeout)
+                    yield from write(self._network_stream, data, timeout)
         except GeneratorExit:
             raise
         except BaseException:
@@ -331,7 +332,7 @@ class HTTP11Core:
         with _LOCAL_ERRORS:
             data = h11_state.send(h11.EndOfMessage())
         if data:
-            yield (WRITE, self._network_stream, data, timeout)
+            yield from write(self._network_stream, data, timeout)
 
     def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[H11Event]:
         h11_state = self._h11_state
@@ -342,7 +343,7 @@ class HTTP11Core:
             if event is not h11.NEED_DATA:
                 return event
             size = read_size or self.READ_NUM_BYTES
-            data: bytes = yield (READ, self._network_stream, size, timeout)
+            data = yield from read(self._network_stream, size, timeout)
             if read_size and len(data) == size and size < MAX_BODY_READ:
                 # The socket keeps filling whole reads: a large body; read bigger pieces.
                 response.read_size = size * 2

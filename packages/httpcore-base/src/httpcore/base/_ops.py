@@ -108,10 +108,14 @@ class TLSArgs(TypedDict):
 
 
 class SyncClosable(Protocol):
+    """A network stream, connection, pool or response stream of the sync flavour."""
+
     def close(self) -> None: ...
 
 
 class AsyncClosable(Protocol):
+    """The same, of the async flavour."""
+
     def aclose(self) -> Awaitable[None]: ...
 
 
@@ -120,10 +124,14 @@ Closable = Union[SyncClosable, AsyncClosable]
 
 
 class SyncHandler(Protocol):
+    """A connection or pool of the sync flavour."""
+
     def handle_request(self, request: Request) -> Response: ...
 
 
 class AsyncHandler(Protocol):
+    """The same, of the async flavour."""
+
     def handle_async_request(self, request: Request) -> Awaitable[Response]: ...
 
 
