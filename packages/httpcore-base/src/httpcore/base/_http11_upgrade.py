@@ -6,10 +6,12 @@ the connection) come first, then the socket itself; closing or TLS goes straight
 
 from __future__ import annotations
 
-import ssl
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ._backends import AsyncNetworkStream, NetworkStream
+
+if TYPE_CHECKING:
+    import ssl
 
 
 class UpgradeStreamBase:

@@ -16,8 +16,8 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import ssl
 from typing import (
+    TYPE_CHECKING,
     Any,
     AsyncIterable,
     AsyncIterator,
@@ -43,6 +43,9 @@ from ._backends import (
     NetworkStream,
 )
 from ._models import Request, Response
+
+if TYPE_CHECKING:  # annotations only: ssl is imported where TLS is used
+    import ssl
 
 T = TypeVar("T")
 
