@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import ssl
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, Optional
 
 from . import _http3
 from ._drive import (
@@ -26,6 +25,9 @@ from ._interfaces import ConnectionInterface, SyncShell, delegate, lost_unanswer
 from ._models import Origin, Request, Response
 from ._ssl import default_ssl_context
 from ._trace import traced
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 logger = logging.getLogger("httpcore.connection")
 

@@ -27,9 +27,7 @@ import enum
 import functools
 import logging
 import time
-from typing import Any, List, Optional, Tuple
-
-import h11
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type
 
 from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO, close_iterator
 from ._exceptions import (
@@ -54,6 +52,9 @@ from ._interfaces import ConnectionInterface, SyncShell
 from ._models import Origin, Request, Response
 from ._trace import is_traced, traced
 
+if TYPE_CHECKING:
+    import h11
+
 __all__ = [  # the names other modules and tests import from here
     "AsyncHTTP11UpgradeStream",
     "HTTP11Connection",
@@ -77,9 +78,13 @@ MAX_BODY_READ = 1024 * 1024
 # one is written after the head, as it is.
 MAX_JOINED_BODY = 65536
 
-# h11's errors, as ours (same message, the original chained).
-_LOCAL_ERRORS = map_exceptions({h11.LocalProtocolError: LocalProtocolError})
-_REMOTE_ERRORS = map_exceptions({h11.RemoteProtocolError: RemoteProtocolError})
+# h11's errors, as ours (same message, the original chained). h11 is imported when a
+# connection first needs its state machine (the fast path never does: importing h11 costs a
+# cold start ~15 ms, with dataclasses and inspect); the mappings are filled in then.
+_LOCAL_MAPPING: Dict[Type[BaseException], Type[Exception]] = {}
+_REMOTE_MAPPING: Dict[Type[BaseException], Type[Exception]] = {}
+_LOCAL_ERRORS = map_exceptions(_LOCAL_MAPPING)
+_REMOTE_ERRORS = map_exceptions(_REMOTE_MAPPING)
 
 
 class HTTPConnectionState(enum.IntEnum):
@@ -163,13 +168,36 @@ class HTTP11Core:
         # send it again, API.md §3.7).
         self._unanswered = False
         self._state_lock = self._io.state_lock()
-        self._h11_state = self._new_h11_state()
+        # h11's state machine, made when first needed (`_h11()`): the fast path needs none.
+        self._h11_state: Optional[h11.Connection] = None
         self._response = ResponseState(self.READ_NUM_BYTES)
 
+    def _h11(self) -> h11.Connection:
+        """h11's state machine for this connection, made on first use."""
+        h11_state = self._h11_state
+        if h11_state is None:
+            self._h11_state = h11_state = self._new_h11_state()
+        return h11_state
+
     def _new_h11_state(self) -> h11.Connection:
+        import h11
+
+        if not _REMOTE_MAPPING:  # filled last: both are filled once it is
+            _LOCAL_MAPPING[h11.LocalProtocolError] = LocalProtocolError
+            _REMOTE_MAPPING[h11.RemoteProtocolError] = RemoteProtocolError
         return h11.Connection(
             our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
         )
+
+    def _h11_done(self, theirs: bool) -> bool:
+        """Whether h11 has seen our side (and, if `theirs`, the server's) of the exchange
+        through; False when h11 took no part in it."""
+        h11_state = self._h11_state
+        if h11_state is None:
+            return False
+        import h11
+
+        return h11_state.our_state is h11.DONE and (not theirs or h11_state.their_state is h11.DONE)
 
     # -- the exchange ----------------------------------------------------------------------
 
@@ -221,7 +249,7 @@ class HTTP11Core:
             network_stream = self._network_stream
             if status == 101 or (request.method == b"CONNECT" and 200 <= status < 300):
                 network_stream = self._upgrade_stream_class(
-                    network_stream, self._h11_state.trailing_data[0]
+                    network_stream, self._h11().trailing_data[0]
                 )
             if is_traced(logger, request):
                 body = self._io.stream_class(
@@ -279,7 +307,9 @@ class HTTP11Core:
         yield (WRITE, self._network_stream, self._h11_request_bytes(request, content), timeout)
 
     def _h11_request_bytes(self, request: Request, content: bytes) -> bytes:
-        h11_state = self._h11_state
+        h11_state = self._h11()  # first: it imports h11 and fills the error mappings
+        import h11
+
         with _LOCAL_ERRORS:
             data: Any = h11_state.send(
                 h11.Request(
@@ -300,15 +330,20 @@ class HTTP11Core:
             self._h11_request_bytes(request, content)
 
     def _send_request_headers(self, request: Request, timeout: Optional[float]) -> Gen[None]:
+        h11_state = self._h11()
+        import h11
+
         with _LOCAL_ERRORS:
             event = h11.Request(
                 method=request.method, target=request.url.target, headers=request.headers
             )
-            data = self._h11_state.send(event)
+            data = h11_state.send(event)
         yield (WRITE, self._network_stream, data, timeout)
 
     def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
-        h11_state = self._h11_state
+        h11_state = self._h11()
+        import h11
+
         iterator = yield (ITER, request.stream)
         try:
             while True:
@@ -330,7 +365,9 @@ class HTTP11Core:
             yield (WRITE, self._network_stream, data, timeout)
 
     def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[Any]:
-        h11_state = self._h11_state
+        h11_state = self._h11()
+        import h11
+
         response = self._response
         while True:
             with _REMOTE_ERRORS:
@@ -356,6 +393,8 @@ class HTTP11Core:
             head = yield from self._receive_simple_head(request, timeout)
             if head is not None:
                 return head
+        import h11  # here, not above: the fast path above needs no h11
+
         response = self._response
         while True:
             event = yield from self._receive_event(timeout)
@@ -413,7 +452,7 @@ class HTTP11Core:
             if len(buffer) > MAX_SIMPLE_HEAD:
                 break
         self._catch_up_h11()
-        self._h11_state.receive_data(buffer)
+        self._h11().receive_data(buffer)
         return None
 
     def _receive_body(self, request: Request, timeout: Optional[float]) -> BodyGen:
@@ -451,6 +490,8 @@ class HTTP11Core:
         if response.direct_length is not None:
             yield from self._direct_body(response, timeout)
             return
+        import h11
+
         while True:
             event = yield from self._receive_event(timeout, response.read_size)
             event_type = type(event)
@@ -472,7 +513,7 @@ class HTTP11Core:
         length: int = response.direct_length  # type: ignore[assignment]
         buffered = response.buffered
         if buffered is None:
-            buffered = self._h11_state.trailing_data[0]
+            buffered = self._h11().trailing_data[0]
         if len(buffered) > length:
             # More than the body arrived: the connection is out of step; never reuse it.
             response.overrun = True
@@ -507,7 +548,6 @@ class HTTP11Core:
             raise
 
     def _response_closed(self) -> Gen[None]:
-        h11_state = self._h11_state
         with self._state_lock:
             response = self._response
             reusable = self._state is not CLOSED and not self._write_failed
@@ -517,14 +557,14 @@ class HTTP11Core:
                     response.complete
                     and response.keep_alive
                     and not response.overrun
-                    and (untouched or h11_state.our_state is h11.DONE)
+                    and (untouched or self._h11_done(theirs=False))
                 )
                 if reusable and not untouched:
-                    self._h11_state = h11_state = self._new_h11_state()
+                    self._h11_state = None  # a fresh one for the next request that needs h11
             elif reusable:
-                reusable = h11_state.our_state is h11.DONE and h11_state.their_state is h11.DONE
+                reusable = self._h11_done(theirs=True)
                 if reusable:
-                    h11_state.start_next_cycle()
+                    self._h11().start_next_cycle()
             # A second close (a body error, then its stream's close) sees a finished response.
             response.direct_length = response.buffered = response.h11_behind = None
             response.complete = response.overrun = False

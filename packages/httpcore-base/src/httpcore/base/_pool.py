@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import ssl
-from typing import Any, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional
 
 from ._altsvc import AltSvcCache
 from ._connection import HTTPConnection, socks_connection_class
@@ -27,6 +26,9 @@ from ._models import Origin, Proxy, Request, Response
 from ._pool_state import PoolRequest, PoolState
 from ._proxy import ForwardHTTPConnection, ProxyPoolCore, TunnelHTTPConnection
 from ._trace import traced
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 logger = logging.getLogger("httpcore.connection_pool")
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import ssl
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._connection import HTTPConnection, start_tls_and_pick_protocol
 from ._drive import CLOSE, HANDLE, LOCK, UNLOCK, Gen
@@ -21,6 +20,9 @@ from ._models import (
     enforce_headers,
     enforce_url,
 )
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 logger = logging.getLogger("httpcore.proxy")
 
