@@ -49,10 +49,12 @@ class PooledConnection(Protocol):
 class PoolRequest:
     """A request in the pool: waiting for a connection, or using one."""
 
-    __slots__ = ("connection", "event", "fresh", "request", "started")
+    __slots__ = ("connection", "event", "fresh", "origin", "request", "started")
 
     def __init__(self, request: Request) -> None:
         self.request = request
+        # Built once: the pool asks for it on arrival, assignment and release.
+        self.origin = request.url.origin
         self.connection: Any = None
         self.event: Any = None
         # `fresh`: the connection was created for this request and it has not used it yet.
@@ -157,7 +159,7 @@ class PoolState:
                         self.connections.remove(connection)
                         closing.append(connection)
                     else:
-                        hints = self.idle_hints.setdefault(pool_request.request.url.origin, [])
+                        hints = self.idle_hints.setdefault(pool_request.origin, [])
                         hints.append(connection)
                         if len(hints) > len(self.connections):
                             del hints[: len(hints) - len(self.connections)]
@@ -186,7 +188,7 @@ class PoolState:
             swept = False
             waiting: Deque[PoolRequest] = deque()
             for pool_request in self.queue:
-                origin = pool_request.request.url.origin
+                origin = pool_request.origin
                 connection = self._find_available(origin, closing)
                 fresh = connection is None
                 if connection is None:
