@@ -42,6 +42,7 @@ from ._http11_simple import (
     MAX_SIMPLE_HEAD,
     connection_close,
     direct_body_length,
+    head_says_close,
     in_memory_body,
     parse_simple_head,
     serialize_simple_head,
@@ -444,7 +445,7 @@ class HTTP11Core:
                     response.buffered = buffer[end + 4 :]
                     response.keep_alive = (
                         version == b"1.1"
-                        and not connection_close(headers)
+                        and not head_says_close(buffer, end)
                         and not connection_close(request.headers)
                     )
                     return (b"HTTP/" + version, status, reason, headers)

@@ -100,6 +100,17 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     return match.group(1), status, match.group(3) or b"", headers, int(length.group(1))
 
 
+# A Connection field whose value holds "close", found as `connection_close` finds it, in a
+# head whose field lines are valid (each starts after a CRLF, its name ends at the colon).
+_CONNECTION_CLOSE_FIELD = re.compile(rb"\r\nconnection:[^\r\n]*close", re.IGNORECASE)
+
+
+def head_says_close(buffer: bytes, end: int) -> bool:
+    """`connection_close` of the fields of the simple head `buffer[:end]` (one that
+    `parse_simple_head` accepted), in one scan of its bytes."""
+    return _CONNECTION_CLOSE_FIELD.search(buffer, 0, end) is not None
+
+
 def connection_close(headers: Any) -> bool:
     """Whether `headers` (names in any case) hold `Connection: close`."""
     for name, value in headers:
