@@ -4,13 +4,13 @@ class in `httpcore.aio`.
 This module holds the exchange (request out, response head and body in), the keep-alive
 bookkeeping and the state a pool asks for. Its neighbours: `_http11_simple` (the fast path's
 grammar, serializer and parser), `_http11_upgrade` (the streams handed out after `101` or
-`CONNECT`).
+`CONNECT`), `_http11_h11` (h11, imported when a connection first needs it).
 
 Rules it keeps:
 - h11 is the reference. A request or response head the fast path declines goes to h11, and a
   request sent without h11 is replayed into it (`_catch_up_h11`) before h11 reads a response,
   so h11's behaviour and exact errors are kept. h11's own errors are mapped in one place
-  (`_LOCAL_ERRORS`, `_REMOTE_ERRORS`).
+  (`LOCAL_ERRORS`, `REMOTE_ERRORS` in `_http11_h11`, which imports h11 on first use).
 - A Content-Length body is read straight from the socket, not through h11 (`_direct_body`);
   the connection is kept alive only if that body was complete, nothing arrived behind it and
   both sides allowed keep-alive (h11's rule, applied here since h11 never saw the body).
@@ -27,16 +27,15 @@ import enum
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
+from . import _http11_h11 as h11_lazy
 from ._drive import CLOSE, ITER, NEXT, READ, WRITE, BodyGen, Gen, SyncIO, close_iterator
 from ._exceptions import (
     ConnectionNotAvailable,
-    LocalProtocolError,
     ReadError,
     RemoteProtocolError,
     WriteError,
-    map_exceptions,
 )
 from ._http11_simple import (
     MAX_SIMPLE_HEAD,
@@ -79,13 +78,7 @@ MAX_BODY_READ = 1024 * 1024
 # one is written after the head, as it is.
 MAX_JOINED_BODY = 65536
 
-# h11's errors, as ours (same message, the original chained). h11 is imported when a
-# connection first needs its state machine (the fast path never does: importing h11 costs a
-# cold start ~15 ms, with dataclasses and inspect); the mappings are filled in then.
-_LOCAL_MAPPING: Dict[Type[BaseException], Type[Exception]] = {}
-_REMOTE_MAPPING: Dict[Type[BaseException], Type[Exception]] = {}
-_LOCAL_ERRORS = map_exceptions(_LOCAL_MAPPING)
-_REMOTE_ERRORS = map_exceptions(_REMOTE_MAPPING)
+_LOCAL_ERRORS, _REMOTE_ERRORS = h11_lazy.LOCAL_ERRORS, h11_lazy.REMOTE_ERRORS
 
 
 class HTTPConnectionState(enum.IntEnum):
@@ -181,24 +174,7 @@ class HTTP11Core:
         return h11_state
 
     def _new_h11_state(self) -> h11.Connection:
-        import h11
-
-        if not _REMOTE_MAPPING:  # filled last: both are filled once it is
-            _LOCAL_MAPPING[h11.LocalProtocolError] = LocalProtocolError
-            _REMOTE_MAPPING[h11.RemoteProtocolError] = RemoteProtocolError
-        return h11.Connection(
-            our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
-        )
-
-    def _h11_done(self, theirs: bool) -> bool:
-        """Whether h11 has seen our side (and, if `theirs`, the server's) of the exchange
-        through; False when h11 took no part in it."""
-        h11_state = self._h11_state
-        if h11_state is None:
-            return False
-        import h11
-
-        return h11_state.our_state is h11.DONE and (not theirs or h11_state.their_state is h11.DONE)
+        return h11_lazy.new_state(self.MAX_INCOMPLETE_EVENT_SIZE)
 
     # -- the exchange ----------------------------------------------------------------------
 
@@ -558,12 +534,12 @@ class HTTP11Core:
                     response.complete
                     and response.keep_alive
                     and not response.overrun
-                    and (untouched or self._h11_done(theirs=False))
+                    and (untouched or h11_lazy.done(self._h11_state, theirs=False))
                 )
                 if reusable and not untouched:
                     self._h11_state = None  # a fresh one for the next request that needs h11
             elif reusable:
-                reusable = self._h11_done(theirs=True)
+                reusable = h11_lazy.done(self._h11_state, theirs=True)
                 if reusable:
                     self._h11().start_next_cycle()
             # A second close (a body error, then its stream's close) sees a finished response.
