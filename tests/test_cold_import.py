@@ -1,4 +1,4 @@
-"""Cold start: a sync-only user loads no async, HTTP/2, SOCKS or TLS-bundle machinery.
+"""Cold start: a sync-only user loads no async, HTTP/2, SOCKS, TLS or h11 machinery.
 
 Each check runs in a fresh interpreter that imports the package, builds a `ConnectionPool` and
 makes one plain-HTTP request to the local test server, then reports which of the watched
@@ -16,8 +16,13 @@ from typing import Any, Dict
 import pytest
 
 # Not needed by a sync client over plain HTTP: the async libraries, HTTP/2, SOCKS, sniffio,
-# certifi (the CA bundle is loaded when a TLS context is first built) and inspect.
-WATCHED = ["asyncio", "anyio", "trio", "sniffio", "h2", "hpack", "socksio", "certifi", "inspect"]
+# certifi (the CA bundle is loaded when a TLS context is first built), ssl (imported for TLS
+# only), inspect, and h11 with its dataclasses (the fast path serves a simple exchange; h11
+# is imported when a request or response needs it).
+WATCHED = [
+    "asyncio", "anyio", "trio", "sniffio", "h2", "hpack", "socksio", "certifi", "inspect",
+    "ssl", "h11", "dataclasses",
+]  # fmt: skip
 
 _PROBE = """
 import json, sys
@@ -75,12 +80,56 @@ def test_sync_request_loads_no_async_http2_socks_or_certifi(module: str, server:
     assert report["status"] == 200
     assert report["preloaded"] == [], "the interpreter loaded them before the import"
     loaded: Dict[str, str] = report["loaded"]
-    # h11 defines its events with dataclasses, and the standard library's dataclasses imports
-    # inspect: that one is h11's cost (httpcore 1.0.9 pays it too), not an import of ours.
-    importer = loaded.pop("inspect", None)
-    if importer is not None:
-        assert importer.endswith("dataclasses.py"), f"inspect imported by {importer}"
     assert loaded == {}, f"a sync request with {module!r} loaded {loaded} (module -> importer)"
+
+
+def test_import_alone_loads_none_of_them() -> None:
+    code = (
+        f"import sys\nimport httpcore.base\n"
+        f"print(sorted(name for name in {WATCHED!r} if name in sys.modules))\n"
+    )
+    assert run_fresh(code).strip() == "[]"
+
+
+def test_tls_request_loads_ssl_but_not_h11(tls_server: Any, ca: Any, tmp_path: Any) -> None:
+    cafile = str(tmp_path / "ca.pem")
+    ca.cert_pem.write_to_path(cafile)
+    code = (
+        "import ssl, sys, httpcore.base\n"
+        f"context = ssl.create_default_context(cafile={cafile!r})\n"
+        "with httpcore.base.ConnectionPool(ssl_context=context) as pool:\n"
+        f"    response = pool.request('GET', {tls_server.url + '/'!r})\n"
+        "print(response.status, 'h11' in sys.modules)\n"
+    )
+    assert run_fresh(code).split() == ["200", "False"]
+
+
+# h11's errors are mapped to ours from the first use of h11 in a process (it is imported then).
+_FIRST_H11_ERROR = """
+import httpcore.base as httpcore
+
+with httpcore.ConnectionPool() as pool:
+    try:
+        pool.request("GET", URL, headers=HEADERS)
+    except httpcore.ProtocolError as exc:  # not h11's: an unmapped error fails the child
+        print(type(exc).__name__, str(exc))
+"""
+
+
+def test_first_h11_local_error_is_mapped(server: Any) -> None:
+    code = _FIRST_H11_ERROR.replace("URL", repr(server.url + "/"))
+    code = code.replace("HEADERS", repr({"Host": "\0"}))
+    out = run_fresh(code).strip()
+    assert out == "LocalProtocolError Illegal header value b'\\x00'"
+
+
+def test_first_h11_remote_error_is_mapped(raw_server: Any) -> None:
+    # A head the fast path declines (a field line without a colon), which h11 rejects.
+    srv = raw_server(b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 0\r\n\r\n")
+    code = _FIRST_H11_ERROR.replace("URL", repr(srv.url + "/")).replace("HEADERS", "None")
+    name, message = run_fresh(code).strip().split(" ", 1)
+    assert name == "RemoteProtocolError"
+    assert message  # h11's own message
 
 
 def test_default_ssl_context_still_trusts_certifi() -> None:

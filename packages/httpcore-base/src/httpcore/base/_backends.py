@@ -8,9 +8,11 @@ Concrete backends subclass these; every method that is not implemented raises
 
 from __future__ import annotations
 
-import ssl
 import time
-from typing import Any, Iterable, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, Tuple, Union
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 __all__ = [
     "SOCKET_OPTION",

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import ssl
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Protocol
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Optional,
+    Protocol,
+)
 
 from . import _http3
 from ._altsvc import AltSvcCache
@@ -32,6 +39,9 @@ from ._ops import (
 )
 from ._ssl import default_ssl_context
 from ._trace import traced
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 logger = logging.getLogger("httpcore.connection")
 

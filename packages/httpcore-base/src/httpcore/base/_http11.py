@@ -4,13 +4,13 @@ class in `httpcore.aio`.
 This module holds the exchange (request out, response head and body in), the keep-alive
 bookkeeping and the state a pool asks for. Its neighbours: `_http11_simple` (the fast path's
 grammar, serializer and parser), `_http11_upgrade` (the streams handed out after `101` or
-`CONNECT`).
+`CONNECT`), `_http11_h11` (h11, imported when a connection first needs it).
 
 Rules it keeps:
 - h11 is the reference. A request or response head the fast path declines goes to h11, and a
   request sent without h11 is replayed into it (`_catch_up_h11`) before h11 reads a response,
   so h11's behaviour and exact errors are kept. h11's own errors are mapped in one place
-  (`_LOCAL_ERRORS`, `_REMOTE_ERRORS`).
+  (`LOCAL_ERRORS`, `REMOTE_ERRORS` in `_http11_h11`, which imports h11 on first use).
 - A Content-Length body is read straight from the socket, not through h11 (`_direct_body`);
   the connection is kept alive only if that body was complete, nothing arrived behind it and
   both sides allowed keep-alive (h11's rule, applied here since h11 never saw the body).
@@ -27,23 +27,21 @@ import enum
 import functools
 import logging
 import time
-from typing import Callable, List, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Type, Union
 
-import h11
-
+from . import _http11_h11 as h11_lazy
 from ._drive import READ, WRITE, BodyGen, Flavour, Gen, SyncIO, close_iterator
 from ._exceptions import (
     ConnectionNotAvailable,
-    LocalProtocolError,
     ReadError,
     RemoteProtocolError,
     WriteError,
-    map_exceptions,
 )
 from ._http11_simple import (
     MAX_SIMPLE_HEAD,
     connection_close,
     direct_body_length,
+    head_says_close,
     in_memory_body,
     parse_simple_head,
     serialize_simple_head,
@@ -54,6 +52,9 @@ from ._interfaces import ConnectionInterface, SyncShell
 from ._models import Origin, Request, Response
 from ._ops import AnyNetworkStream, close, iterate, next_item, read, write
 from ._trace import is_traced, traced
+
+if TYPE_CHECKING:
+    import h11
 
 __all__ = [  # the names other modules and tests import from here
     "AsyncHTTP11UpgradeStream",
@@ -69,8 +70,9 @@ __all__ = [  # the names other modules and tests import from here
 logger = logging.getLogger("httpcore.http11")
 
 ResponseHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]]]
-#: What h11 parses out of its buffer.
-H11Event = Union[h11.Event, Type[h11.NEED_DATA], Type[h11.PAUSED]]
+if TYPE_CHECKING:
+    #: What h11 parses out of its buffer.
+    H11Event = Union[h11.Event, Type[h11.NEED_DATA], Type[h11.PAUSED]]
 
 # Body reads start at READ_NUM_BYTES and double up to this while each read comes back full
 # (fewer, larger reads for big bodies; small bodies never allocate large buffers).
@@ -80,9 +82,7 @@ MAX_BODY_READ = 1024 * 1024
 # one is written after the head, as it is.
 MAX_JOINED_BODY = 65536
 
-# h11's errors, as ours (same message, the original chained).
-_LOCAL_ERRORS = map_exceptions({h11.LocalProtocolError: LocalProtocolError})
-_REMOTE_ERRORS = map_exceptions({h11.RemoteProtocolError: RemoteProtocolError})
+_LOCAL_ERRORS, _REMOTE_ERRORS = h11_lazy.LOCAL_ERRORS, h11_lazy.REMOTE_ERRORS
 
 
 class HTTPConnectionState(enum.IntEnum):
@@ -167,13 +167,19 @@ class HTTP11Core:
         # send it again, API.md §3.7).
         self._unanswered = False
         self._state_lock = self._io.state_lock()
-        self._h11_state = self._new_h11_state()
+        # h11's state machine, made when first needed (`_h11()`): the fast path needs none.
+        self._h11_state: Optional[h11.Connection] = None
         self._response = ResponseState(self.READ_NUM_BYTES)
 
+    def _h11(self) -> h11.Connection:
+        """h11's state machine for this connection, made on first use."""
+        h11_state = self._h11_state
+        if h11_state is None:
+            self._h11_state = h11_state = self._new_h11_state()
+        return h11_state
+
     def _new_h11_state(self) -> h11.Connection:
-        return h11.Connection(
-            our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
-        )
+        return h11_lazy.new_state(self.MAX_INCOMPLETE_EVENT_SIZE)
 
     # -- the exchange ----------------------------------------------------------------------
 
@@ -225,7 +231,7 @@ class HTTP11Core:
             network_stream = self._network_stream
             if status == 101 or (request.method == b"CONNECT" and 200 <= status < 300):
                 network_stream = self._upgrade_stream_class(
-                    network_stream, self._h11_state.trailing_data[0]
+                    network_stream, self._h11().trailing_data[0]
                 )
             if is_traced(logger, request):
                 body = self._io.stream_class(
@@ -284,7 +290,9 @@ class HTTP11Core:
         yield from write(self._network_stream, self._h11_request_bytes(request, content), timeout)
 
     def _h11_request_bytes(self, request: Request, content: bytes) -> bytes:
-        h11_state = self._h11_state
+        h11_state = self._h11()  # first: it imports h11 and fills the error mappings
+        import h11
+
         with _LOCAL_ERRORS:
             data = h11_state.send(
                 h11.Request(
@@ -305,15 +313,20 @@ class HTTP11Core:
             self._h11_request_bytes(request, content)
 
     def _send_request_headers(self, request: Request, timeout: Optional[float]) -> Gen[None]:
+        h11_state = self._h11()
+        import h11
+
         with _LOCAL_ERRORS:
             event = h11.Request(
                 method=request.method, target=request.url.target, headers=request.headers
             )
-            data = self._h11_state.send(event)
+            data = h11_state.send(event)
         yield from write(self._network_stream, data, timeout)
 
     def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
-        h11_state = self._h11_state
+        h11_state = self._h11()
+        import h11
+
         iterator = yield from iterate(request.stream)
         try:
             while True:
@@ -335,7 +348,9 @@ class HTTP11Core:
             yield from write(self._network_stream, data, timeout)
 
     def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[H11Event]:
-        h11_state = self._h11_state
+        h11_state = self._h11()
+        import h11
+
         response = self._response
         while True:
             with _REMOTE_ERRORS:
@@ -361,6 +376,8 @@ class HTTP11Core:
             head = yield from self._receive_simple_head(request, timeout)
             if head is not None:
                 return head
+        import h11  # here, not above: the fast path above needs no h11
+
         response = self._response
         while True:
             event = yield from self._receive_event(timeout)
@@ -410,7 +427,7 @@ class HTTP11Core:
                     response.buffered = buffer[end + 4 :]
                     response.keep_alive = (
                         version == b"1.1"
-                        and not connection_close(headers)
+                        and not head_says_close(buffer, end)
                         and not connection_close(request.headers)
                     )
                     return (b"HTTP/" + version, status, reason, headers)
@@ -418,7 +435,7 @@ class HTTP11Core:
             if len(buffer) > MAX_SIMPLE_HEAD:
                 break
         self._catch_up_h11()
-        self._h11_state.receive_data(buffer)
+        self._h11().receive_data(buffer)
         return None
 
     def _receive_body(self, request: Request, timeout: Optional[float]) -> BodyGen:
@@ -456,6 +473,8 @@ class HTTP11Core:
         if response.direct_length is not None:
             yield from self._direct_body(response, timeout)
             return
+        import h11
+
         while True:
             event = yield from self._receive_event(timeout, response.read_size)
             if type(event) is h11.Data:
@@ -476,7 +495,7 @@ class HTTP11Core:
         length: int = response.direct_length  # type: ignore[assignment]
         buffered = response.buffered
         if buffered is None:
-            buffered = self._h11_state.trailing_data[0]
+            buffered = self._h11().trailing_data[0]
         if len(buffered) > length:
             # More than the body arrived: the connection is out of step; never reuse it.
             response.overrun = True
@@ -511,7 +530,6 @@ class HTTP11Core:
             raise
 
     def _response_closed(self) -> Gen[None]:
-        h11_state = self._h11_state
         with self._state_lock:
             response = self._response
             reusable = self._state is not CLOSED and not self._write_failed
@@ -521,14 +539,14 @@ class HTTP11Core:
                     response.complete
                     and response.keep_alive
                     and not response.overrun
-                    and (untouched or h11_state.our_state is h11.DONE)
+                    and (untouched or h11_lazy.done(self._h11_state, theirs=False))
                 )
                 if reusable and not untouched:
-                    self._h11_state = h11_state = self._new_h11_state()
+                    self._h11_state = None  # a fresh one for the next request that needs h11
             elif reusable:
-                reusable = h11_state.our_state is h11.DONE and h11_state.their_state is h11.DONE
+                reusable = h11_lazy.done(self._h11_state, theirs=True)
                 if reusable:
-                    h11_state.start_next_cycle()
+                    self._h11().start_next_cycle()
             # A second close (a body error, then its stream's close) sees a finished response.
             response.direct_length = response.buffered = response.h11_behind = None
             response.complete = response.overrun = False

@@ -15,6 +15,7 @@ Rules it keeps:
 
 from __future__ import annotations
 
+import operator
 import re
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
@@ -54,6 +55,14 @@ _TOKEN = re.compile(TOKEN)
 _FIELD_VALUE = re.compile(FIELD_VALUE)
 _TARGET = re.compile(REQUEST_TARGET)
 _DIGITS = re.compile(CONTENT_LENGTH)
+# In a head whose field lines are valid, lower-cased: each field line starts after a CRLF and
+# its name runs up to the colon, so these find exactly the framing fields (and their values).
+_CONTENT_LENGTH_NAME = b"\r\ncontent-length:"
+_TRANSFER_ENCODING_NAME = b"\r\ntransfer-encoding:"
+_CONTENT_LENGTH_FIELD = re.compile(
+    _CONTENT_LENGTH_NAME + OWS + rb"(" + CONTENT_LENGTH + rb")" + OWS + rb"(?=\r\n|\Z)"
+)
+_SPLIT_FIELD = operator.methodcaller("partition", b":")
 
 # A longer response head goes to h11 (which enforces its own limit).
 MAX_SIMPLE_HEAD = 65536
@@ -81,22 +90,28 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     # One pass validates every field line.
     if _FIELD_LINES.fullmatch(head, status_end) is None:
         return None
-    headers = []
-    length = None
-    for line in head[status_end + 2 :].split(b"\r\n") if status_end < len(head) else ():
-        name, _, value = line.partition(b":")
-        value = value.strip(b" \t")
-        lowered = name.lower()
-        if lowered == b"content-length":
-            if length is not None or _DIGITS.fullmatch(value) is None:
-                return None
-            length = int(value)
-        elif lowered == b"transfer-encoding":
-            return None
-        headers.append((name, value))
+    # The framing fields, found in C rather than by a test on each line: exactly one
+    # Content-Length with a valid value, no Transfer-Encoding.
+    lowered = head.lower()
+    if _TRANSFER_ENCODING_NAME in lowered or lowered.count(_CONTENT_LENGTH_NAME) != 1:
+        return None
+    length = _CONTENT_LENGTH_FIELD.search(lowered, status_end)
     if length is None:
         return None
-    return match.group(1), status, match.group(3) or b"", headers, length
+    lines = head[status_end + 2 :].split(b"\r\n")
+    headers = [(name, value.strip(b" \t")) for name, _, value in map(_SPLIT_FIELD, lines)]
+    return match.group(1), status, match.group(3) or b"", headers, int(length.group(1))
+
+
+# A Connection field whose value holds "close", found as `connection_close` finds it, in a
+# head whose field lines are valid (each starts after a CRLF, its name ends at the colon).
+_CONNECTION_CLOSE_FIELD = re.compile(rb"\r\nconnection:[^\r\n]*close", re.IGNORECASE)
+
+
+def head_says_close(buffer: bytes, end: int) -> bool:
+    """`connection_close` of the fields of the simple head `buffer[:end]` (one that
+    `parse_simple_head` accepted), in one scan of its bytes."""
+    return _CONNECTION_CLOSE_FIELD.search(buffer, 0, end) is not None
 
 
 def connection_close(headers: Iterable[Tuple[bytes, bytes]]) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ssl
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
 
 from ._backends import (
     SOCKET_OPTION,
@@ -13,6 +12,9 @@ from ._backends import (
     NetworkStream,
 )
 from ._exceptions import ReadError
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 __all__ = ["AsyncMockBackend", "AsyncMockStream", "MockBackend", "MockStream"]
 

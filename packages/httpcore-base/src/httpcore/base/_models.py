@@ -7,8 +7,8 @@ the helpers take a fast path for the types callers pass in practice (``bytes``, 
 from __future__ import annotations
 
 import base64
-import ssl
 from typing import (
+    TYPE_CHECKING,
     Any,
     AsyncIterable,
     AsyncIterator,
@@ -27,6 +27,9 @@ from typing import (
 from urllib.parse import urlsplit
 
 from ._exceptions import UnsupportedProtocol
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 __all__ = [
     "URL",

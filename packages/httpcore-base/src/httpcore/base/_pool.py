@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import ssl
-from typing import Callable, Iterable, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional
 
 from ._altsvc import AltSvcCache
 from ._backends import SOCKET_OPTION
@@ -29,6 +28,9 @@ from ._ops import AnyNetworkBackend, close, iterate, next_item, wait
 from ._pool_state import PoolRequest, PoolState
 from ._proxy import ForwardHTTPConnection, ProxyPoolCore, TunnelHTTPConnection
 from ._trace import traced
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 logger = logging.getLogger("httpcore.connection_pool")
 

@@ -67,10 +67,12 @@ C = TypeVar("C", bound=PooledConnection)
 class PoolRequest(Generic[C]):
     """A request in the pool: waiting for a connection, or using one."""
 
-    __slots__ = ("connection", "event", "fresh", "request", "started")
+    __slots__ = ("connection", "event", "fresh", "origin", "request", "started")
 
     def __init__(self, request: Request) -> None:
         self.request = request
+        # Built once: the pool asks for it on arrival, assignment and release.
+        self.origin = request.url.origin
         self.connection: Optional[C] = None
         # Set when a connection is assigned; only a request that has to wait needs one.
         self.event: Optional[Event] = None
@@ -181,7 +183,7 @@ class PoolState(Generic[C]):
                         self.connections.remove(connection)
                         closing.append(connection)
                     else:
-                        hints = self.idle_hints.setdefault(pool_request.request.url.origin, [])
+                        hints = self.idle_hints.setdefault(pool_request.origin, [])
                         hints.append(connection)
                         if len(hints) > len(self.connections):
                             del hints[: len(hints) - len(self.connections)]
@@ -210,7 +212,7 @@ class PoolState(Generic[C]):
             swept = False
             waiting: Deque[PoolRequest[C]] = deque()
             for pool_request in self.queue:
-                origin = pool_request.request.url.origin
+                origin = pool_request.origin
                 connection = self._find_available(origin, closing)
                 fresh = connection is None
                 if connection is None:

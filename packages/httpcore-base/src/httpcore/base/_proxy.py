@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import ssl
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._backends import SOCKET_OPTION
 from ._connection import HTTPConnection, HTTPConnectionCore, start_tls_and_pick_protocol
@@ -24,6 +23,9 @@ from ._models import (
     enforce_url,
 )
 from ._ops import AnyNetworkBackend, close, handle, lock, unlock
+
+if TYPE_CHECKING:
+    import ssl  # annotations only: importing ssl costs a cold start ~9 ms
 
 logger = logging.getLogger("httpcore.proxy")
 

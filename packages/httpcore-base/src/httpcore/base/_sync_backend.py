@@ -12,10 +12,9 @@ import os
 import select
 import selectors
 import socket
-import ssl
 import sys
 import time
-from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol, TypeVar
 
 from ._backends import SOCKET_OPTION, NetworkBackend, NetworkStream
 from ._exceptions import (
@@ -28,6 +27,9 @@ from ._exceptions import (
 )
 from ._happy_eyeballs import AddrInfo, Schedule, candidates
 
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = ["SyncBackend", "SyncStream", "TLSinTLSStream", "is_socket_readable"]
 
 _T = TypeVar("_T")
@@ -37,6 +39,13 @@ _TLS_RECORD_READ = 65536
 
 # A cached timeout that equals no timeout (NaN != anything): forces the next call to set it.
 _UNKNOWN_TIMEOUT = float("nan")
+
+
+def _is_tls(sock: Any) -> bool:
+    """Whether `sock` is an `ssl.SSLSocket`. ssl is imported only by TLS users (a cold start
+    saves ~9 ms without it), and without it no socket can be one."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
 
 
 if hasattr(select, "poll"):
@@ -146,6 +155,8 @@ class SyncStream(NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> NetworkStream:
+        import ssl  # the caller's context has imported it: a lookup in sys.modules
+
         try:
             if isinstance(self._sock, ssl.SSLSocket):
                 # Already TLS (an HTTPS proxy): run the inner session over memory buffers.
@@ -170,7 +181,7 @@ class SyncStream(NetworkStream):
         if info == "is_readable":
             return is_socket_readable(self._sock)
         if info == "ssl_object":
-            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+            return self._sock if _is_tls(self._sock) else None
         return _socket_info(self._sock, info)
 
     def __repr__(self) -> str:
@@ -193,6 +204,8 @@ class TLSinTLSStream(NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> None:
+        import ssl  # a TLS user has imported it already: a lookup in sys.modules
+
         self._sock = sock
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
@@ -210,6 +223,8 @@ class TLSinTLSStream(NetworkStream):
 
     def _run(self, operation: Callable[..., _T], *args: object) -> _T:
         """Call an `SSLObject` method, moving ciphertext until it completes."""
+        import ssl
+
         while True:
             try:
                 result = operation(*args)
@@ -237,6 +252,8 @@ class TLSinTLSStream(NetworkStream):
             self._timeout = timeout
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        import ssl
+
         try:
             self._set_timeout(timeout)
             return self._run(self._ssl_object.read, max_bytes)
