@@ -67,3 +67,35 @@ def test_reads_through_the_shared_buffer_keep_each_connection_apart(raw_server: 
     received = asyncio.run(main())
     for data, body in zip(received, bodies):
         assert data.endswith(b"\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize("size", [3 * _asyncio.HIGH_WATER])
+def test_a_tls_download_that_fills_the_buffer_resumes_when_read(
+    tls_server: Any, client_ssl_context: Any, size: int
+) -> None:
+    # The reader falls behind: reading pauses at HIGH_WATER and must resume as the caller reads
+    # (it once paused the raw transport and resumed the TLS one, and the download stalled).
+    async def main() -> int:
+        backend = _asyncio.AsyncIOBackend()
+        stream: Any = await backend.connect_tcp(tls_server.host, tls_server.port, timeout=5)
+        stream = await stream.start_tls(client_ssl_context, server_hostname="localhost", timeout=5)
+        try:
+            request = b"GET /bytes/%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % size
+            await stream.write(request, timeout=5)
+            received = len(await stream.read(65536, timeout=5))
+            for _ in range(500):  # until the protocol has paused reading (at most 5 s)
+                if stream._protocol.read_paused:
+                    break
+                await asyncio.sleep(0.01)
+            assert stream._protocol.read_paused
+            while True:
+                chunk = await stream.read(65536, timeout=5)
+                if not chunk:
+                    return received
+                received += len(chunk)
+                if received >= size:  # the head came first, so the body is all here
+                    return received
+        finally:
+            await stream.aclose()
+
+    assert asyncio.run(main()) >= size

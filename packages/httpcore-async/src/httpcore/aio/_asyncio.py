@@ -327,6 +327,9 @@ class AsyncIOStream(AsyncNetworkStream):
             self._abort()
             raise
         raw_high = _watch_ciphertext_drain(self._transport, self._protocol)
+        # start_tls does not call connection_made again: without this, a full buffer would pause
+        # the raw transport while `read()` resumes the TLS one, and the download would stall.
+        self._protocol.transport = transport
         return AsyncIOStream(transport, self._protocol, self._transport, raw_high)
 
     def _abort(self) -> None:
