@@ -4,7 +4,8 @@ class in `httpcore.aio`.
 This module holds the exchange (request out, response head and body in), the keep-alive
 bookkeeping and the state a pool asks for. Its neighbours: `_http11_simple` (the fast path's
 grammar, serializer and parser), `_http11_upgrade` (the streams handed out after `101` or
-`CONNECT`), `_http11_h11` (h11, imported when a connection first needs it).
+`CONNECT`), `_http11_h11` (h11, imported when a connection first needs it, and `H11Exchange`,
+the part of the core that talks to h11).
 
 Rules it keeps:
 - h11 is the reference. A request or response head the fast path declines goes to h11, and a
@@ -27,16 +28,17 @@ import enum
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from . import _http11_h11 as h11_lazy
-from ._drive import READ, WRITE, BodyGen, Flavour, Gen, SyncIO, close_iterator
+from ._drive import READ, WRITE, BodyGen, Flavour, Gen, SyncIO
 from ._exceptions import (
     ConnectionNotAvailable,
     ReadError,
     RemoteProtocolError,
     WriteError,
 )
+from ._http11_h11 import MAX_BODY_READ, H11Exchange
 from ._http11_simple import (
     MAX_SIMPLE_HEAD,
     connection_close,
@@ -50,7 +52,7 @@ from ._http11_simple import (
 from ._http11_upgrade import AsyncHTTP11UpgradeStream, HTTP11UpgradeStream, UpgradeStreamBase
 from ._interfaces import ConnectionInterface, SyncShell
 from ._models import Origin, Request, Response
-from ._ops import AnyNetworkStream, close, iterate, next_item, read, write
+from ._ops import AnyNetworkStream, close, write
 from ._trace import is_traced, traced
 
 if TYPE_CHECKING:
@@ -70,19 +72,10 @@ __all__ = [  # the names other modules and tests import from here
 logger = logging.getLogger("httpcore.http11")
 
 ResponseHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]]]
-if TYPE_CHECKING:
-    #: What h11 parses out of its buffer.
-    H11Event = Union[h11.Event, Type[h11.NEED_DATA], Type[h11.PAUSED]]
-
-# Body reads start at READ_NUM_BYTES and double up to this while each read comes back full
-# (fewer, larger reads for big bodies; small bodies never allocate large buffers).
-MAX_BODY_READ = 1024 * 1024
 
 # An in-memory body up to this size is joined to the request head for a single write; a larger
 # one is written after the head, as it is.
 MAX_JOINED_BODY = 65536
-
-_LOCAL_ERRORS, _REMOTE_ERRORS = h11_lazy.LOCAL_ERRORS, h11_lazy.REMOTE_ERRORS
 
 
 class HTTPConnectionState(enum.IntEnum):
@@ -136,16 +129,14 @@ def origin_mismatch(request: Request, origin: Origin) -> RuntimeError:
     )
 
 
-class HTTP11Core:
+class HTTP11Core(H11Exchange):
     """The HTTP/1.1 protocol: requests out, responses in, keep-alive bookkeeping.
 
     Subclasses pick the flavour (`_io`) and the class of the upgrade stream.
     """
 
-    READ_NUM_BYTES = 65536
-    MAX_INCOMPLETE_EVENT_SIZE = 102400
-
     _io: Flavour = SyncIO
+    _response: ResponseState
     # The stream handed out after `101` or `CONNECT`: (network stream, bytes already read).
     _upgrade_stream_class: Callable[[AnyNetworkStream, bytes], AnyNetworkStream]
 
@@ -170,16 +161,6 @@ class HTTP11Core:
         # h11's state machine, made when first needed (`_h11()`): the fast path needs none.
         self._h11_state: Optional[h11.Connection] = None
         self._response = ResponseState(self.READ_NUM_BYTES)
-
-    def _h11(self) -> h11.Connection:
-        """h11's state machine for this connection, made on first use."""
-        h11_state = self._h11_state
-        if h11_state is None:
-            self._h11_state = h11_state = self._new_h11_state()
-        return h11_state
-
-    def _new_h11_state(self) -> h11.Connection:
-        return h11_lazy.new_state(self.MAX_INCOMPLETE_EVENT_SIZE)
 
     # -- the exchange ----------------------------------------------------------------------
 
@@ -288,86 +269,6 @@ class HTTP11Core:
                     yield (WRITE, self._network_stream, content, timeout)
                 return
         yield from write(self._network_stream, self._h11_request_bytes(request, content), timeout)
-
-    def _h11_request_bytes(self, request: Request, content: bytes) -> bytes:
-        h11_state = self._h11()  # first: it imports h11 and fills the error mappings
-        import h11
-
-        with _LOCAL_ERRORS:
-            data = h11_state.send(
-                h11.Request(
-                    method=request.method, target=request.url.target, headers=request.headers
-                )
-            )
-            if content:
-                data += h11_state.send(h11.Data(data=content))
-            data += h11_state.send(h11.EndOfMessage())
-        return data
-
-    def _catch_up_h11(self) -> None:
-        """Replay into h11 a request sent without it, before h11 reads the response."""
-        response = self._response
-        if response.h11_behind is not None:
-            request, content = response.h11_behind
-            response.h11_behind = None
-            self._h11_request_bytes(request, content)
-
-    def _send_request_headers(self, request: Request, timeout: Optional[float]) -> Gen[None]:
-        h11_state = self._h11()
-        import h11
-
-        with _LOCAL_ERRORS:
-            event = h11.Request(
-                method=request.method, target=request.url.target, headers=request.headers
-            )
-            data = h11_state.send(event)
-        yield from write(self._network_stream, data, timeout)
-
-    def _send_request_body(self, request: Request, timeout: Optional[float]) -> Gen[None]:
-        h11_state = self._h11()
-        import h11
-
-        iterator = yield from iterate(request.stream)
-        try:
-            while True:
-                chunk = yield from next_item(iterator)
-                if chunk is None:
-                    break
-                with _LOCAL_ERRORS:
-                    data = h11_state.send(h11.Data(data=chunk))
-                if data:
-                    yield from write(self._network_stream, data, timeout)
-        except GeneratorExit:
-            raise
-        except BaseException:
-            yield from close_iterator(iterator)
-            raise
-        with _LOCAL_ERRORS:
-            data = h11_state.send(h11.EndOfMessage())
-        if data:
-            yield from write(self._network_stream, data, timeout)
-
-    def _receive_event(self, timeout: Optional[float], read_size: int = 0) -> Gen[H11Event]:
-        h11_state = self._h11()
-        import h11
-
-        response = self._response
-        while True:
-            with _REMOTE_ERRORS:
-                event = h11_state.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            size = read_size or self.READ_NUM_BYTES
-            data = yield from read(self._network_stream, size, timeout)
-            if read_size and len(data) == size and size < MAX_BODY_READ:
-                # The socket keeps filling whole reads: a large body; read bigger pieces.
-                response.read_size = size * 2
-            if not data:
-                if h11_state.their_state is h11.SEND_RESPONSE:
-                    raise RemoteProtocolError("Server disconnected without sending a response.")
-            else:
-                response.started = True
-            h11_state.receive_data(data)
 
     def _receive_response_headers(
         self, request: Request, timeout: Optional[float]
