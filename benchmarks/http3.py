@@ -1,11 +1,22 @@
-"""HTTP/3 vs HTTP/2 of this project: 100 concurrent GETs multiplexed on one connection.
+"""HTTP/3: this project vs niquests, and vs its own HTTP/2: 100 concurrent GETs on one connection.
 
 The server is hypercorn (TLS + QUIC on one port, `tests/servers/app.py`) in a subprocess of its
 own, so that client and server do not share a GIL. Run it in the development environment
 (`hatch run hatch-test.py3.11:python benchmarks/http3.py`); options: `--duration S`,
-`--rounds N`, `--concurrency N`. It prints requests per second, best of the rounds. Servers and
-client in Python on one machine: the numbers compare the two protocols of this client under
-the same server, not absolute speed. (niquests, the issue's peer, is not part of this run.)
+`--rounds N`, `--concurrency N`, `--no-niquests`. It prints requests per second, best of the
+rounds, for asyncio and for the sync API:
+
+- ours: `concurrency` asyncio tasks (or threads) sharing one pool, over HTTP/3 with prior
+  knowledge, then over HTTP/2 (same server, same TLS certificate);
+- niquests 3 (its own venv, `benchmarks/.work/venv-niquests`, built on first use:
+  urllib3-future would clash with urllib3 here): a `multiplexed=True` session sends
+  `concurrency` requests on one connection and collects them with `gather()`, niquests' way
+  of multiplexing. It is told the origin speaks HTTP/3 through its QUIC cache
+  (`quic_cache_layer`, the store it fills from Alt-Svc), and each run checks that the answers
+  really came over HTTP/3 (`response.http_version == 30`).
+
+Servers and clients in Python on one machine: the numbers compare clients under the same
+server, not absolute speed.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import json
 import os
 import socket
 import ssl
@@ -24,9 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-import trustme
-
-import httpcore
+# Only the standard library at the top: the niquests side runs this file in its own venv.
 
 ROOT = Path(__file__).resolve().parent.parent
 ERRORS: List[BaseException] = []  # failed requests (e.g. a GOAWAY with an error), all runs
@@ -75,14 +85,18 @@ def start_server(certfile: str, port: int) -> subprocess.Popen[bytes]:
 
 
 def pool_kwargs(protocol: str, context: ssl.SSLContext) -> Dict[str, Any]:
+    """The pool of one run: HTTP/3 with prior knowledge ("h3"), or HTTP/2 ("h2")."""
     if protocol == "h3":
         return {"ssl_context": context, "http1": False, "http2": False, "http3": True}
     return {"ssl_context": context, "http1": False, "http2": True}
 
 
 async def run_asyncio(url: str, kwargs: Dict[str, Any], concurrency: int, duration: float) -> float:
+    import httpcore
+
     async with httpcore.AsyncConnectionPool(**kwargs) as pool:
-        await pool.request("GET", url)  # connect
+        expected = (await pool.request("GET", url)).extensions["http_version"]  # connect
+        assert expected == (b"HTTP/3" if kwargs.get("http3") else b"HTTP/2"), expected
         done = 0
         deadline = time.monotonic() + duration
 
@@ -95,6 +109,7 @@ async def run_asyncio(url: str, kwargs: Dict[str, Any], concurrency: int, durati
                     ERRORS.append(exc)  # counted, not in the rate
                     continue
                 assert response.status == 200
+                assert response.extensions["http_version"] == expected
                 done += 1
 
         started = time.monotonic()
@@ -103,8 +118,11 @@ async def run_asyncio(url: str, kwargs: Dict[str, Any], concurrency: int, durati
 
 
 def run_threads(url: str, kwargs: Dict[str, Any], concurrency: int, duration: float) -> float:
+    import httpcore
+
     with httpcore.ConnectionPool(**kwargs) as pool:
-        pool.request("GET", url)
+        expected = pool.request("GET", url).extensions["http_version"]
+        assert expected == (b"HTTP/3" if kwargs.get("http3") else b"HTTP/2"), expected
         done = [0] * concurrency
         deadline = time.monotonic() + duration
         barrier = threading.Barrier(concurrency + 1)
@@ -118,6 +136,7 @@ def run_threads(url: str, kwargs: Dict[str, Any], concurrency: int, duration: fl
                     ERRORS.append(exc)
                     continue
                 assert response.status == 200
+                assert response.extensions["http_version"] == expected
                 done[index] += 1
 
         with concurrent.futures.ThreadPoolExecutor(concurrency) as executor:
@@ -129,46 +148,178 @@ def run_threads(url: str, kwargs: Dict[str, Any], concurrency: int, duration: fl
         return sum(done) / (time.monotonic() - started)
 
 
+# -- niquests (run in its own venv: `python http3.py --niquests-worker ...`) ------------------
+
+
+def niquests_cache(port: int) -> Dict[Any, Any]:
+    """niquests' QUIC cache, preloaded: (host, port) of the origin -> its HTTP/3 authority."""
+    return {("127.0.0.1", port): ("127.0.0.1", port)}
+
+
+def niquests_check(responses: List[Any]) -> int:
+    for response in responses:
+        if response.status_code != 200 or response.http_version != 30:
+            raise RuntimeError(f"niquests: {response.status_code}, HTTP {response.http_version}")
+    return len(responses)
+
+
+async def niquests_asyncio(
+    url: str, cafile: str, port: int, concurrency: int, duration: float
+) -> float:
+    import niquests
+
+    cache = niquests_cache(port)
+    async with niquests.AsyncSession(multiplexed=True, quic_cache_layer=cache) as session:
+        # The CA is given per request: the session-level `verify` is not applied here.
+        first = await session.get(url, verify=cafile)
+        await session.gather()
+        niquests_check([first])
+        done = 0
+        started = time.monotonic()
+        deadline = started + duration
+        while time.monotonic() < deadline:
+            responses = [await session.get(url, verify=cafile) for _ in range(concurrency)]
+            await session.gather()
+            done += niquests_check(responses)
+        return done / (time.monotonic() - started)
+
+
+def niquests_sync(url: str, cafile: str, port: int, concurrency: int, duration: float) -> float:
+    import niquests
+
+    cache = niquests_cache(port)
+    with niquests.Session(multiplexed=True, quic_cache_layer=cache) as session:
+        first = session.get(url, verify=cafile)
+        session.gather()
+        niquests_check([first])
+        done = 0
+        started = time.monotonic()
+        deadline = started + duration
+        while time.monotonic() < deadline:
+            responses = [session.get(url, verify=cafile) for _ in range(concurrency)]
+            session.gather()
+            done += niquests_check(responses)
+        return done / (time.monotonic() - started)
+
+
+def niquests_worker(args: argparse.Namespace) -> None:
+    url, cafile, port = args.url, args.cafile, args.port
+    if args.niquests_worker == "asyncio":
+        rate = asyncio.run(niquests_asyncio(url, cafile, port, args.concurrency, args.duration))
+    else:
+        rate = niquests_sync(url, cafile, port, args.concurrency, args.duration)
+    import niquests
+
+    print(json.dumps({"rate": rate, "version": niquests.__version__}))
+
+
+def niquests_python() -> str:
+    """The niquests venv's python (built on first use, see benchmarks/venvs.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import venvs
+
+    work = Path(__file__).resolve().parent / ".work"
+    return venvs.ensure(work / "venv-niquests", venvs.NIQUESTS_REQUIREMENTS)
+
+
+def run_niquests(
+    python: str, flavour: str, url: str, cafile: str, port: int, args: argparse.Namespace
+) -> float:
+    command = [
+        python,
+        __file__,
+        "--niquests-worker",
+        flavour,
+        "--url",
+        url,
+        "--cafile",
+        cafile,
+        "--port",
+        str(port),
+        "--concurrency",
+        str(args.concurrency),
+        "--duration",
+        str(args.duration),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"niquests {flavour} failed:\n{result.stderr[-2000:]}")
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    NIQUESTS_VERSION[:] = [outcome["version"]]
+    return float(outcome["rate"])
+
+
+NIQUESTS_VERSION: List[str] = []
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--no-niquests", action="store_true", help="only this project")
+    parser.add_argument("--niquests-worker", choices=["asyncio", "sync"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--cafile", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.niquests_worker:
+        niquests_worker(args)
+        return
 
+    import trustme
+
+    python = None if args.no_niquests else niquests_python()
     ca = trustme.CA()
     with tempfile.TemporaryDirectory() as tmp:
         certfile = os.path.join(tmp, "server.pem")
+        cafile = os.path.join(tmp, "ca.pem")
         ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(certfile)
+        ca.cert_pem.write_to_path(cafile)
         context = ssl.create_default_context()
         ca.configure_trust(context)
         port = free_port()
         server = start_server(certfile, port)
         url = f"https://127.0.0.1:{port}/"
-        runs: Dict[str, Callable[[Dict[str, Any]], float]] = {
-            "asyncio": lambda kw: asyncio.run(
-                run_asyncio(url, kw, args.concurrency, args.duration)
+        runs: Dict[str, Callable[[str], float]] = {
+            "asyncio": lambda client: asyncio.run(
+                run_asyncio(url, pool_kwargs(client, context), args.concurrency, args.duration)
             ),
-            "threads": lambda kw: run_threads(url, kw, args.concurrency, args.duration),
+            "sync": lambda client: run_threads(
+                url, pool_kwargs(client, context), args.concurrency, args.duration
+            ),
         }
+        clients = ["h3", "h2"] + ([] if python is None else ["niquests"])
         try:
             results: Dict[str, List[float]] = {}
             for _ in range(args.rounds):
                 for flavour, run in runs.items():
-                    for protocol in ("h3", "h2"):
+                    for client in clients:
                         del ERRORS[:]
-                        rate = run(pool_kwargs(protocol, context))
-                        results.setdefault(f"{flavour} {protocol}", []).append(rate)
+                        if client == "niquests":
+                            assert python is not None
+                            rate = run_niquests(python, flavour, url, cafile, port, args)
+                        else:
+                            rate = run(client)
+                        results.setdefault(f"{flavour} {client}", []).append(rate)
                         if ERRORS:
-                            print(f"{flavour} {protocol}: {len(ERRORS)} failed: {ERRORS[0]!r}")
+                            print(f"{flavour} {client}: {len(ERRORS)} failed: {ERRORS[0]!r}")
         finally:
             server.terminate()
             server.wait(10)
     title = f"{args.concurrency} concurrent GET / on one connection, hypercorn"
-    print(f"{title}, best of {args.rounds}")
+    print(f"{title}, best of {args.rounds} rounds of {args.duration:g} s")
+    if NIQUESTS_VERSION:
+        print(f"niquests {NIQUESTS_VERSION[0]}, HTTP/3 (multiplexed=True, gather())")
     for flavour in runs:
+        label = "asyncio" if flavour == "asyncio" else "sync (threads for ours)"
         h3, h2 = max(results[f"{flavour} h3"]), max(results[f"{flavour} h2"])
-        print(f"{flavour:8} HTTP/3 {h3:8.0f} req/s   HTTP/2 {h2:8.0f} req/s   ratio {h3 / h2:.2f}")
+        print(f"{label}:")
+        print(f"  ours HTTP/3   {h3:8.0f} req/s")
+        print(f"  ours HTTP/2   {h2:8.0f} req/s   HTTP/3 / HTTP/2 = {h3 / h2:.2f}x")
+        if python is not None:
+            peer = max(results[f"{flavour} niquests"])
+            print(f"  niquests H/3  {peer:8.0f} req/s   ours / niquests = {h3 / peer:.2f}x")
 
 
 if __name__ == "__main__":
