@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 from typing import Any, Deque, Optional, Tuple
 
 from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
@@ -44,18 +45,44 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
 
 class AsyncIODatagramStream:
-    """A connected UDP endpoint on an asyncio datagram transport."""
+    """A connected UDP endpoint on an asyncio datagram transport.
 
-    def __init__(self, transport: asyncio.DatagramTransport, protocol: _DatagramProtocol):
+    The transport reads one datagram per turn of the event loop; a reader that finds its
+    queue empty takes what waits in the socket directly (it is non-blocking), so that a
+    burst of datagrams is taken in one go rather than one per loop turn."""
+
+    def __init__(
+        self,
+        transport: asyncio.DatagramTransport,
+        protocol: _DatagramProtocol,
+        sock: Optional[socket.socket] = None,
+    ):
         self._transport = transport
         self._protocol = protocol
+        self._sock = sock
+
+    def _recv_now(self, max_bytes: int) -> Optional[bytes]:
+        """A datagram waiting in the socket, or None."""
+        sock = self._sock
+        if sock is None or self._transport.is_closing():
+            return None
+        try:
+            return sock.recv(max_bytes)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            raise ReadError(exc) from exc
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
     ) -> bytes:
         protocol = self._protocol
-        if timeout == 0 and not protocol.datagrams and protocol.error is None:
-            raise ReadTimeout("no datagram waiting")  # a poll: no future, no timer
+        if not protocol.datagrams and protocol.error is None:
+            data = self._recv_now(max_bytes)
+            if data is not None:
+                return data
+            if timeout == 0:
+                raise ReadTimeout("no datagram waiting")  # a poll: no future, no timer
         while not protocol.datagrams:
             if protocol.error is not None:
                 error, protocol.error = protocol.error, None
@@ -93,16 +120,22 @@ class AsyncIODatagramStream:
 async def connect_udp_asyncio(
     host: str, port: int, local_address: Optional[str], timeout: Optional[float]
 ) -> AsyncIODatagramStream:
-    family, _kind, _proto, _name, address = resolve_udp(host, port, local_address)
+    family, kind, proto, _name, address = resolve_udp(host, port, local_address)
     loop = asyncio.get_running_loop()
-    local_addr = None if local_address is None else (local_address, 0)
+    sock = socket.socket(family, kind, proto)
     try:
-        transport, protocol = await loop.create_datagram_endpoint(
-            _DatagramProtocol, remote_addr=address[:2], local_addr=local_addr, family=family
-        )
+        sock.setblocking(False)
+        if local_address is not None:
+            sock.bind((local_address, 0))
+        sock.connect(address)  # UDP: no packet sent, no wait
+        transport, protocol = await loop.create_datagram_endpoint(_DatagramProtocol, sock=sock)
     except OSError as exc:
+        sock.close()
         raise ConnectError(exc) from exc
-    return AsyncIODatagramStream(transport, protocol)
+    except BaseException:
+        sock.close()
+        raise
+    return AsyncIODatagramStream(transport, protocol, sock)
 
 
 # -- trio ---------------------------------------------------------------------------------

@@ -318,11 +318,14 @@ class HTTP3Core(StreamExchange):
                 flush = True
             stream.events.clear()
             self._wake(self._slots.release())
-            if self._slots.leave():
+            idle = self._slots.leave()
+            if idle:
                 closing = self._become_idle_locked()
         if closing:
             yield from self._close_connection()
-        elif flush or graceful:
+        elif flush or (graceful and idle):
+            # A stream that ended both ways leaves nothing to send but ACKs, which the
+            # reader sends; with no request left there is no reader: send them now.
             try:
                 yield from self._quic.flush(stream.write_timeout)
             except Exception:

@@ -40,6 +40,7 @@ class StreamExchange:
     SEND_BUFFER = 1 << 20
 
     _lock: Any
+    _backend: Any
     _health: ConnectionHealth
     _quic: QuicReader
     _streams: Dict[int, Stream]
@@ -88,6 +89,8 @@ class StreamExchange:
             )
         elif content:
             yield from self._send_body(request, stream, content)  # head and body together
+        elif stream.local_ended:  # no body: the HEADERS may share datagrams with others'
+            yield from self._quic.send_soon(self._backend, stream.write_timeout)
         else:
             yield from flush(stream.write_timeout)
             yield from self._send_body(request, stream, content)

@@ -29,7 +29,7 @@ from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
 
-from httpcore.base._drive import READ, WAIT, WRITE, Flavour, Gen
+from httpcore.base._drive import READ, SLEEP, WAIT, WRITE, Flavour, Gen
 from httpcore.base._exceptions import (
     ConnectError,
     ConnectionNotAvailable,
@@ -67,6 +67,7 @@ class QuicReader:
         "_reader",
         "_waiting",
         "address",
+        "flush_pending",
         "goaway",
         "h3",
         "handshake_done",
@@ -101,6 +102,8 @@ class QuicReader:
         self.network_closed = False
         #: A flush was interrupted (error, cancellation): datagrams may wait in aioquic.
         self.unsent = False
+        #: A request is about to flush what others queue meanwhile (`send_soon`).
+        self.flush_pending = False
         self._reader: Optional[object] = None  # the stream (or handshake) now reading
         self._waiting: Dict[Stream, None] = {}  # streams waiting for the reader, in order
 
@@ -151,6 +154,7 @@ class QuicReader:
                 return
             datagrams = quic.datagrams_to_send(now=time.monotonic())
             self.unsent = True
+            self.flush_pending = False
         udp = self.udp
         for data, _address in datagrams:
             try:
@@ -160,6 +164,28 @@ class QuicReader:
                     self.fail_locked(exc)
                 raise
         self.unsent = False
+
+    def send_soon(self, backend: Any, timeout: Optional[float]) -> Gen[None]:
+        """Send what was queued, after letting the other requests in flight queue theirs.
+
+        Requests started together (asyncio tasks, threads) then share datagrams and one pass
+        of aioquic's packet builder, whose cost grows with the number of open streams, instead
+        of each paying one. A request that finds a flush pending leaves its frames to it."""
+        with self._lock:
+            if self.flush_pending:
+                return
+            alone = self.slots.in_flight <= 1
+            if not alone:
+                self.flush_pending = True
+                self.unsent = True  # should the flusher be cancelled, the reader sends them
+        if not alone:
+            try:
+                yield (SLEEP, backend, 0)
+            except BaseException:
+                with self._lock:
+                    self.flush_pending = False
+                raise
+        yield from self.flush(timeout)
 
     # -- waiting for something from the server ----------------------------------------------
 
