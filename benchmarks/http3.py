@@ -3,7 +3,7 @@
 The server is hypercorn (TLS + QUIC on one port, `tests/servers/app.py`) in a subprocess of its
 own, so that client and server do not share a GIL. Run it in the development environment
 (`hatch run hatch-test.py3.11:python benchmarks/http3.py`); options: `--duration S`,
-`--rounds N`, `--concurrency N`, `--no-niquests`. It prints requests per second, best of the
+`--rounds N`, `--concurrency N`, `--no-niquests`, `--flavour asyncio|sync`. It prints requests per second, best of the
 rounds, for asyncio and for the sync API:
 
 - ours: `concurrency` asyncio tasks (or threads) sharing one pool, over HTTP/3 with prior
@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # Only the standard library at the top: the niquests side runs this file in its own venv.
 
@@ -91,7 +91,13 @@ def pool_kwargs(protocol: str, context: ssl.SSLContext) -> Dict[str, Any]:
     return {"ssl_context": context, "http1": False, "http2": True}
 
 
-async def run_asyncio(url: str, kwargs: Dict[str, Any], concurrency: int, duration: float) -> float:
+#: What one run measured: requests done, seconds, CPU seconds of the client process.
+Sample = Tuple[int, float, float]
+
+
+async def run_asyncio(
+    url: str, kwargs: Dict[str, Any], concurrency: int, duration: float
+) -> Sample:
     import httpcore
 
     async with httpcore.AsyncConnectionPool(**kwargs) as pool:
@@ -112,12 +118,12 @@ async def run_asyncio(url: str, kwargs: Dict[str, Any], concurrency: int, durati
                 assert response.extensions["http_version"] == expected
                 done += 1
 
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return done / (time.monotonic() - started)
+        return done, time.monotonic() - started, time.process_time() - cpu
 
 
-def run_threads(url: str, kwargs: Dict[str, Any], concurrency: int, duration: float) -> float:
+def run_threads(url: str, kwargs: Dict[str, Any], concurrency: int, duration: float) -> Sample:
     import httpcore
 
     with httpcore.ConnectionPool(**kwargs) as pool:
@@ -142,10 +148,10 @@ def run_threads(url: str, kwargs: Dict[str, Any], concurrency: int, duration: fl
         with concurrent.futures.ThreadPoolExecutor(concurrency) as executor:
             futures = [executor.submit(worker, i) for i in range(concurrency)]
             barrier.wait()
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.process_time()
             for future in futures:
                 future.result()
-        return sum(done) / (time.monotonic() - started)
+        return sum(done), time.monotonic() - started, time.process_time() - cpu
 
 
 # -- niquests (run in its own venv: `python http3.py --niquests-worker ...`) ------------------
@@ -165,7 +171,7 @@ def niquests_check(responses: List[Any]) -> int:
 
 async def niquests_asyncio(
     url: str, cafile: str, port: int, concurrency: int, duration: float
-) -> float:
+) -> Sample:
     import niquests
 
     cache = niquests_cache(port)
@@ -175,16 +181,16 @@ async def niquests_asyncio(
         await session.gather()
         niquests_check([first])
         done = 0
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         deadline = started + duration
         while time.monotonic() < deadline:
             responses = [await session.get(url, verify=cafile) for _ in range(concurrency)]
             await session.gather()
             done += niquests_check(responses)
-        return done / (time.monotonic() - started)
+        return done, time.monotonic() - started, time.process_time() - cpu
 
 
-def niquests_sync(url: str, cafile: str, port: int, concurrency: int, duration: float) -> float:
+def niquests_sync(url: str, cafile: str, port: int, concurrency: int, duration: float) -> Sample:
     import niquests
 
     cache = niquests_cache(port)
@@ -193,24 +199,24 @@ def niquests_sync(url: str, cafile: str, port: int, concurrency: int, duration: 
         session.gather()
         niquests_check([first])
         done = 0
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         deadline = started + duration
         while time.monotonic() < deadline:
             responses = [session.get(url, verify=cafile) for _ in range(concurrency)]
             session.gather()
             done += niquests_check(responses)
-        return done / (time.monotonic() - started)
+        return done, time.monotonic() - started, time.process_time() - cpu
 
 
 def niquests_worker(args: argparse.Namespace) -> None:
     url, cafile, port = args.url, args.cafile, args.port
     if args.niquests_worker == "asyncio":
-        rate = asyncio.run(niquests_asyncio(url, cafile, port, args.concurrency, args.duration))
+        sample = asyncio.run(niquests_asyncio(url, cafile, port, args.concurrency, args.duration))
     else:
-        rate = niquests_sync(url, cafile, port, args.concurrency, args.duration)
+        sample = niquests_sync(url, cafile, port, args.concurrency, args.duration)
     import niquests
 
-    print(json.dumps({"rate": rate, "version": niquests.__version__}))
+    print(json.dumps({"sample": sample, "version": niquests.__version__}))
 
 
 def niquests_python() -> str:
@@ -224,7 +230,7 @@ def niquests_python() -> str:
 
 def run_niquests(
     python: str, flavour: str, url: str, cafile: str, port: int, args: argparse.Namespace
-) -> float:
+) -> Sample:
     command = [
         python,
         __file__,
@@ -246,7 +252,8 @@ def run_niquests(
         raise RuntimeError(f"niquests {flavour} failed:\n{result.stderr[-2000:]}")
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     NIQUESTS_VERSION[:] = [outcome["version"]]
-    return float(outcome["rate"])
+    done, seconds, cpu = outcome["sample"]
+    return int(done), float(seconds), float(cpu)
 
 
 NIQUESTS_VERSION: List[str] = []
@@ -258,6 +265,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--no-niquests", action="store_true", help="only this project")
+    parser.add_argument("--flavour", choices=["asyncio", "sync"], help="only this one")
     parser.add_argument("--niquests-worker", choices=["asyncio", "sync"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--cafile", help=argparse.SUPPRESS)
@@ -281,7 +289,7 @@ def main() -> None:
         port = free_port()
         server = start_server(certfile, port)
         url = f"https://127.0.0.1:{port}/"
-        runs: Dict[str, Callable[[str], float]] = {
+        runs: Dict[str, Callable[[str], Sample]] = {
             "asyncio": lambda client: asyncio.run(
                 run_asyncio(url, pool_kwargs(client, context), args.concurrency, args.duration)
             ),
@@ -289,37 +297,94 @@ def main() -> None:
                 url, pool_kwargs(client, context), args.concurrency, args.duration
             ),
         }
+        if args.flavour:
+            runs = {args.flavour: runs[args.flavour]}
         clients = ["h3", "h2"] + ([] if python is None else ["niquests"])
+        # (flavour, client) -> [(req/s, client CPU us/req, server CPU us/req)] per round
+        results: Dict[str, List[Tuple[float, float, Optional[float]]]] = {}
         try:
-            results: Dict[str, List[float]] = {}
             for _ in range(args.rounds):
                 for flavour, run in runs.items():
                     for client in clients:
                         del ERRORS[:]
+                        server_cpu = process_tree_cpu(server.pid)
                         if client == "niquests":
                             assert python is not None
-                            rate = run_niquests(python, flavour, url, cafile, port, args)
+                            done, seconds, cpu = run_niquests(
+                                python, flavour, url, cafile, port, args
+                            )
                         else:
-                            rate = run(client)
-                        results.setdefault(f"{flavour} {client}", []).append(rate)
+                            done, seconds, cpu = run(client)
+                        # The server's CPU includes the warm-up request and the connection.
+                        server_after = process_tree_cpu(server.pid)
+                        per_server = None
+                        if server_cpu is not None and server_after is not None:
+                            per_server = 1e6 * (server_after - server_cpu) / max(done, 1)
+                        results.setdefault(f"{flavour} {client}", []).append(
+                            (done / seconds, 1e6 * cpu / max(done, 1), per_server)
+                        )
                         if ERRORS:
                             print(f"{flavour} {client}: {len(ERRORS)} failed: {ERRORS[0]!r}")
         finally:
             server.terminate()
             server.wait(10)
+    report(args, results, python is not None)
+
+
+def process_tree_cpu(pid: int) -> Optional[float]:
+    """CPU seconds used by a process and its children so far (Linux /proc), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += process_tree_cpu(int(child)) or 0.0
+        return total
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def report(
+    args: argparse.Namespace,
+    results: Dict[str, List[Tuple[float, float, Optional[float]]]],
+    with_niquests: bool,
+) -> None:
+    """Best rate of the rounds; CPU per request as the median of the rounds (it depends less
+    on what else the machine runs than the rate does)."""
+    import statistics
+
+    def best(key: str) -> Tuple[float, float, Optional[float]]:
+        rounds = results[key]
+        servers = [r[2] for r in rounds if r[2] is not None]
+        return (
+            max(r[0] for r in rounds),
+            statistics.median(r[1] for r in rounds),
+            statistics.median(servers) if servers else None,
+        )
+
+    def line(label: str, sample: Tuple[float, float, Optional[float]], extra: str) -> str:
+        server = "" if sample[2] is None else f", server {sample[2]:5.0f}"
+        return (
+            f"  {label:13} {sample[0]:6.0f} req/s   CPU us/req: client {sample[1]:5.0f}{server}"
+            f"   {extra}"
+        )
+
     title = f"{args.concurrency} concurrent GET / on one connection, hypercorn"
     print(f"{title}, best of {args.rounds} rounds of {args.duration:g} s")
     if NIQUESTS_VERSION:
         print(f"niquests {NIQUESTS_VERSION[0]}, HTTP/3 (multiplexed=True, gather())")
-    for flavour in runs:
-        label = "asyncio" if flavour == "asyncio" else "sync (threads for ours)"
-        h3, h2 = max(results[f"{flavour} h3"]), max(results[f"{flavour} h2"])
-        print(f"{label}:")
-        print(f"  ours HTTP/3   {h3:8.0f} req/s")
-        print(f"  ours HTTP/2   {h2:8.0f} req/s   HTTP/3 / HTTP/2 = {h3 / h2:.2f}x")
-        if python is not None:
-            peer = max(results[f"{flavour} niquests"])
-            print(f"  niquests H/3  {peer:8.0f} req/s   ours / niquests = {h3 / peer:.2f}x")
+    for flavour in ("asyncio", "sync"):
+        if f"{flavour} h3" not in results:
+            continue
+        print("asyncio:" if flavour == "asyncio" else "sync (threads for ours):")
+        h3, h2 = best(f"{flavour} h3"), best(f"{flavour} h2")
+        print(line("ours HTTP/3", h3, ""))
+        print(line("ours HTTP/2", h2, f"ours HTTP/3 / HTTP/2 = {h3[0] / h2[0]:.2f}x"))
+        if with_niquests:
+            peer = best(f"{flavour} niquests")
+            ratio = f"ours / niquests = {h3[0] / peer[0]:.2f}x (client CPU {peer[1] / h3[1]:.2f}x)"
+            print(line("niquests H/3", peer, ratio))
 
 
 if __name__ == "__main__":
