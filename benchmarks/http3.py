@@ -3,8 +3,9 @@
 The server is hypercorn (TLS + QUIC on one port, `tests/servers/app.py`) in a subprocess of its
 own, so that client and server do not share a GIL. Run it in the development environment
 (`hatch run hatch-test.py3.11:python benchmarks/http3.py`); options: `--duration S`,
-`--rounds N`, `--concurrency N`, `--no-niquests`, `--flavour asyncio|sync`. It prints requests per second, best of the
-rounds, for asyncio and for the sync API:
+`--rounds N`, `--concurrency N`, `--no-niquests`, `--flavour asyncio|sync`, `--download-mb N`.
+It prints requests per second (best of the rounds) and CPU time per request, for asyncio and
+for the sync API, then the speed of one download (ours, HTTP/3 and HTTP/2):
 
 - ours: `concurrency` asyncio tasks (or threads) sharing one pool, over HTTP/3 with prior
   knowledge, then over HTTP/2 (same server, same TLS certificate);
@@ -265,6 +266,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--no-niquests", action="store_true", help="only this project")
+    parser.add_argument("--download-mb", type=int, default=8, help="0: no download")
     parser.add_argument("--flavour", choices=["asyncio", "sync"], help="only this one")
     parser.add_argument("--niquests-worker", choices=["asyncio", "sync"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -325,10 +327,50 @@ def main() -> None:
                         )
                         if ERRORS:
                             print(f"{flavour} {client}: {len(ERRORS)} failed: {ERRORS[0]!r}")
+            downloads: Dict[str, List[float]] = {}
+            size = args.download_mb << 20
+            for _ in range(args.rounds if size else 0):
+                for flavour in runs:
+                    for client in ("h3", "h2"):
+                        seconds = download(
+                            flavour, f"{url}bytes/{size}", pool_kwargs(client, context), size
+                        )
+                        downloads.setdefault(f"{flavour} {client}", []).append(size / seconds)
         finally:
             server.terminate()
             server.wait(10)
     report(args, results, python is not None)
+    for flavour in runs:
+        if downloads:
+            h3, h2 = max(downloads[f"{flavour} h3"]), max(downloads[f"{flavour} h2"])
+            print(
+                f"{args.download_mb} MiB download, {flavour}: HTTP/3 {h3 / 1e6:.1f} MB/s, "
+                f"HTTP/2 {h2 / 1e6:.1f} MB/s (best of {args.rounds})"
+            )
+
+
+def download(flavour: str, url: str, kwargs: Dict[str, Any], size: int) -> float:
+    """Seconds to read one `size`-byte body on a connection opened beforehand."""
+    import httpcore
+
+    first_url = url.rsplit("/bytes/", 1)[0] + "/"
+    if flavour == "sync":
+        with httpcore.ConnectionPool(**kwargs) as pool:
+            pool.request("GET", first_url)
+            started = time.monotonic()
+            response = pool.request("GET", url)
+            assert len(response.content) == size
+            return time.monotonic() - started
+
+    async def main() -> float:
+        async with httpcore.AsyncConnectionPool(**kwargs) as pool:
+            await pool.request("GET", first_url)
+            started = time.monotonic()
+            response = await pool.request("GET", url)
+            assert len(response.content) == size
+            return time.monotonic() - started
+
+    return asyncio.run(main())
 
 
 def process_tree_cpu(pid: int) -> Optional[float]:

@@ -11,7 +11,7 @@ import socket
 from typing import Any, Deque, Optional, Tuple
 
 from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
-from httpcore.base._udp import MAX_DATAGRAM_SIZE, resolve_udp
+from httpcore.base._udp import MAX_DATAGRAM_SIZE, resolve_udp, set_receive_buffer
 
 # -- asyncio ------------------------------------------------------------------------------
 
@@ -125,6 +125,7 @@ async def connect_udp_asyncio(
     sock = socket.socket(family, kind, proto)
     try:
         sock.setblocking(False)
+        set_receive_buffer(sock)
         if local_address is not None:
             sock.bind((local_address, 0))
         sock.connect(address)  # UDP: no packet sent, no wait
@@ -192,6 +193,7 @@ async def connect_udp_trio(
     family, kind, proto, _name, address = resolve_udp(host, port, local_address)
     sock = trio.socket.socket(family, kind, proto)
     try:
+        set_receive_buffer(sock)
         if local_address is not None:
             await sock.bind((local_address, 0))
         await sock.connect(address)
@@ -248,6 +250,7 @@ async def connect_udp_anyio(
     host: str, port: int, local_address: Optional[str], timeout: Optional[float]
 ) -> AnyIODatagramStream:
     import anyio
+    import anyio.abc
 
     family, _kind, _proto, _name, address = resolve_udp(host, port, local_address)
     try:
@@ -256,6 +259,7 @@ async def connect_udp_anyio(
         )
     except OSError as exc:
         raise ConnectError(exc) from exc
+    set_receive_buffer(sock.extra(anyio.abc.SocketAttribute.raw_socket))
     return AnyIODatagramStream(sock)
 
 
