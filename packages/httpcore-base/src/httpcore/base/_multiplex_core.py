@@ -48,7 +48,7 @@ from typing import (
 )
 
 from ._drive import WAIT, BodyGen, Flavour, Gen
-from ._exceptions import ConnectionNotAvailable, PoolTimeout, ReadTimeout
+from ._exceptions import ConnectionNotAvailable, LocalProtocolError, PoolTimeout, ReadTimeout
 from ._http11 import origin_mismatch
 from ._http11_simple import in_memory_body
 from ._models import Origin, Request, Response
@@ -59,6 +59,21 @@ T = TypeVar("T")
 #: The connection's state lock (`SyncIO.state_lock()`: a threading.Lock; a no-op under async).
 StateLock = ContextManager[object]
 Headers = List[Tuple[bytes, bytes]]
+
+
+# Headers meaningless in HTTP/2 and HTTP/3 (RFC 9113 §8.2.2, RFC 9114 §4.2), left out of
+# requests.
+DROPPED_HEADERS = frozenset(
+    [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
+)
+
+
+def request_authority(request: Request) -> bytes:
+    """The `:authority` of a request: its Host header, which must be there."""
+    for name, value in request.headers:
+        if name.lower() == b"host":
+            return value
+    raise LocalProtocolError("Missing mandatory Host: header")
 
 
 class HTTPConnectionState(enum.IntEnum):

@@ -37,11 +37,10 @@ from h2.errors import ErrorCodes
 from httpcore.base._drive import CLOSE, Gen
 from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter
-from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore
+from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
 from httpcore.base._multiplex_core import HTTPConnectionState as HTTPConnectionState
 from httpcore.base._trace import traced
 
-from ._headers import request_authority
 from ._patches import CONFIG, RepeatDecoder, new_h2_connection
 from ._reader import FrameReader, logger
 from ._receive import ResponseReceiving

@@ -21,13 +21,10 @@ from aioquic.quic.connection import QuicConnection
 
 from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
 from httpcore.base._models import Request
+from httpcore.base._multiplex_core import DROPPED_HEADERS
 
 Headers = List[Tuple[bytes, bytes]]
 
-# Connection-specific headers are not allowed in HTTP/3 (RFC 9114 §4.2).
-DROPPED_HEADERS = frozenset(
-    [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
-)
 
 _GOAWAY = 0x07
 _CONTROL_STREAM = 0x00
@@ -65,14 +62,6 @@ def quic_configuration(
         config.cafile = paths.cafile
         config.capath = paths.capath
     return config
-
-
-def request_authority(request: Request) -> bytes:
-    """The `:authority` of a request: its Host header, which must be there."""
-    for name, value in request.headers:
-        if name.lower() == b"host":
-            return value
-    raise LocalProtocolError("Missing mandatory Host: header")
 
 
 def request_headers(request: Request, authority: bytes) -> Headers:

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Type, TypeVar
+from typing import Any, Dict, Optional, Sequence, Type
 
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
 
-from httpcore.base._drive import READ, SLEEP, WAIT, WRITE, Flavour, Gen
+from httpcore.base._drive import READ, SLEEP, WRITE, Flavour, Gen
 from httpcore.base._exceptions import (
     ConnectError,
     ConnectionNotAvailable,
@@ -37,15 +37,14 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     RemoteProtocolError,
 )
-from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter, renewed
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter
+from httpcore.base._multiplex_core import ReaderRole
 from httpcore.base._udp import MAX_DATAGRAM_SIZE
 
 from ._quic import GoawayWatcher, close_event, peer_stream_limit
 from ._stream import Reset, Stream
 
 logger = logging.getLogger("httpcore.http3")
-
-T = TypeVar("T")
 
 _StreamDataReceived = quic_events.StreamDataReceived
 _StreamReset = quic_events.StreamReset
@@ -58,24 +57,22 @@ MAX_WAIT = 0.05
 BATCH = 32
 
 
-class QuicReader:
+def deadline_after(timeout: Optional[float]) -> Optional[float]:
+    """When a wait of `timeout` seconds from now ends (None: never)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class QuicReader(ReaderRole[Stream, Optional[float]]):
     """The QUIC endpoint of one connection and its reader role (rules at the top)."""
 
     __slots__ = (
-        "_io",
-        "_lock",
-        "_reader",
-        "_waiting",
         "address",
         "flush_pending",
         "goaway",
         "h3",
         "handshake_done",
-        "health",
         "network_closed",
         "quic",
-        "slots",
-        "streams",
         "udp",
         "unsent",
     )
@@ -90,8 +87,8 @@ class QuicReader:
     ) -> None:
         self._io = io
         self._lock = lock
-        self.health = health
-        self.slots = slots
+        self._health = health
+        self._slots = slots
         self.streams = streams
         self.udp: Any = None
         self.quic: Optional[QuicConnection] = None
@@ -124,7 +121,7 @@ class QuicReader:
         try:
             while not self.handshake_done:
                 with self._lock:
-                    error = self.health.error
+                    error = self._health.error
                 if error is not None:
                     raise ConnectError(str(error)) from error
                 yield from self.read_once(deadline, ConnectTimeout)
@@ -142,7 +139,7 @@ class QuicReader:
         finally:
             self._reader = None
         with self._lock:
-            self._wake_all_granted(self.slots.set_limit(peer_stream_limit(quic)))
+            self._wake_all_granted(self._slots.set_limit(peer_stream_limit(quic)))
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -174,7 +171,7 @@ class QuicReader:
         with self._lock:
             if self.flush_pending:
                 return
-            alone = self.slots.in_flight <= 1
+            alone = self._slots.in_flight <= 1
             if not alone:
                 self.flush_pending = True
                 self.unsent = True  # should the flusher be cancelled, the reader sends them
@@ -189,52 +186,14 @@ class QuicReader:
 
     # -- waiting for something from the server ----------------------------------------------
 
-    def wait_for(
-        self,
-        stream: Stream,
-        check: Callable[[Stream], Optional[T]],
-        timeout: Optional[float],
-    ) -> Gen[T]:
-        """Until `check(stream)` (run under the lock) returns non-None: read as the reader,
-        or wait for the reader to deliver. `ReadTimeout` after `timeout` seconds."""
-        lock = self._lock
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while True:
-                with lock:
-                    result = check(stream)
-                    if result is not None:
-                        return result
-                    error = self.health.error
-                    if error is not None:
-                        raise renewed(error)
-                    reader = self._reader
-                    if reader is None or reader is stream:
-                        self._reader = stream
-                        waiter = None
-                    else:
-                        waiter = Waiter(self._io.new_event(), ReadTimeout)
-                        stream.waiter = waiter
-                        self._waiting[stream] = None
-                if waiter is None:
-                    yield from self.read_once(deadline, ReadTimeout)
-                else:
-                    remaining = None
-                    if deadline is not None:
-                        remaining = max(0.0, deadline - time.monotonic())
-                    yield (WAIT, waiter, remaining)
-        finally:
-            with lock:
-                if self._reader is stream:
-                    self._reader = None
-                if stream.waiter is not None:
-                    stream.waiter = None
-                    self._waiting.pop(stream, None)
-                if self._reader is None and self._waiting:
-                    # Somebody still needs data: the next in line becomes the reader.
-                    for waiting in self._waiting:
-                        self._wake_locked(waiting)
-                        break
+    # `ReaderRole.wait_for` waits with a deadline (`deadline_after()`): a read timeout bounds the
+    # whole wait, since datagrams for other streams (and ACKs) arrive meanwhile.
+
+    def _read_once(self, stream: Stream, deadline: Optional[float]) -> Gen[None]:
+        return self.read_once(deadline, ReadTimeout)
+
+    def _wait_time(self, stream: Stream, deadline: Optional[float]) -> Optional[float]:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def read_once(self, deadline: Optional[float], timeout_error: Type[Exception]) -> Gen[None]:
         """Wait for one datagram, or until aioquic's timer (handled) or `deadline` (raising
@@ -339,7 +298,7 @@ class QuicReader:
                     if stream.waiter is not None:
                         self._wake_locked(stream)
         terminated = close_event(quic)
-        if terminated is not None and self.health.error is None:
+        if terminated is not None and self._health.error is None:
             self._terminated_locked(terminated)
 
     def _terminated_locked(self, event: Any) -> None:
@@ -363,7 +322,7 @@ class QuicReader:
 
     def _goaway_locked(self, last_stream_id: int) -> None:
         # The server processes streams below `last_stream_id`; the others may go elsewhere.
-        self.health.drain(last_stream_id, last_stream_id)
+        self._health.drain(last_stream_id, last_stream_id)
         for stream in self.streams.values():
             if stream.stream_id >= last_stream_id and stream.failure is None:
                 if stream.response_started or not stream.replayable:
@@ -376,32 +335,13 @@ class QuicReader:
 
     # -- waking -----------------------------------------------------------------------------
 
-    def _wake_locked(self, stream: Stream) -> None:
-        waiter = stream.waiter
-        if waiter is not None:
-            stream.waiter = None
-            self._waiting.pop(stream, None)
-            waiter.set()
-
     @staticmethod
     def _wake_all_granted(waiters: Sequence[Waiter]) -> None:
         for waiter in waiters:
             waiter.set()
 
-    def wake_all_locked(self) -> None:
-        """Wake every waiting request (streams and slots) to look at the connection again."""
-        for stream in list(self._waiting):
-            self._wake_locked(stream)
-        for waiter in self.slots.queue:
-            waiter.set()
-
-    def forget_locked(self, stream: Stream) -> None:
-        """The stream is released: no more events are filed with it."""
-        self.streams.pop(stream.stream_id, None)
-        self._waiting.pop(stream, None)
-
     def fail_locked(self, exc: BaseException) -> None:
-        self.health.fail(exc)
+        self._health.fail(exc)
         for stream in self.streams.values():
             if stream.failure is None:
                 stream.failure = exc if isinstance(exc, Exception) else RuntimeError(exc)
