@@ -8,10 +8,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
-from typing import Any, Deque, Optional, Tuple
+from typing import Any, Deque, Optional, Tuple, cast
 
 from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
-from httpcore.base._udp import MAX_DATAGRAM_SIZE, resolve_udp, set_receive_buffer
+from httpcore.base._udp import (
+    MAX_DATAGRAM_SIZE,
+    alternatives,
+    resolve_udp,
+    set_receive_buffer,
+)
 
 # -- asyncio ------------------------------------------------------------------------------
 
@@ -56,10 +61,12 @@ class AsyncIODatagramStream:
         transport: asyncio.DatagramTransport,
         protocol: _DatagramProtocol,
         sock: Optional[socket.socket] = None,
+        alternatives: Tuple[str, ...] = (),
     ):
         self._transport = transport
         self._protocol = protocol
         self._sock = sock
+        self.alternatives = alternatives  # the other addresses of the host, in order
 
     def _recv_now(self, max_bytes: int) -> Optional[bytes]:
         """A datagram waiting in the socket, or None."""
@@ -108,6 +115,8 @@ class AsyncIODatagramStream:
         self._transport.close()
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "client_addr":
             return self._transport.get_extra_info("sockname")
         if info == "server_addr":
@@ -120,7 +129,8 @@ class AsyncIODatagramStream:
 async def connect_udp_asyncio(
     host: str, port: int, local_address: Optional[str], timeout: Optional[float]
 ) -> AsyncIODatagramStream:
-    family, kind, proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, kind, proto, _name, address = infos[0]
     loop = asyncio.get_running_loop()
     sock = socket.socket(family, kind, proto)
     try:
@@ -136,7 +146,7 @@ async def connect_udp_asyncio(
     except BaseException:
         sock.close()
         raise
-    return AsyncIODatagramStream(transport, protocol, sock)
+    return AsyncIODatagramStream(transport, protocol, sock, alternatives(infos))
 
 
 # -- trio ---------------------------------------------------------------------------------
@@ -145,8 +155,9 @@ async def connect_udp_asyncio(
 class TrioDatagramStream:
     """A connected UDP endpoint on a trio socket."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, alternatives: Tuple[str, ...] = ()) -> None:
         self._sock = sock
+        self.alternatives = alternatives  # the other addresses of the host, in order
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
@@ -176,6 +187,8 @@ class TrioDatagramStream:
         sock = self._sock
         if sock.fileno() == -1:
             return None  # closed
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "client_addr":
             return sock.getsockname()
         if info == "server_addr":
@@ -190,7 +203,8 @@ async def connect_udp_trio(
 ) -> TrioDatagramStream:
     import trio
 
-    family, kind, proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, kind, proto, _name, address = infos[0]
     sock = trio.socket.socket(family, kind, proto)
     try:
         set_receive_buffer(sock)
@@ -200,7 +214,7 @@ async def connect_udp_trio(
     except OSError as exc:
         sock.close()
         raise ConnectError(exc) from exc
-    return TrioDatagramStream(sock)
+    return TrioDatagramStream(sock, alternatives(infos))
 
 
 # -- anyio --------------------------------------------------------------------------------
@@ -209,8 +223,9 @@ async def connect_udp_trio(
 class AnyIODatagramStream:
     """A connected UDP endpoint on anyio's `ConnectedUDPSocket`."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, alternatives: Tuple[str, ...] = ()) -> None:
         self._sock = sock
+        self.alternatives = alternatives  # the other addresses of the host, in order
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
@@ -239,6 +254,8 @@ class AnyIODatagramStream:
     def get_extra_info(self, info: str) -> Any:
         import anyio.abc
 
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "client_addr":
             return self._sock.extra(anyio.abc.SocketAttribute.local_address, None)
         if info == "server_addr":
@@ -252,15 +269,16 @@ async def connect_udp_anyio(
     import anyio
     import anyio.abc
 
-    family, _kind, _proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, _kind, _proto, _name, address = infos[0]
     try:
         sock = await anyio.create_connected_udp_socket(
-            address[0], address[1], family=family, local_host=local_address
+            str(address[0]), int(address[1]), family=cast(Any, family), local_host=local_address
         )
     except OSError as exc:
         raise ConnectError(exc) from exc
     set_receive_buffer(sock.extra(anyio.abc.SocketAttribute.raw_socket))
-    return AnyIODatagramStream(sock)
+    return AnyIODatagramStream(sock, alternatives(infos))
 
 
 __all__ = [

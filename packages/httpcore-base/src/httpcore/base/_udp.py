@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import select
 import socket
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from ._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
 
@@ -37,9 +37,22 @@ def set_receive_buffer(sock: Any) -> None:
         pass
 
 
-def resolve_udp(host: str, port: int, local_address: Optional[str]) -> Any:
-    """The first `getaddrinfo` entry for `host`:`port` over UDP (family chosen by
-    `local_address` if given). Raises `ConnectError` when nothing resolves."""
+#: One `getaddrinfo` answer: (family, type, proto, canonname, sockaddr).
+AddrInfo = Tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    Union[Tuple[str, int], Tuple[str, int, int, int], Tuple[int, bytes]],
+]
+
+
+def resolve_udp(host: str, port: int, local_address: Optional[str]) -> List[AddrInfo]:
+    """The `getaddrinfo` entries for `host`:`port` over UDP, in its order, each address once
+    (family chosen by `local_address` if given). Raises `ConnectError` when nothing resolves.
+
+    The endpoint connects to the first; the others are its `alternative_addresses`, which
+    QUIC tries in order when the handshake with the first fails."""
     family = socket.AF_UNSPEC
     if local_address is not None:
         family = socket.AF_INET6 if ":" in local_address else socket.AF_INET
@@ -47,9 +60,20 @@ def resolve_udp(host: str, port: int, local_address: Optional[str]) -> Any:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM)
     except OSError as exc:
         raise ConnectError(exc) from exc
-    if not infos:  # pragma: no cover - getaddrinfo raises instead
+    unique: List[AddrInfo] = []
+    seen = set()
+    for family_, kind, proto, name, address in infos:
+        if address not in seen:
+            seen.add(address)
+            unique.append((family_, kind, proto, name, address))
+    if not unique:  # pragma: no cover - getaddrinfo raises instead
         raise ConnectError(f"no address for {host!r}")
-    return infos[0]
+    return unique
+
+
+def alternatives(infos: Sequence[AddrInfo]) -> Tuple[str, ...]:
+    """The hosts (IP addresses) of the entries after the first."""
+    return tuple(str(info[4][0]) for info in infos[1:])
 
 
 if hasattr(select, "poll"):
@@ -68,11 +92,12 @@ else:  # pragma: no cover - Windows
 class SyncDatagramStream:
     """A connected UDP socket used synchronously (see the module docstring)."""
 
-    __slots__ = ("_closed", "_sock")
+    __slots__ = ("_closed", "_sock", "alternatives")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, alternatives: Tuple[str, ...] = ()) -> None:
         self._sock = sock
         self._closed = False
+        self.alternatives = alternatives  # the other addresses of the host, in order
 
     def read(self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None) -> bytes:
         """One datagram; `ReadTimeout` after `timeout` seconds without one."""
@@ -110,9 +135,12 @@ class SyncDatagramStream:
             self._sock.close()
 
     def get_extra_info(self, info: str) -> Any:
-        """`"socket"`, `"client_addr"`, `"server_addr"`; None for anything else."""
+        """`"socket"`, `"client_addr"`, `"server_addr"`, `"alternative_addresses"`; None for
+        anything else."""
         if self._closed:
             return None
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "socket":
             return self._sock
         if info == "client_addr":
@@ -129,7 +157,8 @@ def connect_udp_sync(
     timeout: Optional[float] = None,
 ) -> SyncDatagramStream:
     """A UDP socket connected to `host`:`port` (`ConnectError` if that fails)."""
-    family, kind, proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, kind, proto, _name, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
         set_receive_buffer(sock)
@@ -139,7 +168,7 @@ def connect_udp_sync(
     except OSError as exc:
         sock.close()
         raise ConnectError(exc) from exc
-    return SyncDatagramStream(sock)
+    return SyncDatagramStream(sock, alternatives(infos))
 
 
 class MockDatagramStream:

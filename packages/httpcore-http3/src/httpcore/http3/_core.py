@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional
 from aioquic.quic.connection import QuicConnection
 
 from httpcore.base._drive import CALL, CLOSE, LOCK, UNLOCK, WRITE, Gen
-from httpcore.base._exceptions import ConnectionNotAvailable
+from httpcore.base._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
 from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter, renewed
 from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
@@ -63,6 +63,9 @@ class HTTP3Core(StreamExchange, MultiplexedCore[Stream, Headers]):
     IDLE_TIMEOUT = 60.0
     #: An idle connection expires this long before QUIC's idle timeout would close it.
     IDLE_MARGIN = 2.0
+    #: Without a connect timeout, how long a handshake may take before the next address of
+    #: the host is tried (the last one has no limit).
+    ATTEMPT_TIMEOUT = 5.0
     _is_http3 = True  # what the pool's connections look for (`httpcore.base._http3`)
     HTTP_VERSION = b"HTTP/3"
     LOGGER = logger
@@ -136,18 +139,50 @@ class HTTP3Core(StreamExchange, MultiplexedCore[Stream, Headers]):
         yield (UNLOCK, self._connect_lock)
 
     def _handshake(self, timeout: Optional[float]) -> Gen[None]:
+        """The QUIC handshake with the first address of the host that answers.
+
+        The host's addresses are tried in the order the resolver gave them (the endpoint
+        knows the ones after the first, `alternative_addresses`); a failed or timed-out
+        handshake moves on to the next. While others remain, an attempt gets an equal share
+        of what is left of the connect timeout (`ATTEMPT_TIMEOUT` without one)."""
         backend = self._backend
         if backend is None:
             backend = self._backend = self._io.default_backend()
-        origin = self._origin
-        udp = yield (
-            CALL,
-            backend.connect_udp,
-            backend.connect_udp,
-            (origin.host.decode("ascii"), self._port, self._local_address, timeout),
-        )
-        config = quic_configuration(self._ssl_context, self._server_hostname, self.IDLE_TIMEOUT)
-        yield from self._quic.handshake(udp, QuicConnection(configuration=config), timeout)
+        connect_udp = backend.connect_udp
+        deadline = None if timeout is None else time.monotonic() + timeout
+        args = (self._origin.host.decode("ascii"), self._port, self._local_address, timeout)
+        udp = yield (CALL, connect_udp, connect_udp, args)
+        others = list(udp.get_extra_info("alternative_addresses") or ())
+        while True:
+            attempt = self._attempt_timeout(deadline, len(others))
+            config = quic_configuration(self._ssl_context, self._server_hostname, self.IDLE_TIMEOUT)
+            try:
+                yield from self._quic.handshake(udp, QuicConnection(configuration=config), attempt)
+                return
+            except (ConnectError, ConnectTimeout):
+                if not others or (deadline is not None and time.monotonic() >= deadline):
+                    raise
+                with self._lock:
+                    if self._state is CLOSED:
+                        raise
+                    # The next address starts afresh: nothing of this attempt is kept.
+                    self._health = ConnectionHealth()
+                    self._quic = QuicReader(
+                        self._io, self._lock, self._health, self._slots, self._streams
+                    )
+            yield (CLOSE, udp)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            address = others.pop(0)
+            args = (address, self._port, self._local_address, remaining)
+            udp = yield (CALL, connect_udp, connect_udp, args)
+
+    @classmethod
+    def _attempt_timeout(cls, deadline: Optional[float], others: int) -> Optional[float]:
+        """How long one handshake may take, with `others` addresses still to try after it."""
+        if deadline is None:
+            return cls.ATTEMPT_TIMEOUT if others else None
+        remaining = max(0.0, deadline - time.monotonic())
+        return remaining / (others + 1)
 
     # -- the steps of a request (`MultiplexedCore._handle`) -----------------------------------
 
