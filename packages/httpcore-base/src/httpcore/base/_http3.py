@@ -25,6 +25,11 @@ from ._models import Request, Response
 #: request goes over TCP instead (seconds; a smaller connect timeout wins).
 DISCOVERY_CONNECT_TIMEOUT = 2.0
 
+HTTP3_THROUGH_PROXY = (
+    "HTTP/3 cannot go through a proxy: HTTP CONNECT and SOCKS tunnel TCP, and QUIC runs over "
+    "UDP. Enable http1 or http2 for the requests that go through the proxy."
+)
+
 HTTP3_MISSING = (
     "Attempted to use http3 support, but the `httpcore-http3` distribution (with `aioquic`) "
     "is not installed. Use 'pip install httpcore[http3]'."
@@ -39,6 +44,16 @@ def http3_connection_class(is_async: bool) -> Any:
         return getattr(http3, "AsyncHTTP3Connection" if is_async else "HTTP3Connection")
     except (ImportError, AttributeError):
         raise RuntimeError(HTTP3_MISSING) from None
+
+
+def through_proxy(http1: bool, http2: bool) -> bool:
+    """What `http3=True` does on a pool whose connections go through a proxy: nothing (it is
+    accepted, as curl's `--http3`, and the requests go over TCP), except when HTTP/3 is the
+    only version allowed (curl's `--http3-only`), which no proxied request can use: that
+    raises `RuntimeError`. Returns the `http3` the pool keeps (False)."""
+    if not http1 and not http2:
+        raise RuntimeError(HTTP3_THROUGH_PROXY)
+    return False
 
 
 def prior_knowledge(conn: Any) -> bool:
