@@ -399,9 +399,8 @@ async def test_idle_connection_expires_before_quics_idle_timeout(
 
 @pytest.fixture
 def two_addresses(monkeypatch: pytest.MonkeyPatch) -> List[str]:
-    """"localhost" over UDP resolves to 127.0.0.2 first, then 127.0.0.1 (where the servers
-    are); `socket.getaddrinfo` is what every UDP endpoint resolves with. Returns the list,
-    which a test may change."""
+    """The name "localhost", over UDP, resolves to 127.0.0.2 first, then 127.0.0.1 (where the
+    servers are): `socket.getaddrinfo` is what every UDP endpoint resolves with."""
     addresses = ["127.0.0.2", "127.0.0.1"]
     real = socket.getaddrinfo
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import select
 import socket
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Protocol, Sequence, Tuple, Union
 
 from ._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
 
@@ -29,7 +29,11 @@ RECEIVE_BUFFER = 1 << 22
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
-def set_receive_buffer(sock: Any) -> None:
+class _Socket(Protocol):
+    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
+
+
+def set_receive_buffer(sock: _Socket) -> None:
     """Ask for `RECEIVE_BUFFER` bytes of receive buffer on a UDP socket (best effort)."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -134,7 +138,7 @@ class SyncDatagramStream:
             self._closed = True
             self._sock.close()
 
-    def get_extra_info(self, info: str) -> Any:
+    def get_extra_info(self, info: str) -> object:
         """`"socket"`, `"client_addr"`, `"server_addr"`, `"alternative_addresses"`; None for
         anything else."""
         if self._closed:
@@ -199,7 +203,7 @@ class MockDatagramStream:
     def close(self) -> None:
         self.closed = True
 
-    def get_extra_info(self, info: str) -> Any:
+    def get_extra_info(self, info: str) -> object:
         return None
 
 
