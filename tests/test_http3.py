@@ -484,3 +484,40 @@ async def test_every_address_silent_is_a_connect_timeout_within_the_timeout(
             for sink in (first, second):  # both were tried, in order
                 sink.settimeout(0)
                 assert sink.recv(65536)
+
+
+# -- download backpressure -----------------------------------------------------------------
+
+
+async def test_a_response_not_read_stops_the_download(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    # The server hands 16 MiB to QUIC at once. While the caller reads none of it, other
+    # requests keep reading the connection: the big stream's receive window stops growing
+    # (aioquic alone would double it as data arrives, letting the whole body in). Reading
+    # on opens it again, to the last byte.
+    size = 16 << 20
+    from httpcore.http3._quic import STREAM_WINDOW as window
+
+    def behaviour(server: Any, conn: Any, stream_id: int, headers: Any, body: bytes) -> None:
+        server.respond(conn, stream_id, body=b"x" * size if headers[b":path"] == b"/big" else b"")
+
+    server = quic_server(behaviour)
+    async with h3(api, server.port, client_ssl_context) as conn:
+        async with conn.stream("GET", server.url + "/big", extensions=TIMEOUTS) as response:
+            chunks = response.aiter_stream()
+            received = len(await chunks.__anext__())
+            stream = conn._streams[response.extensions["stream_id"]]
+            before = -1
+            for _ in range(200):  # until the server has sent all it may
+                small = await conn.request("GET", server.url + "/small", extensions=TIMEOUTS)
+                assert small.status == 200
+                if stream.received == before:
+                    break
+                before = stream.received
+            assert stream.paced
+            assert window // 4 < stream.received <= 2 * window + received, stream.received
+            async for chunk in chunks:
+                received += len(chunk)
+        assert received == size
+        assert conn.is_idle()

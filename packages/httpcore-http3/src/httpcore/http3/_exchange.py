@@ -195,8 +195,13 @@ class StreamExchange:
             event = yield from wait_for(stream, next_event, deadline_after(stream.read_timeout))
             kind = type(event)
             if kind is DataReceived:
-                if event.data:
-                    yield event.data
+                data = event.data
+                if data:
+                    stream.consumed += len(data)
+                    if stream.paced:
+                        with self._lock:
+                            self._quic.open_window_locked(stream)
+                    yield data
                 if event.stream_ended:
                     return
             elif kind is HeadersReceived:  # trailers

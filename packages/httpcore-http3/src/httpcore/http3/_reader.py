@@ -41,7 +41,15 @@ from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter
 from httpcore.base._multiplex_core import ReaderRole
 from httpcore.base._udp import MAX_DATAGRAM_SIZE
 
-from ._quic import GoawayWatcher, close_event, peer_stream_limit
+from ._quic import (
+    STREAM_WINDOW,
+    GoawayWatcher,
+    close_event,
+    open_receive_window,
+    pace_stream,
+    peer_stream_limit,
+    unpace_stream,
+)
 from ._stream import Reset, Stream
 
 logger = logging.getLogger("httpcore.http3")
@@ -55,6 +63,8 @@ _ConnectionTerminated = quic_events.ConnectionTerminated
 MAX_WAIT = 0.05
 #: The most datagrams taken in before aioquic is asked what to send.
 BATCH = 32
+#: Unread response bytes after which a stream's receive window follows the caller's reads.
+PACE_AFTER = STREAM_WINDOW // 4
 
 
 def deadline_after(timeout: Optional[float]) -> Optional[float]:
@@ -292,6 +302,12 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                         continue
                     if h3_kind is HeadersReceived:
                         stream.response_started = True
+                    else:
+                        stream.received += len(h3_event.data)
+                        if not stream.paced and stream.received - stream.consumed > PACE_AFTER:
+                            # The caller lags behind: its window now follows its reads.
+                            stream.paced = True
+                            pace_stream(quic, stream.stream_id)
                     if h3_event.stream_ended:
                         stream.remote_ended = True
                     stream.events.append(h3_event)
@@ -339,6 +355,20 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
     def _wake_all_granted(waiters: Sequence[Waiter]) -> None:
         for waiter in waiters:
             waiter.set()
+
+    def forget_locked(self, stream: Stream) -> None:
+        """The stream is released: no more events are filed with it, nothing to pace."""
+        ReaderRole.forget_locked(self, stream)
+        if stream.paced and self.quic is not None:
+            unpace_stream(self.quic, stream.stream_id)
+
+    def open_window_locked(self, stream: Stream) -> None:
+        """The caller read more of a paced stream: let the server send more."""
+        quic = self.quic
+        if quic is not None and open_receive_window(
+            quic, stream.stream_id, stream.consumed, STREAM_WINDOW
+        ):
+            self.unsent = True  # the reader sends the MAX_STREAM_DATA before it waits
 
     def fail_locked(self, exc: BaseException) -> None:
         self._health.fail(exc)

@@ -25,7 +25,7 @@ class Stream(StreamBase):
     """One request/response exchange on the connection (what HTTP/3 adds to `StreamBase`;
     its events are aioquic's HeadersReceived/DataReceived and a final `Reset`)."""
 
-    __slots__ = ("remote_ended", "reset", "response_started")
+    __slots__ = ("consumed", "paced", "received", "remote_ended", "reset", "response_started")
 
     def __init__(
         self,
@@ -39,3 +39,6 @@ class Stream(StreamBase):
         self.response_started = False  # response headers received
         self.remote_ended = False  # the server's FIN received
         self.reset: Optional[Reset] = None  # the server reset the stream
+        self.received = 0  # response body bytes filed by the reader
+        self.consumed = 0  # response body bytes handed to the caller
+        self.paced = False  # the receive window follows `consumed` (see `_quic.pace_stream`)
