@@ -49,6 +49,7 @@ from ._quic import (
     pace_stream,
     peer_stream_limit,
     unpace_stream,
+    unsent_bytes,
 )
 from ._stream import Reset, Stream
 
@@ -208,9 +209,10 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
     def read_once(self, deadline: Optional[float], timeout_error: Type[Exception]) -> Gen[None]:
         """Wait for one datagram, or until aioquic's timer (handled) or `deadline` (raising
         `timeout_error`)."""
-        if self.unsent:
+        if self.unsent and not self.flush_pending:
             # Never wait for the server while what it waits for sits in aioquic (asking
-            # aioquic costs a pass over every stream, so only after an interrupted flush).
+            # aioquic costs a pass over every stream, so only after an interrupted flush, or
+            # a window update; a request about to flush for everybody, `send_soon`, will).
             yield from self.flush(None)
         lock = self._lock
         with lock:
@@ -258,7 +260,27 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                 quic.receive_datagram(data, address, now=time.monotonic())
         with lock:
             self._dispatch_locked()
-        yield from self.flush(None)
+            due = self._send_due_locked(quic)
+        if due:
+            yield from self.flush(None)
+
+    def _send_due_locked(self, quic: QuicConnection) -> bool:
+        """After datagrams came in: whether to ask aioquic what to send now. A pass of its
+        packet builder costs as much as the streams open, and most find nothing to send: the
+        ACK of what came in is due 1 ms later (aioquic's ACK delay), with its timer. So not
+        unless aioquic's timer is due, the handshake runs, or a request body is on its way
+        (an ACK from the server, which sets no timer, may have opened room for more of it)."""
+        if not self.handshake_done or self.network_closed:
+            return True
+        timer = quic.get_timer()
+        if timer is not None and timer <= time.monotonic():
+            return True
+        for stream in self.streams.values():
+            if stream.sending:
+                if not stream.local_ended or unsent_bytes(quic, stream.stream_id):
+                    return True
+                stream.sending = False  # all of the body is acknowledged
+        return False
 
     # -- filing events ------------------------------------------------------------------------
 

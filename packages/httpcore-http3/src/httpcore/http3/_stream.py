@@ -25,7 +25,15 @@ class Stream(StreamBase):
     """One request/response exchange on the connection (what HTTP/3 adds to `StreamBase`;
     its events are aioquic's HeadersReceived/DataReceived and a final `Reset`)."""
 
-    __slots__ = ("consumed", "paced", "received", "remote_ended", "reset", "response_started")
+    __slots__ = (
+        "consumed",
+        "paced",
+        "received",
+        "remote_ended",
+        "reset",
+        "response_started",
+        "sending",
+    )
 
     def __init__(
         self,
@@ -42,3 +50,5 @@ class Stream(StreamBase):
         self.received = 0  # response body bytes filed by the reader
         self.consumed = 0  # response body bytes handed to the caller
         self.paced = False  # the receive window follows `consumed` (see `_quic.pace_stream`)
+        #: A request body is being sent, or not all acknowledged yet.
+        self.sending = not local_ended
