@@ -127,7 +127,8 @@ async def run_asyncio(
         async def worker() -> None:
             nonlocal done
             while time.monotonic() < deadline:
-                done += await one()
+                ok = await one()  # not `done += await ...`: that reads `done` before awaiting
+                done += ok
 
         started, cpu = time.monotonic(), time.process_time()
         if batch:
