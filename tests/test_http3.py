@@ -392,3 +392,132 @@ async def test_idle_connection_expires_before_quics_idle_timeout(
         deadline = inner._quic.quic._close_at  # aioquic's idle deadline
         assert not inner._has_timed_out(deadline - inner.IDLE_MARGIN - 1)
         assert inner._has_timed_out(deadline - inner.IDLE_MARGIN + 0.5)
+
+
+# -- a host with several addresses ---------------------------------------------------------
+
+
+@pytest.fixture
+def two_addresses(monkeypatch: pytest.MonkeyPatch) -> List[str]:
+    """The name "localhost", over UDP, resolves to 127.0.0.2 first, then 127.0.0.1 (where the
+    servers are): `socket.getaddrinfo` is what every UDP endpoint resolves with."""
+    addresses = ["127.0.0.2", "127.0.0.1"]
+    real = socket.getaddrinfo
+
+    def fake(host: Any, port: Any, family: int = 0, kind: int = 0, *args: Any) -> Any:
+        if host == "localhost" and kind == socket.SOCK_DGRAM:
+            return [
+                (socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP, "", (address, port))
+                for address in addresses
+            ]
+        return real(host, port, family, kind, *args)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return addresses
+
+
+def localhost(api: helpers.API, port: int, ssl_context: Any) -> Any:
+    origin = httpcore.Origin(b"https", b"localhost", port)
+    return api._client("HTTP3Connection", origin, ssl_context=ssl_context)
+
+
+async def test_silent_first_address_moves_on_to_the_next(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext, two_addresses: Any
+) -> None:
+    # The first address swallows every datagram (UDP blocked there): its handshake times
+    # out after half of the connect timeout, and the second address answers.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.2", h3_server.port))
+        async with localhost(api, h3_server.port, client_ssl_context) as conn:
+            started = time.monotonic()
+            response = await conn.request(
+                "GET",
+                f"https://localhost:{h3_server.port}/",
+                extensions={"timeout": {"connect": 3.0, "read": 10.0}},
+            )
+            elapsed = time.monotonic() - started
+            assert response.status == 200
+            assert response.extensions["http_version"] == b"HTTP/3"
+            assert response.extensions["network_stream"].get_extra_info("server_addr") == (
+                "127.0.0.1",
+                h3_server.port,
+            )
+            assert 1.4 <= elapsed < 3.0, elapsed
+        sink.settimeout(0)
+        assert len(sink.recv(65536)) >= 1200  # the first address was tried: an Initial packet
+
+
+async def test_refusing_first_address_moves_on_at_once(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext, two_addresses: Any
+) -> None:
+    # Nothing listens on the first address: ICMP port unreachable ends that attempt early.
+    async with localhost(api, h3_server.port, client_ssl_context) as conn:
+        started = time.monotonic()
+        response = await conn.request(
+            "GET",
+            f"https://localhost:{h3_server.port}/",
+            extensions={"timeout": {"connect": 10.0}},
+        )
+        assert response.status == 200
+        assert time.monotonic() - started < 4.0  # not half of the connect timeout
+
+
+async def test_every_address_silent_is_a_connect_timeout_within_the_timeout(
+    api: helpers.API, client_ssl_context: ssl.SSLContext, two_addresses: Any
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+        first.bind(("127.0.0.2", 0))
+        port = first.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
+            second.bind(("127.0.0.1", port))
+            async with localhost(api, port, client_ssl_context) as conn:
+                started = time.monotonic()
+                with pytest.raises(httpcore.ConnectTimeout):
+                    await conn.request(
+                        "GET",
+                        f"https://localhost:{port}/",
+                        extensions={"timeout": {"connect": 1.0}},
+                    )
+                assert time.monotonic() - started < 2.0
+                assert not conn.is_available()
+            assert conn.is_closed()
+            for sink in (first, second):  # both were tried, in order
+                sink.settimeout(0)
+                assert sink.recv(65536)
+
+
+# -- download backpressure -----------------------------------------------------------------
+
+
+async def test_a_response_not_read_stops_the_download(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    # The server hands 16 MiB to QUIC at once. While the caller reads none of it, other
+    # requests keep reading the connection: the big stream's receive window stops growing
+    # (aioquic alone would double it as data arrives, letting the whole body in). Reading
+    # on opens it again, to the last byte.
+    size = 16 << 20
+    from httpcore.http3._quic import STREAM_WINDOW as window
+
+    def behaviour(server: Any, conn: Any, stream_id: int, headers: Any, body: bytes) -> None:
+        server.respond(conn, stream_id, body=b"x" * size if headers[b":path"] == b"/big" else b"")
+
+    server = quic_server(behaviour)
+    async with h3(api, server.port, client_ssl_context) as conn:
+        async with conn.stream("GET", server.url + "/big", extensions=TIMEOUTS) as response:
+            chunks = response.aiter_stream()
+            received = len(await chunks.__anext__())
+            stream = conn._streams[response.extensions["stream_id"]]
+            before = -1
+            for _ in range(200):  # until the server has sent all it may
+                small = await conn.request("GET", server.url + "/small", extensions=TIMEOUTS)
+                assert small.status == 200
+                if stream.received == before:
+                    break
+                before = stream.received
+            assert stream.paced
+            assert window // 4 < stream.received <= 2 * window + received, stream.received
+            async for chunk in chunks:
+                received += len(chunk)
+        assert received == size
+        assert conn.is_idle()

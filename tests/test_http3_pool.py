@@ -186,3 +186,51 @@ async def test_graceful_close_retries_the_unanswered_request(
         second = await pool.request("GET", server.url + "/second", extensions=TIMEOUTS)
     assert (first.content, second.content) == (b"/first", b"/second")
     assert len(connections) == 2
+
+
+# -- proxies: HTTP CONNECT and SOCKS tunnel TCP, QUIC runs over UDP -------------------------
+
+
+async def test_http3_through_an_http_proxy_goes_over_tcp(
+    api: helpers.API, h3_server: Any, http_proxy: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    # As curl's --http3 with a proxy: accepted, and the requests go through the tunnel over
+    # TCP, Alt-Svc advertisements notwithstanding.
+    async with api.HTTPProxy(http_proxy.url, ssl_context=client_ssl_context, http3=True) as pool:
+        for _ in range(2):
+            response = await pool.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+            assert response.status == 200
+            assert response.extensions["http_version"] == b"HTTP/1.1"
+            assert b"alt-svc" in dict(response.headers)
+        assert len(pool.connections) == 1
+    assert http_proxy.connects >= 1
+
+
+async def test_http3_through_a_socks_proxy_goes_over_tcp(
+    api: helpers.API, h3_server: Any, socks5_proxy: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    import httpcore.socks
+
+    cls = httpcore.AsyncSOCKSProxy if api.is_async else httpcore.socks.SOCKSProxy
+    pool = cls(socks5_proxy.url, ssl_context=client_ssl_context, http3=True)
+    client = pool if api.is_async else helpers.SyncClient(pool)
+    async with client:
+        for _ in range(2):
+            response = await client.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+            assert response.extensions["http_version"] == b"HTTP/1.1"
+
+
+@pytest.mark.parametrize("kind", ["HTTPProxy", "SOCKSProxy", "ConnectionPool(proxy=...)"])
+def test_http3_only_through_a_proxy_is_refused(kind: str) -> None:
+    # As curl's --http3-only with a proxy: no request could ever be sent.
+    import httpcore.socks
+
+    versions = {"http1": False, "http2": False, "http3": True}
+    with pytest.raises(RuntimeError, match="HTTP/3 cannot go through a proxy") as info:
+        if kind == "HTTPProxy":
+            httpcore.HTTPProxy("http://127.0.0.1:8080/", **versions)
+        elif kind == "SOCKSProxy":
+            httpcore.socks.SOCKSProxy("socks5://127.0.0.1:1080/", **versions)
+        else:
+            httpcore.AsyncConnectionPool(proxy=httpcore.Proxy("http://127.0.0.1:8080/"), **versions)
+    assert "Enable http1 or http2" in str(info.value)

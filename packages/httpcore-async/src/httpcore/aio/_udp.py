@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Any, Deque, Optional, Tuple
+import socket
+from typing import Any, Deque, Optional, Tuple, cast
 
 from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
-from httpcore.base._udp import MAX_DATAGRAM_SIZE, resolve_udp
+from httpcore.base._udp import (
+    MAX_DATAGRAM_SIZE,
+    alternatives,
+    resolve_udp,
+    set_receive_buffer,
+)
 
 # -- asyncio ------------------------------------------------------------------------------
 
@@ -44,18 +50,46 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
 
 class AsyncIODatagramStream:
-    """A connected UDP endpoint on an asyncio datagram transport."""
+    """A connected UDP endpoint on an asyncio datagram transport.
 
-    def __init__(self, transport: asyncio.DatagramTransport, protocol: _DatagramProtocol):
+    The transport reads one datagram per turn of the event loop; a reader that finds its
+    queue empty takes what waits in the socket directly (it is non-blocking), so that a
+    burst of datagrams is taken in one go rather than one per loop turn."""
+
+    def __init__(
+        self,
+        transport: asyncio.DatagramTransport,
+        protocol: _DatagramProtocol,
+        sock: Optional[socket.socket] = None,
+        alternatives: Tuple[str, ...] = (),
+    ):
         self._transport = transport
         self._protocol = protocol
+        self._sock = sock
+        self.alternatives = alternatives  # the other addresses of the host, in order
+
+    def _recv_now(self, max_bytes: int) -> Optional[bytes]:
+        """A datagram waiting in the socket, or None."""
+        sock = self._sock
+        if sock is None or self._transport.is_closing():
+            return None
+        try:
+            return sock.recv(max_bytes)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            raise ReadError(exc) from exc
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
     ) -> bytes:
         protocol = self._protocol
-        if timeout == 0 and not protocol.datagrams and protocol.error is None:
-            raise ReadTimeout("no datagram waiting")  # a poll: no future, no timer
+        if not protocol.datagrams and protocol.error is None:
+            data = self._recv_now(max_bytes)
+            if data is not None:
+                return data
+            if timeout == 0:
+                raise ReadTimeout("no datagram waiting")  # a poll: no future, no timer
         while not protocol.datagrams:
             if protocol.error is not None:
                 error, protocol.error = protocol.error, None
@@ -81,6 +115,8 @@ class AsyncIODatagramStream:
         self._transport.close()
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "client_addr":
             return self._transport.get_extra_info("sockname")
         if info == "server_addr":
@@ -93,16 +129,24 @@ class AsyncIODatagramStream:
 async def connect_udp_asyncio(
     host: str, port: int, local_address: Optional[str], timeout: Optional[float]
 ) -> AsyncIODatagramStream:
-    family, _kind, _proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, kind, proto, _name, address = infos[0]
     loop = asyncio.get_running_loop()
-    local_addr = None if local_address is None else (local_address, 0)
+    sock = socket.socket(family, kind, proto)
     try:
-        transport, protocol = await loop.create_datagram_endpoint(
-            _DatagramProtocol, remote_addr=address[:2], local_addr=local_addr, family=family
-        )
+        sock.setblocking(False)
+        set_receive_buffer(sock)
+        if local_address is not None:
+            sock.bind((local_address, 0))
+        sock.connect(address)  # UDP: no packet sent, no wait
+        transport, protocol = await loop.create_datagram_endpoint(_DatagramProtocol, sock=sock)
     except OSError as exc:
+        sock.close()
         raise ConnectError(exc) from exc
-    return AsyncIODatagramStream(transport, protocol)
+    except BaseException:
+        sock.close()
+        raise
+    return AsyncIODatagramStream(transport, protocol, sock, alternatives(infos))
 
 
 # -- trio ---------------------------------------------------------------------------------
@@ -111,8 +155,9 @@ async def connect_udp_asyncio(
 class TrioDatagramStream:
     """A connected UDP endpoint on a trio socket."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, alternatives: Tuple[str, ...] = ()) -> None:
         self._sock = sock
+        self.alternatives = alternatives  # the other addresses of the host, in order
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
@@ -142,6 +187,8 @@ class TrioDatagramStream:
         sock = self._sock
         if sock.fileno() == -1:
             return None  # closed
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "client_addr":
             return sock.getsockname()
         if info == "server_addr":
@@ -156,16 +203,18 @@ async def connect_udp_trio(
 ) -> TrioDatagramStream:
     import trio
 
-    family, kind, proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, kind, proto, _name, address = infos[0]
     sock = trio.socket.socket(family, kind, proto)
     try:
+        set_receive_buffer(sock)
         if local_address is not None:
             await sock.bind((local_address, 0))
         await sock.connect(address)
     except OSError as exc:
         sock.close()
         raise ConnectError(exc) from exc
-    return TrioDatagramStream(sock)
+    return TrioDatagramStream(sock, alternatives(infos))
 
 
 # -- anyio --------------------------------------------------------------------------------
@@ -174,8 +223,9 @@ async def connect_udp_trio(
 class AnyIODatagramStream:
     """A connected UDP endpoint on anyio's `ConnectedUDPSocket`."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, alternatives: Tuple[str, ...] = ()) -> None:
         self._sock = sock
+        self.alternatives = alternatives  # the other addresses of the host, in order
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
@@ -204,6 +254,8 @@ class AnyIODatagramStream:
     def get_extra_info(self, info: str) -> Any:
         import anyio.abc
 
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "client_addr":
             return self._sock.extra(anyio.abc.SocketAttribute.local_address, None)
         if info == "server_addr":
@@ -215,15 +267,18 @@ async def connect_udp_anyio(
     host: str, port: int, local_address: Optional[str], timeout: Optional[float]
 ) -> AnyIODatagramStream:
     import anyio
+    import anyio.abc
 
-    family, _kind, _proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, _kind, _proto, _name, address = infos[0]
     try:
         sock = await anyio.create_connected_udp_socket(
-            address[0], address[1], family=family, local_host=local_address
+            str(address[0]), int(address[1]), family=cast(Any, family), local_host=local_address
         )
     except OSError as exc:
         raise ConnectError(exc) from exc
-    return AnyIODatagramStream(sock)
+    set_receive_buffer(sock.extra(anyio.abc.SocketAttribute.raw_socket))
+    return AnyIODatagramStream(sock, alternatives(infos))
 
 
 __all__ = [

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Any, Deque, Generic, Optional, Protocol, Sequence, Type, TypeVar
+from typing import Awaitable, Deque, Generic, Optional, Protocol, Sequence, Type, TypeVar, cast
 
 from ._exceptions import ConnectionNotAvailable, PoolTimeout
 
@@ -51,6 +51,13 @@ class SlotWaiter(Protocol):
     """What queues for a slot: `granted` is set to True when it gets one."""
 
     granted: bool
+
+
+class Event(Protocol):
+    """A `threading.Event`, or an `AsyncEvent` (whose `wait` is a coroutine)."""
+
+    def set(self) -> None: ...
+    def wait(self, timeout: Optional[float]) -> object: ...
 
 
 class Waiter:
@@ -62,7 +69,7 @@ class Waiter:
 
     __slots__ = ("event", "granted", "timeout_error")
 
-    def __init__(self, event: Any, timeout_error: Type[Exception]) -> None:
+    def __init__(self, event: Event, timeout_error: Type[Exception]) -> None:
         self.event = event
         self.timeout_error = timeout_error
         self.granted = False
@@ -76,7 +83,7 @@ class Waiter:
 
     async def wait_async(self, timeout: Optional[float]) -> None:
         try:
-            await self.event.wait(timeout)
+            await cast(Awaitable[None], self.event.wait(timeout))
         except PoolTimeout as exc:
             if self.timeout_error is PoolTimeout:
                 raise

@@ -20,7 +20,7 @@ from ._exceptions import (
     UnsupportedProtocol,
     WriteError,
 )
-from ._http3 import http3_connection_class
+from ._http3 import http3_connection_class, through_proxy
 from ._http11_simple import in_memory_body
 from ._interfaces import AnyConnection, RequestInterface, SyncShell, delegate, lost_unanswered
 from ._models import Origin, Proxy, Request, Response, Stream
@@ -109,6 +109,8 @@ class PoolCore:
         )
         self._socket_options = socket_options
         # HTTP/3 (httpcore-http3): prior knowledge, or discovery through Alt-Svc (`_http3.py`).
+        if http3 and proxy is not None:
+            http3 = through_proxy(http1, http2)  # proxies tunnel TCP only
         self._http3 = http3
         self._alt_svc = AltSvcCache() if http3 else None
         if http3:

@@ -243,6 +243,7 @@ class ProxyPoolCore:
         uds: Optional[str] = None,
         network_backend: Optional[AnyNetworkBackend] = None,
         socket_options: Optional[Iterable[SOCKET_OPTION]] = None,
+        http3: bool = False,
     ) -> None:
         url = enforce_url(proxy_url, name="proxy_url")
         if url.scheme == b"http" and proxy_ssl_context is not None:
@@ -270,6 +271,7 @@ class ProxyPoolCore:
             uds=uds,
             network_backend=network_backend,
             socket_options=socket_options,
+            http3=http3,  # no effect through a proxy (`_http3.through_proxy`)
         )
 
     @property

@@ -15,17 +15,48 @@ from __future__ import annotations
 
 import select
 import socket
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Protocol, Sequence, Tuple, Union
 
 from ._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
 
 #: Large enough for any QUIC datagram (QUIC packets are at most 65527 bytes of UDP payload).
 MAX_DATAGRAM_SIZE = 65536
+#: The receive buffer asked for (the system caps it at net.core.rmem_max on Linux). The
+#: default (~200 kB) overflows while a busy client is away from the socket during a fast
+#: download, and each datagram dropped there makes the server's congestion control slow down.
+RECEIVE_BUFFER = 1 << 22
+
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
-def resolve_udp(host: str, port: int, local_address: Optional[str]) -> Any:
-    """The first `getaddrinfo` entry for `host`:`port` over UDP (family chosen by
-    `local_address` if given). Raises `ConnectError` when nothing resolves."""
+class _Socket(Protocol):
+    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
+
+
+def set_receive_buffer(sock: _Socket) -> None:
+    """Ask for `RECEIVE_BUFFER` bytes of receive buffer on a UDP socket (best effort)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    except OSError:  # pragma: no cover - a platform refusing it keeps its default
+        pass
+
+
+#: One `getaddrinfo` answer: (family, type, proto, canonname, sockaddr).
+AddrInfo = Tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    Union[Tuple[str, int], Tuple[str, int, int, int], Tuple[int, bytes]],
+]
+
+
+def resolve_udp(host: str, port: int, local_address: Optional[str]) -> List[AddrInfo]:
+    """The `getaddrinfo` entries for `host`:`port` over UDP, in its order, each address once
+    (family chosen by `local_address` if given). Raises `ConnectError` when nothing resolves.
+
+    The endpoint connects to the first; the others are its `alternative_addresses`, which
+    QUIC tries in order when the handshake with the first fails."""
     family = socket.AF_UNSPEC
     if local_address is not None:
         family = socket.AF_INET6 if ":" in local_address else socket.AF_INET
@@ -33,9 +64,20 @@ def resolve_udp(host: str, port: int, local_address: Optional[str]) -> Any:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM)
     except OSError as exc:
         raise ConnectError(exc) from exc
-    if not infos:  # pragma: no cover - getaddrinfo raises instead
+    unique: List[AddrInfo] = []
+    seen = set()
+    for family_, kind, proto, name, address in infos:
+        if address not in seen:
+            seen.add(address)
+            unique.append((family_, kind, proto, name, address))
+    if not unique:  # pragma: no cover - getaddrinfo raises instead
         raise ConnectError(f"no address for {host!r}")
-    return infos[0]
+    return unique
+
+
+def alternatives(infos: Sequence[AddrInfo]) -> Tuple[str, ...]:
+    """The hosts (IP addresses) of the entries after the first."""
+    return tuple(str(info[4][0]) for info in infos[1:])
 
 
 if hasattr(select, "poll"):
@@ -54,11 +96,12 @@ else:  # pragma: no cover - Windows
 class SyncDatagramStream:
     """A connected UDP socket used synchronously (see the module docstring)."""
 
-    __slots__ = ("_closed", "_sock")
+    __slots__ = ("_closed", "_sock", "alternatives")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, alternatives: Tuple[str, ...] = ()) -> None:
         self._sock = sock
         self._closed = False
+        self.alternatives = alternatives  # the other addresses of the host, in order
 
     def read(self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None) -> bytes:
         """One datagram; `ReadTimeout` after `timeout` seconds without one."""
@@ -66,6 +109,12 @@ class SyncDatagramStream:
             raise ReadError("the UDP endpoint is closed")
         sock = self._sock
         try:
+            if timeout == 0 and _DONTWAIT:
+                # A poll for one more datagram of a burst: one system call.
+                try:
+                    return sock.recv(max_bytes, _DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    raise ReadTimeout("no datagram waiting") from None
             # The socket stays blocking (a writer in another thread must not see a timeout
             # set for a read); the wait for a datagram is a poll.
             if timeout is not None and not _readable(sock, timeout):
@@ -89,10 +138,13 @@ class SyncDatagramStream:
             self._closed = True
             self._sock.close()
 
-    def get_extra_info(self, info: str) -> Any:
-        """`"socket"`, `"client_addr"`, `"server_addr"`; None for anything else."""
+    def get_extra_info(self, info: str) -> object:
+        """`"socket"`, `"client_addr"`, `"server_addr"`, `"alternative_addresses"`; None for
+        anything else."""
         if self._closed:
             return None
+        if info == "alternative_addresses":
+            return self.alternatives
         if info == "socket":
             return self._sock
         if info == "client_addr":
@@ -109,16 +161,18 @@ def connect_udp_sync(
     timeout: Optional[float] = None,
 ) -> SyncDatagramStream:
     """A UDP socket connected to `host`:`port` (`ConnectError` if that fails)."""
-    family, kind, proto, _name, address = resolve_udp(host, port, local_address)
+    infos = resolve_udp(host, port, local_address)
+    family, kind, proto, _name, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
+        set_receive_buffer(sock)
         if local_address is not None:
             sock.bind((local_address, 0))
         sock.connect(address)
     except OSError as exc:
         sock.close()
         raise ConnectError(exc) from exc
-    return SyncDatagramStream(sock)
+    return SyncDatagramStream(sock, alternatives(infos))
 
 
 class MockDatagramStream:
@@ -149,7 +203,7 @@ class MockDatagramStream:
     def close(self) -> None:
         self.closed = True
 
-    def get_extra_info(self, info: str) -> Any:
+    def get_extra_info(self, info: str) -> object:
         return None
 
 

@@ -9,46 +9,38 @@ the parts together and answers the pool:
 - `_stream.py`   the `Stream` record of one exchange (the `Waiter` is in base `_multiplex.py`);
 - `httpcore.base._multiplex`  the stream slots (`StreamSlots`) and the connection's health
   (`ConnectionHealth`), plain state shared with HTTP/3;
+- `httpcore.base._multiplex_core`  what HTTP/3 shares beyond it: the lifecycle of a request
+  (`MultiplexedCore._handle`, stream slots, closing, what the pool asks), the stream record
+  (`StreamBase`), the reader role (`ReaderRole.wait_for`);
 - `_reader.py`   the reader role (reading, filing events with streams);
 - `_writer.py`   the writer role (writing h2's queue, finishing cancelled writes);
 - `_send.py`     the request side of a stream (HEADERS, the body within the windows);
 - `_receive.py`  the response side of a stream (head, body).
 
-Rules:
+Rules (besides those of `MultiplexedCore`):
 - Bookkeeping is done under `_lock` (a real lock for threads, nothing under async) and never
   spans a yield.
-- A request is inside the connection from `_handle` until its response is closed (or it
-  fails): it counts in `in_flight`, holds a stream slot once granted, and has a `Stream` once
-  its HEADERS are queued. Each of those is undone exactly once, on every path.
-- Whether the connection takes a new request is asked in one place, `_refusal_locked()`: a
-  closed connection, or one whose health is not OPEN, refuses.
-- The connection goes IDLE when its last request is done, or closes if its health says it is
-  of no further use (a GOAWAY, a failed write) or h2 closed it.
+- The first request queues the preface under the lock and sends it, so that no HEADERS get
+  ahead of it; if that fails, the connection closes unless other requests already use it.
+- The connection closes when idle if its health says it is of no further use (a GOAWAY, a
+  failed write) or h2 closed it.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
-import time
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Optional
 
 import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
 
-from httpcore.base._drive import CLOSE, WAIT, Gen
-from httpcore.base._exceptions import (
-    ConnectionNotAvailable,
-    PoolTimeout,
-)
-from httpcore.base._http11 import origin_mismatch
-from httpcore.base._http11_simple import in_memory_body
-from httpcore.base._models import Origin, Request, Response
+from httpcore.base._drive import CLOSE, Gen
+from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter
+from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
+from httpcore.base._multiplex_core import HTTPConnectionState as HTTPConnectionState
 from httpcore.base._trace import traced
 
-from ._headers import request_authority
 from ._patches import CONFIG, RepeatDecoder, new_h2_connection
 from ._reader import FrameReader, logger
 from ._receive import ResponseReceiving
@@ -61,20 +53,7 @@ _RepeatDecoder = RepeatDecoder  # its former name, for the tests
 _DataReceived = h2.events.DataReceived
 
 
-class HTTPConnectionState(enum.IntEnum):
-    """The states of an HTTP/2 connection, as shown in its repr and `info()`."""
-
-    ACTIVE = 1
-    IDLE = 2
-    CLOSED = 3
-
-
-ACTIVE = HTTPConnectionState.ACTIVE
-IDLE = HTTPConnectionState.IDLE
-CLOSED = HTTPConnectionState.CLOSED
-
-
-class HTTP2Core(RequestSending, ResponseReceiving):
+class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes]):
     """HTTP/2 on h2. Subclasses pick the flavour (`_io`: `SyncIO` or `AsyncIO`)."""
 
     READ_NUM_BYTES = 65536
@@ -82,6 +61,8 @@ class HTTP2Core(RequestSending, ResponseReceiving):
     #: when the request has no write timeout.
     CANCELLED_WRITE_GRACE = 5.0
     CONFIG = CONFIG
+    HTTP_VERSION = b"HTTP/2"
+    LOGGER = logger
 
     _io: Any
 
@@ -132,161 +113,47 @@ class HTTP2Core(RequestSending, ResponseReceiving):
         """How many streams may be open at once (1 until the server's SETTINGS arrive)."""
         return self._slots.limit
 
-    def _refusal_locked(self) -> Optional[BaseException]:
-        """Can this connection take a new request? None if so, else the exception to raise
-        (`ConnectionNotAvailable`: nothing was sent, the pool may retry elsewhere)."""
-        if self._state is CLOSED:
-            return ConnectionNotAvailable()
-        health = self._health
-        if health.state is OPEN:
-            return None
-        return health.refusal()
+    # -- the steps of a request (`MultiplexedCore._handle`) -----------------------------------
 
-    # -- a request -------------------------------------------------------------------------
+    def _prepare(self, request: Request) -> bytes:
+        return request_authority(request)
 
-    def _handle(self, request: Request) -> Gen[Response]:
-        if request.url.origin != self._origin:
-            raise origin_mismatch(request, self._origin)
-        authority = request_authority(request)
-        timeouts = request.extensions.get("timeout", {})
-        read_timeout = timeouts.get("read", None)
-        write_timeout = timeouts.get("write", None)
+    def _start_locked(self) -> bool:
+        """The first request queues the preface, so that no request's HEADERS can get ahead
+        of it; it sends it (`_start`)."""
+        if self._init_started:
+            return False
+        self._init_started = True
+        h2_state = self._h2_state
+        h2_state.initiate_connection()
+        h2_state.increment_flow_control_window(WINDOW_INCREMENT)
+        return True
 
-        with self._lock:
-            if self._state is CLOSED or self._health.state is not OPEN:
-                refusal = self._refusal_locked()
-                if refusal is not None:
-                    raise refusal  # nothing sent yet: the pool can retry elsewhere
-            self._request_count += 1
-            self._slots.enter()
-            self._state = ACTIVE
-            self._expire_at = None
-            send_init = not self._init_started
-            if send_init:
-                # Queued at once, so that no request's HEADERS can get ahead of the preface.
-                self._init_started = True
-                h2_state = self._h2_state
-                h2_state.initiate_connection()
-                h2_state.increment_flow_control_window(WINDOW_INCREMENT)
-
-        stream: Optional[Stream] = None
-        has_slot = False
+    def _start(self, request: Request, write_timeout: Optional[float]) -> Gen[None]:
         try:
-            if send_init:
-                try:
-                    yield from traced(
-                        logger,
-                        "send_connection_init",
-                        request,
-                        {"request": request},
-                        self._writer.flush(write_timeout),
-                    )
-                except BaseException:
-                    with self._lock:
-                        # Requests already on the connection keep it when the preface went out
-                        # whole (a cancelled writer finishes its write, see `_writer.py`).
-                        keep = self._health.state is OPEN and self._slots.in_flight > 1
-                    if not keep:
-                        yield from self._close_connection()
-                    raise
-            # An in-memory body (ours, bytes, httpx's) is sent whole and can be sent again on
-            # another connection when GOAWAY refuses the stream.
-            content = in_memory_body(request.stream)
-            pool_timeout = timeouts.get("pool", None)
-            while stream is None:
-                yield from self._acquire_slot(pool_timeout)
-                has_slot = True
-                stream = self._open_stream(request, authority, content, read_timeout, write_timeout)
-                if stream is None:
-                    with self._lock:
-                        self._wake(self._slots.release())
-                    has_slot = False
-            yield from self._send_request(request, stream, content)
-            status, headers = yield from traced(
+            yield from traced(
                 logger,
-                "receive_response_headers",
+                "send_connection_init",
                 request,
-                {"request": request, "stream_id": stream.stream_id},
-                self._receive_response_headers(request, stream),
+                {"request": request},
+                self._writer.flush(write_timeout),
             )
-        except BaseException as exc:
-            if type(exc) is ConnectionNotAvailable:
-                with self._lock:
-                    self._request_count -= 1
-            if stream is not None:
-                yield from self._traced_response_closed(request, stream, graceful=False)
-            else:
-                closing = False
-                with self._lock:
-                    if has_slot:
-                        self._wake(self._slots.release())
-                    if self._slots.leave():
-                        closing = self._become_idle_locked()
-                if closing:
-                    yield from self._close_connection()
-            raise
-
-        return Response(
-            status=status,
-            headers=headers,
-            content=self._io.stream_class(
-                self._receive_body(request, stream),
-                functools.partial(self._traced_response_closed, request, stream, True),
-            ),
-            extensions={
-                "http_version": b"HTTP/2",
-                "network_stream": self._network_stream,
-                "stream_id": stream.stream_id,
-            },
-        )
-
-    # -- stream slots -----------------------------------------------------------------------
-
-    @staticmethod
-    def _wake(waiters: Iterable[Waiter]) -> None:
-        for waiter in waiters:
-            waiter.set()
-
-    def _acquire_slot(self, timeout: Optional[float]) -> Gen[None]:
-        slots = self._slots
-        with self._lock:
-            if slots.take():
-                return
-            waiter = Waiter(self._io.new_event(), PoolTimeout)
-            slots.wait(waiter)
-        try:
-            while True:
-                yield (WAIT, waiter, timeout)
-                with self._lock:
-                    if waiter.granted:
-                        return
-                    if self._refusal_locked() is not None:
-                        slots.withdraw(waiter)
-                        raise ConnectionNotAvailable()
-                    waiter.event = self._io.new_event()  # pragma: no cover - spurious wake-up
         except BaseException:
             with self._lock:
-                self._wake(slots.withdraw(waiter))
+                # Requests already on the connection keep it when the preface went out
+                # whole (a cancelled writer finishes its write, see `_writer.py`).
+                keep = self._health.state is OPEN and self._slots.in_flight > 1
+            if not keep:
+                yield from self._close_connection()
             raise
+
+    def _network_stream_of(self) -> Any:
+        return self._network_stream
 
     # -- closing ---------------------------------------------------------------------------
 
-    def _traced_response_closed(
-        self, request: Optional[Request], stream: Stream, graceful: bool
-    ) -> Gen[None]:
-        if stream.closed:
-            return
-        yield from traced(
-            logger,
-            "response_closed",
-            request,
-            {"stream_id": stream.stream_id},
-            self._response_closed(stream, graceful),
-        )
-
     def _response_closed(self, stream: Stream, graceful: bool) -> Gen[None]:
         """Release the stream. `graceful`: not on an error path, so frames may be written."""
-        closing = False
         with self._lock:
             if stream.closed:
                 return
@@ -314,11 +181,7 @@ class HTTP2Core(RequestSending, ResponseReceiving):
                     self._h2_state.reset_stream(stream_id, ErrorCodes.CANCEL)
                 except h2.exceptions.ProtocolError:  # pragma: no cover - already closed
                     pass
-            slots = self._slots
-            for waiter in slots.release():
-                waiter.set()
-            if slots.leave():
-                closing = self._become_idle_locked()
+            closing, _idle = self._release_locked()
         if closing:
             yield from self._close_connection()
         elif graceful:
@@ -327,20 +190,11 @@ class HTTP2Core(RequestSending, ResponseReceiving):
             except Exception:
                 pass  # remembered by the connection; this response is complete
 
-    def _become_idle_locked(self) -> bool:
-        """No request left: go IDLE, or return True if the connection should close."""
-        if self._state is CLOSED:
-            return False
+    def _closes_when_idle_locked(self) -> bool:
         health = self._health
-        if (health.state is not OPEN and health.closes_when_idle()) or self._h2_state.is_closed():
+        if health.state is not OPEN and health.closes_when_idle():
             return True
-        self._state = IDLE
-        if self._keepalive_expiry is not None:
-            self._expire_at = time.monotonic() + self._keepalive_expiry
-        return False
-
-    def _close(self) -> Gen[None]:
-        return self._close_connection()
+        return bool(self._h2_state.is_closed())
 
     def _close_connection(self) -> Gen[None]:
         with self._lock:
@@ -357,41 +211,12 @@ class HTTP2Core(RequestSending, ResponseReceiving):
 
     # -- the state a pool asks for ---------------------------------------------------------
 
-    def can_handle_request(self, origin: Origin) -> bool:
-        """Whether this connection serves `origin` (each connection serves one origin)."""
-        return origin == self._origin
-
     def is_available(self) -> bool:
         """Whether it can take another request now (a free stream slot, not failed or draining)."""
         return (
             self._refusal_locked() is None
             and not self._h2_state.is_closed()
             and self._slots.has_room()
-        )
-
-    def has_expired(self) -> bool:
-        """Whether the pool should close it (keep-alive expired, failed with nothing in flight)."""
-        return self._has_timed_out(time.monotonic())
-
-    def _has_timed_out(self, now: float) -> bool:
-        if self._expire_at is not None and now > self._expire_at:
-            return True
-        # A broken or used-up connection with nothing in flight is of no further use.
-        return self._slots.in_flight == 0 and self._health.state is not OPEN
-
-    def is_idle(self) -> bool:
-        """Whether it is open with no stream in progress."""
-        return self._state is IDLE
-
-    def is_closed(self) -> bool:
-        """Whether it is closed (the pool drops it without closing it again)."""
-        return self._state is CLOSED
-
-    def info(self) -> str:
-        """A short description of its state, as shown in its repr."""
-        return (
-            f"{str(self._origin)!r}, HTTP/2, {self._state.name}, "
-            f"Request Count: {self._request_count}"
         )
 
     def __repr__(self) -> str:

@@ -19,24 +19,13 @@ from hpack import NeverIndexedHeaderTuple
 
 from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
 from httpcore.base._models import Request
+from httpcore.base._multiplex_core import DROPPED_HEADERS
 
 Headers = List[Tuple[bytes, bytes]]
 
-# Headers that are meaningless in HTTP/2 (RFC 9113 §8.2.2) are left out of requests.
-DROPPED_HEADERS = frozenset(
-    [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
-)
 
 # Never put in the HPACK dynamic table (RFC 7541 §7.1.3), as h2's normalisation would do.
 SENSITIVE_HEADERS = frozenset([b"authorization", b"proxy-authorization"])
-
-
-def request_authority(request: Request) -> bytes:
-    """The `:authority` of a request: its Host header, which must be there."""
-    for name, value in request.headers:
-        if name.lower() == b"host":
-            return value
-    raise LocalProtocolError("Missing mandatory Host: header")
 
 
 def request_headers(request: Request, authority: bytes) -> Headers:

@@ -19,21 +19,21 @@ Rules:
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, TypeVar
 
 import h2.events
 import h2.exceptions
 import h2.settings
 
-from httpcore.base._drive import READ, WAIT, Flavour, Gen
+from httpcore.base._drive import READ, Flavour, Gen
 from httpcore.base._exceptions import (
     ConnectionNotAvailable,
-    ReadTimeout,
     RemoteProtocolError,
     TimeoutException,
 )
 from httpcore.base._models import Request
-from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter, renewed
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter
+from httpcore.base._multiplex_core import ReaderRole
 from httpcore.base._trace import is_traced, traced
 
 from ._patches import H2Connection
@@ -61,22 +61,10 @@ def _returning(value: T) -> Gen[T]:
     return value
 
 
-class FrameReader:
+class FrameReader(ReaderRole[Stream, Request]):
     """The reader role of one connection, and the streams it files events with."""
 
-    __slots__ = (
-        "_h2_state",
-        "_health",
-        "_io",
-        "_lock",
-        "_network_stream",
-        "_reader",
-        "_slots",
-        "_waiting",
-        "_writer",
-        "read_size",
-        "streams",
-    )
+    __slots__ = ("_h2_state", "_network_stream", "_writer", "read_size")
 
     def __init__(
         self,
@@ -104,68 +92,10 @@ class FrameReader:
     def attach(self, writer: FrameWriter) -> None:
         self._writer = writer
 
-    # -- waiting for something from the server -------------------------------------------
+    # -- waiting for something from the server (`ReaderRole.wait_for`) ---------------------
 
-    def wait_for(
-        self, stream: Stream, check: Callable[[Stream], Optional[T]], request: Request
-    ) -> Gen[T]:
-        """Until `check(stream)` (run under the lock) returns non-None: read as the reader,
-        or wait for the reader to deliver."""
-        lock = self._lock
-        try:
-            while True:
-                with lock:
-                    result = check(stream)
-                    if result is not None:
-                        return result
-                    error = self._health.error
-                    if error is not None:
-                        raise renewed(error)
-                    reader = self._reader
-                    if reader is None or reader is stream:
-                        self._reader = stream
-                        waiter = None
-                    else:
-                        waiter = Waiter(self._io.new_event(), ReadTimeout)
-                        stream.waiter = waiter
-                        self._waiting[stream] = None
-                if waiter is None:
-                    yield from self._read_once(request, stream)
-                else:
-                    yield (WAIT, waiter, stream.read_timeout)
-        finally:
-            with lock:
-                if self._reader is stream:
-                    self._reader = None
-                if stream.waiter is not None:
-                    stream.waiter = None
-                    self._waiting.pop(stream, None)
-                if self._reader is None and self._waiting:
-                    # Somebody still needs data: the next in line becomes the reader.
-                    for waiting in self._waiting:
-                        self._wake_locked(waiting)
-                        break
-
-    def forget_locked(self, stream: Stream) -> None:
-        """The stream is released: no more events are filed with it."""
-        self.streams.pop(stream.stream_id, None)
-        self._waiting.pop(stream, None)
-
-    # -- waking -----------------------------------------------------------------------------
-
-    def _wake_locked(self, stream: Stream) -> None:
-        waiter = stream.waiter
-        if waiter is not None:
-            stream.waiter = None
-            self._waiting.pop(stream, None)
-            waiter.set()
-
-    def wake_all_locked(self) -> None:
-        """Wake every waiting request (streams and slots) to look at the connection again."""
-        for stream in list(self._waiting):
-            self._wake_locked(stream)
-        for waiter in self._slots.queue:
-            waiter.set()
+    def _wait_time(self, stream: Stream, request: Request) -> Optional[float]:
+        return stream.read_timeout  # each wait, as each read, gets the whole read timeout
 
     def _wake_window_waiters_locked(self) -> None:
         for stream in list(self._waiting):
@@ -178,7 +108,7 @@ class FrameReader:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _read_once(self, request: Request, stream: Stream) -> Gen[None]:
+    def _read_once(self, stream: Stream, request: Request) -> Gen[None]:
         writer = self._writer
         assert writer is not None
         if self._h2_state.has_data_to_send() and not writer.writing:

@@ -4,20 +4,21 @@ Written once, as generators yielding I/O operations (see `httpcore.base._drive`)
 by the sync class (threads) and the async class (asyncio or trio tasks). Parts:
 
 - `_quic.py`    aioquic as used here (configuration from an SSLContext, headers, GOAWAY);
-- `_stream.py`  the `Stream` record of one exchange and the `Waiter` a request blocks on;
+- `_stream.py`  the `Stream` record of one exchange (what HTTP/3 adds to `StreamBase`);
 - `httpcore.base._multiplex`  the stream slots (`StreamSlots`) and the connection's health
   (`ConnectionHealth`), plain state shared with HTTP/2;
+- `httpcore.base._multiplex_core`  the rest shared with HTTP/2: the lifecycle of a request
+  (`MultiplexedCore._handle`, stream slots, closing, what the pool asks), the stream record
+  (`StreamBase`) and the reader role (`ReaderRole.wait_for`);
 - `_reader.py`  the QUIC side: handshake, datagrams out, the reader role, timers;
 - `_exchange.py`  the request side (HEADERS, body) and the response side (head, body).
 
-Rules:
+Rules (besides those of `MultiplexedCore`):
 - The connection connects on its first request (a UDP endpoint from the network backend,
   then the QUIC handshake, `http3.send_connection_init`); concurrent first requests wait
   for that one handshake (the connect lock) and share its outcome.
 - Bookkeeping is done under `_lock` (a real lock for threads, nothing under async) and never
-  spans a yield. A request is inside the connection from `_handle` until its response is
-  closed (or it fails): it counts in `in_flight`, holds a stream slot once granted, and has
-  a `Stream` once its HEADERS are queued. Each of those is undone exactly once.
+  spans a yield.
 - The request body is handed to aioquic chunk by chunk; while more than `SEND_BUFFER` bytes
   of the stream are not yet acknowledged, the request reads (or waits for the reader) until
   the server's flow control and acknowledgements let them go.
@@ -27,29 +28,25 @@ Rules:
 
 from __future__ import annotations
 
-import enum
-import functools
 import ssl
 import time
 from typing import Any, Dict, List, Optional
 
 from aioquic.quic.connection import QuicConnection
 
-from httpcore.base._drive import CALL, CLOSE, LOCK, UNLOCK, WAIT, WRITE, Gen
-from httpcore.base._exceptions import (
-    ConnectionNotAvailable,
-    PoolTimeout,
-)
-from httpcore.base._http11 import origin_mismatch
-from httpcore.base._models import ByteStream, Origin, Request, Response
+from httpcore.base._drive import CALL, CLOSE, LOCK, UNLOCK, WRITE, Gen
+from httpcore.base._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
+from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter, renewed
+from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
+from httpcore.base._multiplex_core import HTTPConnectionState as HTTPConnectionState
 from httpcore.base._trace import traced
 
 from ._exchange import StreamExchange
 from ._quic import (
+    Headers,
     idle_deadline,
     quic_configuration,
-    request_authority,
     request_headers,
 )
 from ._reader import QuicReader, logger
@@ -59,27 +56,19 @@ _H3_REQUEST_CANCELLED = 0x10C
 _H3_NO_ERROR = 0x100
 
 
-class HTTPConnectionState(enum.IntEnum):
-    """Where an HTTP/3 connection is: requests in flight, none, or closed."""
-
-    ACTIVE = 1
-    IDLE = 2
-    CLOSED = 3
-
-
-ACTIVE = HTTPConnectionState.ACTIVE
-IDLE = HTTPConnectionState.IDLE
-CLOSED = HTTPConnectionState.CLOSED
-
-
-class HTTP3Core(StreamExchange):
+class HTTP3Core(StreamExchange, MultiplexedCore[Stream, Headers]):
     """HTTP/3 on aioquic. Subclasses pick the flavour (`_io`: `SyncIO` or `AsyncIO`)."""
 
     #: The QUIC idle timeout offered to the server (seconds).
     IDLE_TIMEOUT = 60.0
     #: An idle connection expires this long before QUIC's idle timeout would close it.
     IDLE_MARGIN = 2.0
+    #: Without a connect timeout, how long a handshake may take before the next address of
+    #: the host is tried (the last one has no limit).
+    ATTEMPT_TIMEOUT = 5.0
     _is_http3 = True  # what the pool's connections look for (`httpcore.base._http3`)
+    HTTP_VERSION = b"HTTP/3"
+    LOGGER = logger
 
     _io: Any
 
@@ -112,12 +101,6 @@ class HTTP3Core(StreamExchange):
         self._slots: StreamSlots[Waiter] = StreamSlots()
         self._streams: Dict[int, Stream] = {}
         self._quic = QuicReader(self._io, self._lock, self._health, self._slots, self._streams)
-
-    def _refusal_locked(self) -> Optional[BaseException]:
-        """Can this connection take a new request? None if so, else the exception to raise."""
-        if self._state is CLOSED:
-            return ConnectionNotAvailable()
-        return self._health.refusal()
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -156,143 +139,69 @@ class HTTP3Core(StreamExchange):
         yield (UNLOCK, self._connect_lock)
 
     def _handshake(self, timeout: Optional[float]) -> Gen[None]:
+        """The QUIC handshake with the first address of the host that answers.
+
+        The host's addresses are tried in the order the resolver gave them (the endpoint
+        knows the ones after the first, `alternative_addresses`); a failed or timed-out
+        handshake moves on to the next. While others remain, an attempt gets an equal share
+        of what is left of the connect timeout (`ATTEMPT_TIMEOUT` without one)."""
         backend = self._backend
         if backend is None:
             backend = self._backend = self._io.default_backend()
-        origin = self._origin
-        udp = yield (
-            CALL,
-            backend.connect_udp,
-            backend.connect_udp,
-            (origin.host.decode("ascii"), self._port, self._local_address, timeout),
-        )
-        config = quic_configuration(self._ssl_context, self._server_hostname, self.IDLE_TIMEOUT)
-        yield from self._quic.handshake(udp, QuicConnection(configuration=config), timeout)
-
-    # -- a request -------------------------------------------------------------------------
-
-    def _handle(self, request: Request) -> Gen[Response]:
-        if request.url.origin != self._origin:
-            raise origin_mismatch(request, self._origin)
-        authority = request_authority(request)
-        headers = request_headers(request, authority)
-        timeouts = request.extensions.get("timeout", {})
-        read_timeout = timeouts.get("read", None)
-        write_timeout = timeouts.get("write", None)
-
-        with self._lock:
-            refusal = self._refusal_locked()
-            if refusal is not None:
-                raise refusal  # nothing sent yet: the pool can retry elsewhere
-            self._request_count += 1
-            self._slots.enter()
-            self._state = ACTIVE
-            self._expire_at = None
-
-        stream: Optional[Stream] = None
-        has_slot = False
-        try:
-            if not self._quic.handshake_done:
-                yield from self._connect(request)
-            body: Any = request.stream
-            content: Optional[bytes] = None
-            if type(body) is ByteStream:
-                content = body._content
-            elif type(body) is bytes:
-                content = body
-            yield from self._acquire_slot(timeouts.get("pool", None))
-            has_slot = True
-            stream = self._open_stream(headers, content, read_timeout, write_timeout)
-            yield from self._send_request(request, stream, content)
-            status, response_headers = yield from traced(
-                logger,
-                "receive_response_headers",
-                request,
-                {"request": request, "stream_id": stream.stream_id},
-                self._receive_response_headers(stream),
-            )
-        except BaseException as exc:
-            if type(exc) is ConnectionNotAvailable:
-                with self._lock:
-                    self._request_count -= 1
-            if stream is not None:
-                yield from self._traced_response_closed(request, stream, graceful=False)
-            else:
-                closing = False
-                with self._lock:
-                    if has_slot:
-                        self._wake(self._slots.release())
-                    if self._slots.leave():
-                        closing = self._become_idle_locked()
-                if closing:
-                    yield from self._close_connection()
-            raise
-
-        return Response(
-            status=status,
-            headers=response_headers,
-            content=self._io.stream_class(
-                self._receive_body(request, stream),
-                functools.partial(self._traced_response_closed, request, stream, True),
-            ),
-            extensions={
-                "http_version": b"HTTP/3",
-                "network_stream": self._quic.udp,
-                "stream_id": stream.stream_id,
-            },
-        )
-
-    # -- stream slots -----------------------------------------------------------------------
-
-    @staticmethod
-    def _wake(waiters: Any) -> None:
-        for waiter in waiters:
-            waiter.set()
-
-    def _acquire_slot(self, timeout: Optional[float]) -> Gen[None]:
-        slots = self._slots
-        with self._lock:
-            refusal = self._refusal_locked()
-            if refusal is not None:
-                raise refusal
-            if slots.take():
+        connect_udp = backend.connect_udp
+        deadline = None if timeout is None else time.monotonic() + timeout
+        args = (self._origin.host.decode("ascii"), self._port, self._local_address, timeout)
+        udp = yield (CALL, connect_udp, connect_udp, args)
+        others = list(udp.get_extra_info("alternative_addresses") or ())
+        while True:
+            attempt = self._attempt_timeout(deadline, len(others))
+            config = quic_configuration(self._ssl_context, self._server_hostname, self.IDLE_TIMEOUT)
+            try:
+                yield from self._quic.handshake(udp, QuicConnection(configuration=config), attempt)
                 return
-            waiter = Waiter(self._io.new_event(), PoolTimeout)
-            slots.wait(waiter)
-        try:
-            while True:
-                yield (WAIT, waiter, timeout)
+            except (ConnectError, ConnectTimeout):
+                if not others or (deadline is not None and time.monotonic() >= deadline):
+                    raise
                 with self._lock:
-                    if waiter.granted:
-                        return
-                    refusal = self._refusal_locked()
-                    if refusal is not None:
-                        slots.withdraw(waiter)
-                        raise refusal
-                    waiter.event = self._io.new_event()  # pragma: no cover - spurious wake-up
-        except BaseException:
-            with self._lock:
-                self._wake(slots.withdraw(waiter))
-            raise
+                    if self._state is CLOSED:
+                        raise
+                    # The next address starts afresh: nothing of this attempt is kept.
+                    self._health = ConnectionHealth()
+                    self._quic = QuicReader(
+                        self._io, self._lock, self._health, self._slots, self._streams
+                    )
+            yield (CLOSE, udp)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            address = others.pop(0)
+            args = (address, self._port, self._local_address, remaining)
+            udp = yield (CALL, connect_udp, connect_udp, args)
+
+    @classmethod
+    def _attempt_timeout(cls, deadline: Optional[float], others: int) -> Optional[float]:
+        """How long one handshake may take, with `others` addresses still to try after it."""
+        if deadline is None:
+            return cls.ATTEMPT_TIMEOUT if others else None
+        remaining = max(0.0, deadline - time.monotonic())
+        return remaining / (others + 1)
+
+    # -- the steps of a request (`MultiplexedCore._handle`) -----------------------------------
+
+    def _prepare(self, request: Request) -> Headers:
+        return request_headers(request, request_authority(request))
+
+    def _start_locked(self) -> bool:
+        return not self._quic.handshake_done
+
+    def _start(self, request: Request, write_timeout: Optional[float]) -> Gen[None]:
+        return self._connect(request)
+
+    def _network_stream_of(self) -> Any:
+        return self._quic.udp
 
     # -- closing ---------------------------------------------------------------------------
 
-    def _traced_response_closed(
-        self, request: Optional[Request], stream: Stream, graceful: bool
-    ) -> Gen[None]:
-        if stream.closed:
-            return
-        yield from traced(
-            logger,
-            "response_closed",
-            request,
-            {"stream_id": stream.stream_id},
-            self._response_closed(stream, graceful),
-        )
-
     def _response_closed(self, stream: Stream, graceful: bool) -> Gen[None]:
         """Release the stream; cancel it if the exchange did not finish."""
-        closing = False
         flush = False
         with self._lock:
             if stream.closed:
@@ -317,31 +226,20 @@ class HTTP3Core(StreamExchange):
                     pass
                 flush = True
             stream.events.clear()
-            self._wake(self._slots.release())
-            if self._slots.leave():
-                closing = self._become_idle_locked()
+            closing, idle = self._release_locked()
         if closing:
             yield from self._close_connection()
-        elif flush or graceful:
+        elif flush or (graceful and idle):
+            # A stream that ended both ways leaves nothing to send but ACKs, which the
+            # reader sends; with no request left there is no reader: send them now.
             try:
                 yield from self._quic.flush(stream.write_timeout)
             except Exception:
                 pass  # remembered by the connection; this response is complete
 
-    def _become_idle_locked(self) -> bool:
-        """No request left: go IDLE, or return True if the connection should close."""
-        if self._state is CLOSED:
-            return False
+    def _closes_when_idle_locked(self) -> bool:
         health = self._health
-        if health.state is not OPEN and (health.closes_when_idle() or health.error is not None):
-            return True
-        self._state = IDLE
-        if self._keepalive_expiry is not None:
-            self._expire_at = time.monotonic() + self._keepalive_expiry
-        return False
-
-    def _close(self) -> Gen[None]:
-        return self._close_connection()
+        return health.state is not OPEN and (health.closes_when_idle() or health.error is not None)
 
     def _close_connection(self) -> Gen[None]:
         """CONNECTION_CLOSE to the server (if it is still there), then close the socket."""
@@ -374,25 +272,15 @@ class HTTP3Core(StreamExchange):
 
     # -- the state a pool asks for ---------------------------------------------------------
 
-    def can_handle_request(self, origin: Origin) -> bool:
-        """Whether this connection serves `origin` (each connection serves one origin)."""
-        return origin == self._origin
-
     def is_available(self) -> bool:
         """Whether it takes another request now: open, healthy, a stream slot to spare."""
         return self._refusal_locked() is None and self._slots.has_room()
 
-    def has_expired(self) -> bool:
-        """Whether the pool should close it: keep-alive expired, QUIC's idle timeout near,
-        or of no further use (failed, GOAWAY) with nothing in flight."""
-        return self._has_timed_out(time.monotonic())
-
     def _has_timed_out(self, now: float) -> bool:
-        if self._expire_at is not None and now > self._expire_at:
+        """Besides `MultiplexedCore`'s reasons: QUIC's idle timeout is near."""
+        if MultiplexedCore._has_timed_out(self, now):
             return True
         if self._slots.in_flight == 0:
-            if self._health.state is not OPEN:
-                return True
             # QUIC's idle timeout (the smaller of ours and the server's) is near: the server
             # may have forgotten the connection already.
             quic = self._quic.quic
@@ -400,21 +288,6 @@ class HTTP3Core(StreamExchange):
             if deadline is not None and now > deadline - self.IDLE_MARGIN:
                 return True
         return False
-
-    def is_idle(self) -> bool:
-        """Whether it is open with no request in flight."""
-        return self._state is IDLE
-
-    def is_closed(self) -> bool:
-        """Whether it is closed."""
-        return self._state is CLOSED
-
-    def info(self) -> str:
-        """A short description of its state, as shown in its repr."""
-        return (
-            f"{str(self._origin)!r}, HTTP/3, {self._state.name}, "
-            f"Request Count: {self._request_count}"
-        )
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} [{self.info()}]>"

@@ -27,7 +27,7 @@ from httpcore.base._multiplex import ConnectionHealth, renewed
 from httpcore.base._trace import is_traced, traced
 
 from ._quic import response_head, unsent_bytes
-from ._reader import QuicReader, logger
+from ._reader import QuicReader, deadline_after, logger
 from ._stream import Reset, Stream
 
 _STOP = object()  # "stop sending the request body"
@@ -40,6 +40,7 @@ class StreamExchange:
     SEND_BUFFER = 1 << 20
 
     _lock: Any
+    _backend: Any
     _health: ConnectionHealth
     _quic: QuicReader
     _streams: Dict[int, Stream]
@@ -48,6 +49,7 @@ class StreamExchange:
 
     def _open_stream(
         self,
+        request: Request,
         headers: List[Tuple[bytes, bytes]],
         content: Optional[bytes],
         read_timeout: Optional[float],
@@ -88,6 +90,8 @@ class StreamExchange:
             )
         elif content:
             yield from self._send_body(request, stream, content)  # head and body together
+        elif stream.local_ended:  # no body: the HEADERS may share datagrams with others'
+            yield from self._quic.send_soon(self._backend, stream.write_timeout)
         else:
             yield from flush(stream.write_timeout)
             yield from self._send_body(request, stream, content)
@@ -127,7 +131,9 @@ class StreamExchange:
                 stream.local_ended = True
         yield from quic.flush(stream.write_timeout)
         if not end:
-            stop = yield from quic.wait_for(stream, self._check_send_buffer, stream.write_timeout)
+            stop = yield from quic.wait_for(
+                stream, self._check_send_buffer, deadline_after(stream.write_timeout)
+            )
             return stop is _STOP
         return False
 
@@ -146,10 +152,14 @@ class StreamExchange:
 
     # -- the response side ------------------------------------------------------------------
 
-    def _receive_response_headers(self, stream: Stream) -> Gen[Tuple[int, Any]]:
+    def _receive_response_headers(
+        self, request: Request, stream: Stream
+    ) -> Gen[Tuple[int, List[Tuple[bytes, bytes]]]]:
         wait_for = self._quic.wait_for
+        next_event = Stream.next_event
         while True:
-            event = yield from wait_for(stream, Stream.next_event, stream.read_timeout)
+            until = deadline_after(stream.read_timeout)  # each response head (1xx) anew
+            event = yield from wait_for(stream, next_event, until)
             kind = type(event)
             if kind is HeadersReceived:
                 status, headers = response_head(event.headers)
@@ -182,11 +192,16 @@ class StreamExchange:
         if stream.remote_ended and not stream.events:
             return
         while True:
-            event = yield from wait_for(stream, next_event, stream.read_timeout)
+            event = yield from wait_for(stream, next_event, deadline_after(stream.read_timeout))
             kind = type(event)
             if kind is DataReceived:
-                if event.data:
-                    yield event.data
+                data = event.data
+                if data:
+                    stream.consumed += len(data)
+                    if stream.paced:
+                        with self._lock:
+                            self._quic.open_window_locked(stream)
+                    yield data
                 if event.stream_ended:
                     return
             elif kind is HeadersReceived:  # trailers

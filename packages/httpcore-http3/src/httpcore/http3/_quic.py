@@ -5,6 +5,10 @@ Rules:
 - Certificates: what the caller's `ssl_context` trusts is what QUIC's TLS trusts (its CA
   certificates are handed to aioquic as PEM); `CERT_NONE` turns verification off. Without a
   context, certifi's bundle is used, as for TCP. ALPN is `h3`.
+- Download backpressure: aioquic doubles a stream's receive window whenever half of it has
+  arrived, read or not. Once a response's reader lags behind (`pace_stream`), its window
+  follows what the caller has read instead (`open_receive_window`): the server may then
+  send at most `STREAM_WINDOW` bytes beyond that.
 - aioquic (1.7) does not report GOAWAY to a client; `GoawayWatcher` reads the frames of the
   server's control stream alongside it (RFC 9114 §6.2.1, §7.2.6) to find out.
 - Every read of an aioquic attribute that is not public API is a function here, with a
@@ -21,17 +25,70 @@ from aioquic.quic.connection import QuicConnection
 
 from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
 from httpcore.base._models import Request
+from httpcore.base._multiplex_core import DROPPED_HEADERS
 
 Headers = List[Tuple[bytes, bytes]]
 
-# Connection-specific headers are not allowed in HTTP/3 (RFC 9114 §4.2).
-DROPPED_HEADERS = frozenset(
-    [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
-)
+
+#: How much of a response the server may send beyond what the caller has read.
+STREAM_WINDOW = 1 << 22
 
 _GOAWAY = 0x07
 _CONTROL_STREAM = 0x00
 _MAX_CONTROL_FRAME = 1 << 16  # bigger control frames are skipped unread
+
+
+def pace_stream(quic: QuicConnection, stream_id: int) -> None:
+    """From now on, the stream's receive window follows what the caller reads: aioquic no
+    longer raises it as data arrives, `open_receive_window` does. (Only streams whose reader
+    lags behind are paced: the others cost nothing more.)"""
+    paced: Optional[Set[int]] = getattr(quic, "_httpcore_paced", None)
+    if paced is None:
+        paced = set()
+        original = quic._write_stream_limits
+
+        def write_stream_limits(builder: Any, space: Any, stream: Any) -> None:
+            if stream.stream_id not in paced:
+                original(builder=builder, space=space, stream=stream)
+                return
+            # aioquic raises the window once the data that *arrived* passes half of it;
+            # hide that from it.
+            receiver = stream.receiver
+            arrived = receiver.highest_offset
+            receiver.highest_offset = 0
+            try:
+                original(builder=builder, space=space, stream=stream)
+            finally:
+                receiver.highest_offset = arrived
+
+        try:
+            quic._write_stream_limits = write_stream_limits  # type: ignore[method-assign]
+        except AttributeError:  # pragma: no cover - another aioquic layout: its own windows
+            return
+        quic._httpcore_paced = paced  # type: ignore[attr-defined]
+    paced.add(stream_id)
+
+
+def unpace_stream(quic: QuicConnection, stream_id: int) -> None:
+    """The stream is done: nothing more to pace."""
+    paced: Optional[Set[int]] = getattr(quic, "_httpcore_paced", None)
+    if paced is not None:
+        paced.discard(stream_id)
+
+
+def open_receive_window(quic: QuicConnection, stream_id: int, consumed: int, window: int) -> bool:
+    """Let the server send up to `consumed + window` bytes of the stream. True when that
+    raised the window by half of it or more (a MAX_STREAM_DATA is then worth sending)."""
+    stream = getattr(quic, "_streams", {}).get(stream_id)
+    if stream is None:
+        return False
+    try:
+        if consumed + window - stream.max_stream_data_local < window // 2:
+            return False
+        stream.max_stream_data_local = consumed + window
+    except AttributeError:  # pragma: no cover - another aioquic layout: its own windows
+        return False
+    return True
 
 
 def quic_configuration(
@@ -45,7 +102,7 @@ def quic_configuration(
         idle_timeout=idle_timeout,
         # Receive windows, as large as HTTP/2's: a download is not held up by them.
         max_data=1 << 24,
-        max_stream_data=1 << 22,
+        max_stream_data=STREAM_WINDOW,
     )
     if ssl_context is None:
         import certifi
@@ -65,14 +122,6 @@ def quic_configuration(
         config.cafile = paths.cafile
         config.capath = paths.capath
     return config
-
-
-def request_authority(request: Request) -> bytes:
-    """The `:authority` of a request: its Host header, which must be there."""
-    for name, value in request.headers:
-        if name.lower() == b"host":
-            return value
-    raise LocalProtocolError("Missing mandatory Host: header")
 
 
 def request_headers(request: Request, authority: bytes) -> Headers:

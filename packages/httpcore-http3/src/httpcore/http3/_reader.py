@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Type, TypeVar
+from typing import Any, Dict, Optional, Sequence, Type
 
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
 
-from httpcore.base._drive import READ, WAIT, WRITE, Flavour, Gen
+from httpcore.base._drive import READ, SLEEP, WRITE, Flavour, Gen
 from httpcore.base._exceptions import (
     ConnectError,
     ConnectionNotAvailable,
@@ -37,15 +37,23 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     RemoteProtocolError,
 )
-from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter, renewed
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter
+from httpcore.base._multiplex_core import ReaderRole
 from httpcore.base._udp import MAX_DATAGRAM_SIZE
 
-from ._quic import GoawayWatcher, close_event, peer_stream_limit
+from ._quic import (
+    STREAM_WINDOW,
+    GoawayWatcher,
+    close_event,
+    open_receive_window,
+    pace_stream,
+    peer_stream_limit,
+    unpace_stream,
+    unsent_bytes,
+)
 from ._stream import Reset, Stream
 
 logger = logging.getLogger("httpcore.http3")
-
-T = TypeVar("T")
 
 _StreamDataReceived = quic_events.StreamDataReceived
 _StreamReset = quic_events.StreamReset
@@ -56,25 +64,26 @@ _ConnectionTerminated = quic_events.ConnectionTerminated
 MAX_WAIT = 0.05
 #: The most datagrams taken in before aioquic is asked what to send.
 BATCH = 32
+#: Unread response bytes after which a stream's receive window follows the caller's reads.
+PACE_AFTER = STREAM_WINDOW // 4
 
 
-class QuicReader:
+def deadline_after(timeout: Optional[float]) -> Optional[float]:
+    """When a wait of `timeout` seconds from now ends (None: never)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class QuicReader(ReaderRole[Stream, Optional[float]]):
     """The QUIC endpoint of one connection and its reader role (rules at the top)."""
 
     __slots__ = (
-        "_io",
-        "_lock",
-        "_reader",
-        "_waiting",
         "address",
+        "flush_pending",
         "goaway",
         "h3",
         "handshake_done",
-        "health",
         "network_closed",
         "quic",
-        "slots",
-        "streams",
         "udp",
         "unsent",
     )
@@ -89,8 +98,8 @@ class QuicReader:
     ) -> None:
         self._io = io
         self._lock = lock
-        self.health = health
-        self.slots = slots
+        self._health = health
+        self._slots = slots
         self.streams = streams
         self.udp: Any = None
         self.quic: Optional[QuicConnection] = None
@@ -101,6 +110,8 @@ class QuicReader:
         self.network_closed = False
         #: A flush was interrupted (error, cancellation): datagrams may wait in aioquic.
         self.unsent = False
+        #: A request is about to flush what others queue meanwhile (`send_soon`).
+        self.flush_pending = False
         self._reader: Optional[object] = None  # the stream (or handshake) now reading
         self._waiting: Dict[Stream, None] = {}  # streams waiting for the reader, in order
 
@@ -121,7 +132,7 @@ class QuicReader:
         try:
             while not self.handshake_done:
                 with self._lock:
-                    error = self.health.error
+                    error = self._health.error
                 if error is not None:
                     raise ConnectError(str(error)) from error
                 yield from self.read_once(deadline, ConnectTimeout)
@@ -139,7 +150,7 @@ class QuicReader:
         finally:
             self._reader = None
         with self._lock:
-            self._wake_all_granted(self.slots.set_limit(peer_stream_limit(quic)))
+            self._wake_all_granted(self._slots.set_limit(peer_stream_limit(quic)))
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -151,6 +162,7 @@ class QuicReader:
                 return
             datagrams = quic.datagrams_to_send(now=time.monotonic())
             self.unsent = True
+            self.flush_pending = False
         udp = self.udp
         for data, _address in datagrams:
             try:
@@ -161,61 +173,46 @@ class QuicReader:
                 raise
         self.unsent = False
 
+    def send_soon(self, backend: Any, timeout: Optional[float]) -> Gen[None]:
+        """Send what was queued, after letting the other requests in flight queue theirs.
+
+        Requests started together (asyncio tasks, threads) then share datagrams and one pass
+        of aioquic's packet builder, whose cost grows with the number of open streams, instead
+        of each paying one. A request that finds a flush pending leaves its frames to it."""
+        with self._lock:
+            if self.flush_pending:
+                return
+            alone = self._slots.in_flight <= 1
+            if not alone:
+                self.flush_pending = True
+                self.unsent = True  # should the flusher be cancelled, the reader sends them
+        if not alone:
+            try:
+                yield (SLEEP, backend, 0)
+            except BaseException:
+                with self._lock:
+                    self.flush_pending = False
+                raise
+        yield from self.flush(timeout)
+
     # -- waiting for something from the server ----------------------------------------------
 
-    def wait_for(
-        self,
-        stream: Stream,
-        check: Callable[[Stream], Optional[T]],
-        timeout: Optional[float],
-    ) -> Gen[T]:
-        """Until `check(stream)` (run under the lock) returns non-None: read as the reader,
-        or wait for the reader to deliver. `ReadTimeout` after `timeout` seconds."""
-        lock = self._lock
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while True:
-                with lock:
-                    result = check(stream)
-                    if result is not None:
-                        return result
-                    error = self.health.error
-                    if error is not None:
-                        raise renewed(error)
-                    reader = self._reader
-                    if reader is None or reader is stream:
-                        self._reader = stream
-                        waiter = None
-                    else:
-                        waiter = Waiter(self._io.new_event(), ReadTimeout)
-                        stream.waiter = waiter
-                        self._waiting[stream] = None
-                if waiter is None:
-                    yield from self.read_once(deadline, ReadTimeout)
-                else:
-                    remaining = None
-                    if deadline is not None:
-                        remaining = max(0.0, deadline - time.monotonic())
-                    yield (WAIT, waiter, remaining)
-        finally:
-            with lock:
-                if self._reader is stream:
-                    self._reader = None
-                if stream.waiter is not None:
-                    stream.waiter = None
-                    self._waiting.pop(stream, None)
-                if self._reader is None and self._waiting:
-                    # Somebody still needs data: the next in line becomes the reader.
-                    for waiting in self._waiting:
-                        self._wake_locked(waiting)
-                        break
+    # `ReaderRole.wait_for` waits with a deadline (`deadline_after()`): a read timeout bounds the
+    # whole wait, since datagrams for other streams (and ACKs) arrive meanwhile.
+
+    def _read_once(self, stream: Stream, deadline: Optional[float]) -> Gen[None]:
+        return self.read_once(deadline, ReadTimeout)
+
+    def _wait_time(self, stream: Stream, deadline: Optional[float]) -> Optional[float]:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def read_once(self, deadline: Optional[float], timeout_error: Type[Exception]) -> Gen[None]:
         """Wait for one datagram, or until aioquic's timer (handled) or `deadline` (raising
         `timeout_error`)."""
-        if self.unsent:
+        if self.unsent and not self.flush_pending:
             # Never wait for the server while what it waits for sits in aioquic (asking
-            # aioquic costs a pass over every stream, so only after an interrupted flush).
+            # aioquic costs a pass over every stream, so only after an interrupted flush, or
+            # a window update; a request about to flush for everybody, `send_soon`, will).
             yield from self.flush(None)
         lock = self._lock
         with lock:
@@ -263,7 +260,27 @@ class QuicReader:
                 quic.receive_datagram(data, address, now=time.monotonic())
         with lock:
             self._dispatch_locked()
-        yield from self.flush(None)
+            due = self._send_due_locked(quic)
+        if due:
+            yield from self.flush(None)
+
+    def _send_due_locked(self, quic: QuicConnection) -> bool:
+        """After datagrams came in: whether to ask aioquic what to send now. A pass of its
+        packet builder costs as much as the streams open, and most find nothing to send: the
+        ACK of what came in is due 1 ms later (aioquic's ACK delay), with its timer. So not
+        unless aioquic's timer is due, the handshake runs, or a request body is on its way
+        (an ACK from the server, which sets no timer, may have opened room for more of it)."""
+        if not self.handshake_done or self.network_closed:
+            return True
+        timer = quic.get_timer()
+        if timer is not None and timer <= time.monotonic():
+            return True
+        for stream in self.streams.values():
+            if stream.sending:
+                if not stream.local_ended or unsent_bytes(quic, stream.stream_id):
+                    return True
+                stream.sending = False  # all of the body is acknowledged
+        return False
 
     # -- filing events ------------------------------------------------------------------------
 
@@ -307,13 +324,19 @@ class QuicReader:
                         continue
                     if h3_kind is HeadersReceived:
                         stream.response_started = True
+                    else:
+                        stream.received += len(h3_event.data)
+                        if not stream.paced and stream.received - stream.consumed > PACE_AFTER:
+                            # The caller lags behind: its window now follows its reads.
+                            stream.paced = True
+                            pace_stream(quic, stream.stream_id)
                     if h3_event.stream_ended:
                         stream.remote_ended = True
                     stream.events.append(h3_event)
                     if stream.waiter is not None:
                         self._wake_locked(stream)
         terminated = close_event(quic)
-        if terminated is not None and self.health.error is None:
+        if terminated is not None and self._health.error is None:
             self._terminated_locked(terminated)
 
     def _terminated_locked(self, event: Any) -> None:
@@ -337,7 +360,7 @@ class QuicReader:
 
     def _goaway_locked(self, last_stream_id: int) -> None:
         # The server processes streams below `last_stream_id`; the others may go elsewhere.
-        self.health.drain(last_stream_id, last_stream_id)
+        self._health.drain(last_stream_id, last_stream_id)
         for stream in self.streams.values():
             if stream.stream_id >= last_stream_id and stream.failure is None:
                 if stream.response_started or not stream.replayable:
@@ -350,32 +373,27 @@ class QuicReader:
 
     # -- waking -----------------------------------------------------------------------------
 
-    def _wake_locked(self, stream: Stream) -> None:
-        waiter = stream.waiter
-        if waiter is not None:
-            stream.waiter = None
-            self._waiting.pop(stream, None)
-            waiter.set()
-
     @staticmethod
     def _wake_all_granted(waiters: Sequence[Waiter]) -> None:
         for waiter in waiters:
             waiter.set()
 
-    def wake_all_locked(self) -> None:
-        """Wake every waiting request (streams and slots) to look at the connection again."""
-        for stream in list(self._waiting):
-            self._wake_locked(stream)
-        for waiter in self.slots.queue:
-            waiter.set()
-
     def forget_locked(self, stream: Stream) -> None:
-        """The stream is released: no more events are filed with it."""
-        self.streams.pop(stream.stream_id, None)
-        self._waiting.pop(stream, None)
+        """The stream is released: no more events are filed with it, nothing to pace."""
+        ReaderRole.forget_locked(self, stream)
+        if stream.paced and self.quic is not None:
+            unpace_stream(self.quic, stream.stream_id)
+
+    def open_window_locked(self, stream: Stream) -> None:
+        """The caller read more of a paced stream: let the server send more."""
+        quic = self.quic
+        if quic is not None and open_receive_window(
+            quic, stream.stream_id, stream.consumed, STREAM_WINDOW
+        ):
+            self.unsent = True  # the reader sends the MAX_STREAM_DATA before it waits
 
     def fail_locked(self, exc: BaseException) -> None:
-        self.health.fail(exc)
+        self._health.fail(exc)
         for stream in self.streams.values():
             if stream.failure is None:
                 stream.failure = exc if isinstance(exc, Exception) else RuntimeError(exc)

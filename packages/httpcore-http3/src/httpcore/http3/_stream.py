@@ -1,19 +1,12 @@
-"""One request/response exchange on an HTTP/3 connection, and the waiter a request blocks on.
-
-Rules:
-- A `Stream` is changed only under the connection's state lock, never across a yield.
-- The events of a stream (aioquic's HeadersReceived/DataReceived, and the reset) are consumed
-  in order; a `failure` (the connection's, or a GOAWAY's verdict on this stream) is raised
-  only once they are all consumed, so what the server sent before it is still delivered.
+"""One request/response exchange on an HTTP/3 connection: what HTTP/3 adds to the stream
+record shared with HTTP/2 (`httpcore.base._multiplex_core.StreamBase`, whose rules hold).
 """
 
 from __future__ import annotations
 
-import collections
-from typing import Any, Deque, Optional
+from typing import Optional
 
-from httpcore.base._exceptions import ConnectionNotAvailable
-from httpcore.base._multiplex import Waiter, renewed
+from httpcore.base._multiplex_core import StreamBase
 
 
 class Reset:
@@ -28,22 +21,18 @@ class Reset:
         return f"<StreamReset error_code={self.error_code:#x}>"
 
 
-class Stream:
-    """One request/response exchange on the connection."""
+class Stream(StreamBase):
+    """One request/response exchange on the connection (what HTTP/3 adds to `StreamBase`;
+    its events are aioquic's HeadersReceived/DataReceived and a final `Reset`)."""
 
     __slots__ = (
-        "closed",
-        "events",
-        "failure",
-        "local_ended",
-        "read_timeout",
+        "consumed",
+        "paced",
+        "received",
         "remote_ended",
-        "replayable",
         "reset",
         "response_started",
-        "stream_id",
-        "waiter",
-        "write_timeout",
+        "sending",
     )
 
     def __init__(
@@ -54,33 +43,12 @@ class Stream:
         local_ended: bool,
         replayable: bool,
     ) -> None:
-        self.stream_id = stream_id
-        self.read_timeout = read_timeout
-        self.write_timeout = write_timeout
-        self.local_ended = local_ended  # our FIN is queued
-        self.replayable = replayable  # the request body can be sent again elsewhere
+        StreamBase.__init__(self, stream_id, read_timeout, write_timeout, local_ended, replayable)
         self.response_started = False  # response headers received
         self.remote_ended = False  # the server's FIN received
         self.reset: Optional[Reset] = None  # the server reset the stream
-        self.closed = False  # the response was closed: the stream is released
-        #: aioquic events for this stream (and a final `Reset`), filed by the reader, in order.
-        self.events: Deque[Any] = collections.deque()
-        self.waiter: Optional[Waiter] = None
-        self.failure: Optional[Exception] = None
-
-    def raise_failure(self) -> None:
-        """Raise the stream's failure (a fresh copy: it may be raised more than once)."""
-        failure = self.failure
-        assert failure is not None
-        if type(failure) is ConnectionNotAvailable:
-            raise ConnectionNotAvailable()
-        raise renewed(failure)
-
-    def next_event(self) -> Any:
-        """The next event for this stream, None if there is none yet (a `wait_for` check)."""
-        events = self.events
-        if events:
-            return events.popleft()
-        if self.failure is not None:
-            self.raise_failure()
-        return None
+        self.received = 0  # response body bytes filed by the reader
+        self.consumed = 0  # response body bytes handed to the caller
+        self.paced = False  # the receive window follows `consumed` (see `_quic.pace_stream`)
+        #: A request body is being sent, or not all acknowledged yet.
+        self.sending = not local_ended

@@ -65,6 +65,7 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     WriteTimeout,
 )
+from httpcore.base._http3 import through_proxy
 from httpcore.base._models import URL, Origin, Request, Response, enforce_bytes, enforce_url
 from httpcore.base._pool import PoolCore
 from httpcore.base._trace import traced
@@ -491,7 +492,10 @@ class SOCKSProxyCore(PoolCore):
         http2: bool = False,
         retries: int = 0,
         network_backend: Any = None,
+        http3: bool = False,
     ) -> None:
+        if http3:
+            through_proxy(http1, http2)  # no effect through a proxy, or an error
         super().__init__(
             ssl_context=ssl_context,
             max_connections=max_connections,
