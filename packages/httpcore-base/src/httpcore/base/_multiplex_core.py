@@ -251,7 +251,7 @@ class MultiplexedCore(Generic[S, P]):
     #: The logger of the protocol's trace steps.
     LOGGER = logging.getLogger("httpcore")
 
-    _io: Any  # SyncIO or AsyncIO (the shells set it)
+    _io: Flavour  # SyncIO or AsyncIO (the shells set it)
     _lock: StateLock
     _origin: Origin
     _state: HTTPConnectionState

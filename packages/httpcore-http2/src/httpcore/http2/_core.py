@@ -34,7 +34,7 @@ import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
 
-from httpcore.base._drive import CLOSE, Gen
+from httpcore.base._drive import CLOSE, Flavour, Gen
 from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter
 from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
@@ -64,7 +64,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
     HTTP_VERSION = b"HTTP/2"
     LOGGER = logger
 
-    _io: Any
+    _io: Flavour
 
     def __init__(
         self,

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional
 
 from aioquic.quic.connection import QuicConnection
 
-from httpcore.base._drive import CALL, CLOSE, LOCK, UNLOCK, WRITE, Gen
+from httpcore.base._drive import CALL, CLOSE, LOCK, UNLOCK, WRITE, Flavour, Gen
 from httpcore.base._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout
 from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter, renewed
@@ -70,7 +70,7 @@ class HTTP3Core(StreamExchange, MultiplexedCore[Stream, Headers]):
     HTTP_VERSION = b"HTTP/3"
     LOGGER = logger
 
-    _io: Any
+    _io: Flavour
 
     def __init__(
         self,

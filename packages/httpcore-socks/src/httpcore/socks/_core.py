@@ -53,6 +53,7 @@ from httpcore.base._drive import (
     SLEEP,
     UNLOCK,
     WRITE,
+    Flavour,
     Gen,
     do,
 )
@@ -340,7 +341,7 @@ class SocksCore(LazyConnectionState):
     the scheme of `proxy_origin`; anything else means SOCKS5).
     """
 
-    _io: Any
+    _io: Flavour
     _http11_class: Any
 
     def __init__(
