@@ -128,6 +128,10 @@ class StreamBase:
         self.events: Deque[Any] = collections.deque()
         self.waiter: Optional[Waiter] = None
         self.failure: Optional[Exception] = None
+        self._start()
+
+    def _start(self) -> None:
+        """Set the protocol's own fields (a subclass's; run at the end of `__init__`)."""
 
     def raise_failure(self) -> None:
         """Raise the stream's failure (a fresh copy: it may be raised more than once)."""

@@ -15,7 +15,7 @@ Rules:
 from __future__ import annotations
 
 import enum
-from typing import Optional, Union
+from typing import Union
 
 from httpcore.base._backends import AsyncNetworkStream, NetworkStream
 from httpcore.base._multiplex_core import StateLock as StateLock  # re-exported
@@ -45,15 +45,7 @@ class Stream(StreamBase):
 
     __slots__ = ("remote", "wants_window")
 
-    def __init__(
-        self,
-        stream_id: int,
-        read_timeout: Optional[float],
-        write_timeout: Optional[float],
-        local_ended: bool,
-        replayable: bool,
-    ) -> None:
-        StreamBase.__init__(self, stream_id, read_timeout, write_timeout, local_ended, replayable)
+    def _start(self) -> None:
         self.remote = AWAITING_HEADERS
         self.wants_window = False  # waiting for send flow-control window
 

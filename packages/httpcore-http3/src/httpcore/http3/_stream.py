@@ -35,15 +35,7 @@ class Stream(StreamBase):
         "sending",
     )
 
-    def __init__(
-        self,
-        stream_id: int,
-        read_timeout: Optional[float],
-        write_timeout: Optional[float],
-        local_ended: bool,
-        replayable: bool,
-    ) -> None:
-        StreamBase.__init__(self, stream_id, read_timeout, write_timeout, local_ended, replayable)
+    def _start(self) -> None:
         self.response_started = False  # response headers received
         self.remote_ended = False  # the server's FIN received
         self.reset: Optional[Reset] = None  # the server reset the stream
@@ -51,4 +43,4 @@ class Stream(StreamBase):
         self.consumed = 0  # response body bytes handed to the caller
         self.paced = False  # the receive window follows `consumed` (see `_quic.pace_stream`)
         #: A request body is being sent, or not all acknowledged yet.
-        self.sending = not local_ended
+        self.sending = not self.local_ended
