@@ -104,6 +104,28 @@ def make_protocol() -> Any:
     return H3Protocol
 
 
+def set_max_streams(count: int) -> None:
+    """Make qh3 grant `count` concurrent bidirectional streams per connection.
+
+    qh3 2.1.0 hard-codes 100 (the `local_max_streams_bidi` argument of its Rust core, not a
+    configuration field); aioquic, so hypercorn, grants 128. With exactly 100, a client sending
+    batches of 100 waits for MAX_STREAMS credit between batches, and niquests' sync client then
+    spins (whole seconds of CPU per batch, sometimes "reserved stream is missing"). Patched
+    where qh3 calls the core, so that the server matches hypercorn.
+    """
+    import qh3.quic.connection as connection
+
+    core = connection.QuicConnectionCore
+    index = 21  # local_max_streams_bidi, see qh3/_hazmat.pyi
+
+    def patched(*args: Any) -> Any:
+        if len(args) == 28 and args[index] == 100:
+            args = args[:index] + (count,) + args[index + 1 :]
+        return core(*args)
+
+    connection.QuicConnectionCore = patched  # type: ignore[misc,assignment]
+
+
 async def serve(certfile: str, keyfile: str, port: int) -> None:
     from qh3.asyncio import serve as qh3_serve
     from qh3.h3.connection import H3_ALPN
@@ -145,7 +167,16 @@ def main() -> None:
     parser.add_argument("--certfile", required=True, help="PEM: certificate chain (and key)")
     parser.add_argument("--keyfile", help="PEM private key (default: in --certfile)")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=128,
+        help="concurrent request streams per connection (default 128, as aioquic/hypercorn; "
+        "qh3's own is 100)",
+    )
     args = parser.parse_args()
+    if args.max_streams != 100:
+        set_max_streams(args.max_streams)
     asyncio.run(serve(args.certfile, args.keyfile or args.certfile, args.port))
 
 
