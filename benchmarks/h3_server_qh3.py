@@ -120,7 +120,7 @@ def set_max_streams(count: int) -> None:
 
     def patched(*args: Any) -> Any:
         if len(args) == 28 and args[index] == 100:
-            args = args[:index] + (count,) + args[index + 1 :]
+            args = (*args[:index], count, *args[index + 1 :])
         return core(*args)
 
     connection.QuicConnectionCore = patched  # type: ignore[misc,assignment]
