@@ -1,12 +1,16 @@
 """HTTP/3: this project vs niquests, and vs its own HTTP/2: 100 concurrent GETs on one connection.
 
-The server is hypercorn (TLS + QUIC on one port, `tests/servers/app.py`) in a subprocess of its
-own, so that client and server do not share a GIL. Run it in the development environment
-(`hatch run hatch-test.py3.11:python benchmarks/http3.py`); options: `--duration S`,
-`--rounds N`, `--concurrency N`, `--no-niquests`, `--flavour asyncio|sync`, `--download-mb N`,
-`--pattern batch|steady`.
-It prints requests per second (best of the rounds) and CPU time per request, for asyncio and
-for the sync API, then the speed of one download (ours, HTTP/3 and HTTP/2):
+The server runs in a subprocess of its own, so that client and server do not share a GIL:
+`--server hypercorn` (the default: TLS + QUIC on one port, `tests/servers/app.py`; pure-Python
+aioquic, ~1 ms of CPU per request, so on a small machine it sets the rate) or `--server qh3`
+(`h3_server_qh3.py`: qh3's Rust QUIC, fixed bodies, a fraction of the clients' CPU per request,
+so the rate measures the clients; HTTP/3 only, so no HTTP/2 rows). Run it in the development
+environment (`hatch run hatch-test.py3.11:python benchmarks/http3.py`); options:
+`--duration S`, `--rounds N`, `--concurrency N`, `--no-niquests`, `--flavour asyncio|sync`,
+`--download-mb N`, `--pattern batch|steady`, `--profile FILE` (cProfile of ours, asyncio, one
+extra run, stats to FILE).
+It prints requests per second (best of the rounds, then each round's) and CPU time per request,
+for asyncio and for the sync API, then the speed of one download (ours, HTTP/3 and HTTP/2):
 
 - ours: one pool, over HTTP/3 with prior knowledge, then over HTTP/2 (same server, same TLS
   certificate). `--pattern batch` (the default, niquests' workload): `concurrency` requests
@@ -88,6 +92,35 @@ def start_server(certfile: str, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("hypercorn did not start")
+
+
+def start_qh3_server(python: str, certfile: str) -> Tuple[subprocess.Popen[bytes], int]:
+    """`h3_server_qh3.py` under `python` (a venv with qh3); returns it and its UDP port."""
+    script = Path(__file__).resolve().parent / "h3_server_qh3.py"
+    process = subprocess.Popen(
+        [python, str(script), "--certfile", certfile],
+        stdin=subprocess.PIPE,  # it exits when this closes
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()  # "port <n>", or "" if it died
+    if not line.startswith("port "):
+        process.kill()
+        process.wait(10)
+        raise RuntimeError(f"the qh3 server did not start ({line!r})")
+    return process, int(line.split()[1])
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 def pool_kwargs(protocol: str, context: ssl.SSLContext) -> Dict[str, Any]:
@@ -298,6 +331,19 @@ def main() -> None:
         "or that many requests kept in flight",
     )
     parser.add_argument("--flavour", choices=["asyncio", "sync"], help="only this one")
+    parser.add_argument(
+        "--server",
+        choices=["hypercorn", "qh3"],
+        default="hypercorn",
+        help="hypercorn (HTTP/3 and HTTP/2, pure Python: often the bottleneck) or "
+        "h3_server_qh3.py (HTTP/3 only, Rust QUIC: the clients set the rate)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="after the rounds: one more asyncio run of ours (HTTP/3) under cProfile, "
+        "stats written to FILE and the top functions printed",
+    )
     parser.add_argument("--niquests-worker", choices=["asyncio", "sync"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--cafile", help=argparse.SUPPRESS)
@@ -310,6 +356,7 @@ def main() -> None:
     import trustme
 
     python = None if args.no_niquests else niquests_python()
+    qh3 = args.server == "qh3"
     ca = trustme.CA()
     with tempfile.TemporaryDirectory() as tmp:
         certfile = os.path.join(tmp, "server.pem")
@@ -318,8 +365,12 @@ def main() -> None:
         ca.cert_pem.write_to_path(cafile)
         context = ssl.create_default_context()
         ca.configure_trust(context)
-        port = free_port()
-        server = start_server(certfile, port)
+        if qh3:
+            server, port = start_qh3_server(niquests_python(), certfile)
+            print("qh3 server: HTTP/3 only, so no HTTP/2 rows (they need hypercorn's TCP)")
+        else:
+            port = free_port()
+            server = start_server(certfile, port)
         url = f"https://127.0.0.1:{port}/"
         batch = args.pattern == "batch"
         runs: Dict[str, Callable[[str], Sample]] = {
@@ -332,9 +383,11 @@ def main() -> None:
                 url, pool_kwargs(client, context), args.concurrency, args.duration, batch
             ),
         }
+        run_asyncio_once = runs["asyncio"]  # for --profile, whatever --flavour says
         if args.flavour:
             runs = {args.flavour: runs[args.flavour]}
-        clients = ["h3", "h2"] + ([] if python is None else ["niquests"])
+        ours = ["h3"] if qh3 else ["h3", "h2"]
+        clients = ours + ([] if args.no_niquests else ["niquests"])
         # (flavour, client) -> [(req/s, client CPU us/req, server CPU us/req)] per round
         results: Dict[str, List[Tuple[float, float, Optional[float]]]] = {}
         try:
@@ -360,26 +413,42 @@ def main() -> None:
                         )
                         if ERRORS:
                             print(f"{flavour} {client}: {len(ERRORS)} failed: {ERRORS[0]!r}")
+            if args.profile:
+                profile(args.profile, lambda: run_asyncio_once("h3"))
             downloads: Dict[str, List[float]] = {}
             size = args.download_mb << 20
             for _ in range(args.rounds if size else 0):
                 for flavour in runs:
-                    for client in ("h3", "h2"):
+                    for client in ours:
                         seconds = download(
                             flavour, f"{url}bytes/{size}", pool_kwargs(client, context), size
                         )
                         downloads.setdefault(f"{flavour} {client}", []).append(size / seconds)
         finally:
-            server.terminate()
-            server.wait(10)
-    report(args, results, python is not None)
+            stop_server(server)
+    report(args, results, not args.no_niquests)
     for flavour in runs:
         if downloads:
-            h3, h2 = max(downloads[f"{flavour} h3"]), max(downloads[f"{flavour} h2"])
+            speeds = [
+                f"HTTP/{client[1]} {max(downloads[f'{flavour} {client}']) / 1e6:.1f} MB/s"
+                for client in ours
+            ]
             print(
-                f"{args.download_mb} MiB download, {flavour}: HTTP/3 {h3 / 1e6:.1f} MB/s, "
-                f"HTTP/2 {h2 / 1e6:.1f} MB/s (best of {args.rounds})"
+                f"{args.download_mb} MiB download, {flavour}: {', '.join(speeds)} "
+                f"(best of {args.rounds})"
             )
+
+
+def profile(path: str, run: Callable[[], Sample]) -> None:
+    """`run` under cProfile: stats to `path`, the top 30 by own time printed."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    done, seconds, _ = profiler.runcall(run)
+    profiler.dump_stats(path)
+    print(f"profile of ours, asyncio HTTP/3: {done} requests in {seconds:.1f} s -> {path}")
+    pstats.Stats(path).sort_stats("tottime").print_stats(30)
 
 
 def download(flavour: str, url: str, kwargs: Dict[str, Any], size: int) -> float:
@@ -438,14 +507,17 @@ def report(
             statistics.median(servers) if servers else None,
         )
 
-    def line(label: str, sample: Tuple[float, float, Optional[float]], extra: str) -> str:
+    def line(key: str, label: str, extra: str) -> str:
+        sample = best(key)
         server = "" if sample[2] is None else f", server {sample[2]:5.0f}"
+        rounds = "/".join(f"{r[0]:.0f}" for r in results[key])
         return (
             f"  {label:13} {sample[0]:6.0f} req/s   CPU us/req: client {sample[1]:5.0f}{server}"
-            f"   {extra}"
+            f"   (rounds {rounds})   {extra}"
         )
 
-    title = f"{args.concurrency} concurrent GET / on one connection ({args.pattern}), hypercorn"
+    server = "hypercorn" if args.server == "hypercorn" else "qh3 (h3_server_qh3.py)"
+    title = f"{args.concurrency} concurrent GET / on one connection ({args.pattern}), {server}"
     print(f"{title}, best of {args.rounds} rounds of {args.duration:g} s")
     if NIQUESTS_VERSION:
         print(f"niquests {NIQUESTS_VERSION[0]}, HTTP/3 (multiplexed=True, gather())")
@@ -453,13 +525,16 @@ def report(
         if f"{flavour} h3" not in results:
             continue
         print("asyncio:" if flavour == "asyncio" else "sync (threads for ours):")
-        h3, h2 = best(f"{flavour} h3"), best(f"{flavour} h2")
-        print(line("ours HTTP/3", h3, ""))
-        print(line("ours HTTP/2", h2, f"ours HTTP/3 / HTTP/2 = {h3[0] / h2[0]:.2f}x"))
+        h3 = best(f"{flavour} h3")
+        print(line(f"{flavour} h3", "ours HTTP/3", ""))
+        if f"{flavour} h2" in results:
+            h2 = best(f"{flavour} h2")
+            ratio = f"ours HTTP/3 / HTTP/2 = {h3[0] / h2[0]:.2f}x"
+            print(line(f"{flavour} h2", "ours HTTP/2", ratio))
         if with_niquests:
             peer = best(f"{flavour} niquests")
             ratio = f"ours / niquests = {h3[0] / peer[0]:.2f}x (client CPU {peer[1] / h3[1]:.2f}x)"
-            print(line("niquests H/3", peer, ratio))
+            print(line(f"{flavour} niquests", "niquests H/3", ratio))
 
 
 if __name__ == "__main__":
