@@ -48,6 +48,7 @@ HTTP2_TESTS = [
 MODULES: Dict[str, List[str]] = {
     "base/_pool_state.py": [
         "tests/test_pool_state.py",
+        "tests/test_pool_state_mutants.py",
         "tests/test_pool.py",
         "tests/test_pool_mutants.py",
     ],
