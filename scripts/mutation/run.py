@@ -54,9 +54,12 @@ MODULES: Dict[str, List[str]] = {
     ],
     "base/_pool.py": [
         "tests/test_pool.py",
+        "tests/test_missing_host.py",
         "tests/test_proxy_mock.py",
+        "tests/test_stale_retry.py",
         "tests/test_safety_net.py",
         "tests/test_pool_mutants.py",
+        "tests/test_http3_pool.py",
     ],
     "base/_proxy.py": [
         "tests/test_proxy_mock.py",
