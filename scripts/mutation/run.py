@@ -72,14 +72,19 @@ MODULES: Dict[str, List[str]] = {
     ],
     "base/_connection.py": [
         "tests/test_connection.py",
+        "tests/test_connection_mutants.py",
         "tests/test_uds_and_socket.py",
         "tests/test_pool.py",
         "tests/test_tls_retry.py",
+        "tests/test_shared_connect.py",
+        "tests/test_http3_pool.py",
     ],
     "base/_http11_simple.py": [
+        "tests/test_http11_simple_mutants.py",
         "tests/test_http11.py",
         "tests/test_simple_head.py",
         "tests/test_safety_net.py",
+        "tests/test_stale_retry.py",
     ],
     "base/_http11.py": [
         "tests/test_http11.py",
@@ -106,6 +111,8 @@ RECHECK: Dict[str, List[str]] = {
     "base/_proxy.py": [*MODULES["base/_proxy.py"], "tests/test_socks.py"],
     "base/_connection.py": [
         *MODULES["base/_connection.py"],
+        "tests/test_cancellation.py",
+        "tests/test_http3.py",
         "tests/test_happy_eyeballs.py",
         "tests/test_stale_retry.py",
         "tests/test_leaks.py",
