@@ -88,7 +88,9 @@ MODULES: Dict[str, List[str]] = {
     ],
     "base/_http11.py": [
         "tests/test_http11.py",
+        "tests/test_http11_mutants.py",
         "tests/test_body_close.py",
+        "tests/test_trace_logging.py",
         "tests/test_safety_net.py",
         "tests/test_timeouts.py",
         "tests/test_stale_retry.py",
