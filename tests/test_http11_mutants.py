@@ -155,3 +155,41 @@ async def test_a_response_head_after_blank_lines_is_answered_without_waiting(
         with pytest.raises((httpcore.RemoteProtocolError, httpcore.ReadTimeout)) as info:
             await pool.request("GET", srv.url + "/", extensions={"timeout": {"read": 3}})
         assert isinstance(info.value, httpcore.RemoteProtocolError)
+
+
+async def test_a_response_head_split_across_reads_is_not_parsed_early(api: Any) -> None:
+    # The first read ends inside the head (one chunk per read: a TCP segment boundary).
+    stream = api.mock_stream([b"HTTP/1.1 200 OK\r\nContent-Length: 12", b"\r\n\r\nHello world!"])
+    async with api.HTTP11Connection(ORIGIN, stream) as connection:
+        response = await connection.request("GET", URL)
+        assert response.headers == [(b"Content-Length", b"12")]
+        assert response.content == b"Hello world!"
+
+
+def _traced(api: Any) -> Any:
+    return {"trace": api.trace(lambda name, info: None)}
+
+
+async def test_a_traced_body_left_unread_closes_cleanly(api: Any) -> None:
+    stream = api.mock_stream(
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"ab", b"cd", b"ef"]
+    )
+    connection = api.HTTP11Connection(ORIGIN, stream)
+    async with connection.stream("GET", URL, extensions=_traced(api)) as response:
+        async for chunk in response.aiter_stream():
+            assert chunk == b"ab"
+            break
+    # Abandoned mid-body: the connection can't be reused, and closing said nothing.
+    assert connection.is_closed()
+    assert stream.closed
+
+
+async def test_a_traced_body_cut_short_closes_the_connection(api: Any) -> None:
+    stream = api.mock_stream([b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"ab"])
+    connection = api.HTTP11Connection(ORIGIN, stream)
+    async with connection.stream("GET", URL, extensions=_traced(api)) as response:
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await response.aread()
+        # Closed at the error already, before the response's own close.
+        assert connection.is_closed()
+    assert stream.closed
