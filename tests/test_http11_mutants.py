@@ -193,3 +193,12 @@ async def test_a_traced_body_cut_short_closes_the_connection(api: Any) -> None:
         # Closed at the error already, before the response's own close.
         assert connection.is_closed()
     assert stream.closed
+
+
+async def test_bytes_past_the_body_make_the_connection_unusable(api: Any) -> None:
+    # More than Content-Length arrived with the head: the connection is out of step.
+    stream = api.mock_stream([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"])
+    connection = api.HTTP11Connection(ORIGIN, stream)
+    assert (await connection.request("GET", URL)).content == b"ok"
+    assert connection.is_closed()
+    assert stream.closed

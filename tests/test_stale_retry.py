@@ -349,3 +349,17 @@ async def test_a_request_lost_twice_on_stale_connections_is_not_sent_a_third_tim
         assert pool.connections == []
     assert methods_seen(srv) == [b"GET"] * 4
     assert srv.connections == 2
+
+
+@pytest.mark.anyio
+async def test_no_retry_of_a_head_request_once_part_of_the_response_arrived(
+    api: helpers.API, raw_server: RawFactory
+) -> None:
+    # HEAD responses are read by h11 (no fast path): its reads must note the bytes too.
+    srv = stale_server(raw_server, reply=b"HTTP/1.1 200 OK\r\nContent-")
+    async with api.ConnectionPool() as pool:
+        await pool.request("HEAD", srv.url)
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await pool.request("HEAD", srv.url)
+        assert pool.connections == []
+    assert methods_seen(srv) == [b"HEAD", b"HEAD"]
