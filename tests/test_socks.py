@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import struct
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
@@ -972,3 +973,69 @@ async def test_async_mock_socks4_local_resolution() -> None:
         response = await proxy.request("GET", "http://localhost:8080/")
         assert response.content == HELLO
     assert Recording.written[0] == b"\x04\x01\x1f\x90\x7f\x00\x00\x01\x00"
+
+
+# -- found by mutation testing (scripts/mutation) --------------------------------------------
+
+
+def test_socks4_reply_version_4_is_accepted() -> None:
+    # VN is 0 per the protocol; some servers answer 4, which works all the same.
+    reply = b"\x04\x5a\x00\x50\x7f\x00\x00\x01"
+    _, response = mock_request([reply, HTTP_OK], "http://127.0.0.1/", proxy_url="socks4://proxy")
+    assert response.content == HELLO
+
+
+def test_not_a_socks4_peer_names_socks4() -> None:
+    with pytest.raises(ProxyError) as info:
+        mock_request([b"\x05\x00" * 4], "http://127.0.0.1/", proxy_url="socks4://proxy")
+    assert str(info.value).startswith(
+        "The proxy server did not answer in SOCKS4: is it a SOCKS4 proxy? (received "
+    )
+
+
+def test_socks5_credentials_of_1_and_255_bytes_are_sent() -> None:
+    backend, response = mock_request(
+        [USER_PASS, AUTH_OK, CONNECTED, HTTP_OK], proxy_auth=("u" * 255, "p")
+    )
+    assert response.content == HELLO
+    assert backend.written[1] == b"\x01\xff" + b"u" * 255 + b"\x01p"
+
+
+@pytest.mark.parametrize("auth", [("user", ""), ("", "pass")], ids=["password", "username"])
+def test_empty_socks5_credentials_are_refused(auth: Tuple[str, str]) -> None:
+    with pytest.raises(ProxyError, match="1 to 255 bytes"):
+        mock_request([USER_PASS, AUTH_OK, CONNECTED, HTTP_OK], proxy_auth=auth)
+
+
+def test_the_highest_port_goes_through_socks() -> None:
+    backend, response = mock_request([NO_AUTH, CONNECTED, HTTP_OK], "http://example.com:65535/")
+    assert response.content == HELLO
+    assert backend.written[1].endswith(b"example.com\xff\xff")
+
+
+def test_unexpected_data_after_the_reply_shows_its_first_16_bytes() -> None:
+    with pytest.raises(ProxyError) as info:
+        mock_request([NO_AUTH, CONNECTED + b"0123456789abcdefXYZ"])
+    assert str(info.value).endswith("CONNECT command: b'0123456789abcdef'")
+
+
+def test_socks4_local_resolution_failure_is_a_connect_error() -> None:
+    # `.invalid` never resolves (RFC 6761 §6.4); the error is the resolver's, not the proxy's.
+    with pytest.raises(ConnectError):
+        mock_request([SOCKS4_GRANTED, HTTP_OK], "http://name.invalid/", proxy_url="socks4://p")
+
+
+def test_a_reset_during_the_handshake_is_a_proxy_error(raw_server: Any) -> None:
+    def handler(conn: socket.socket, server: Any) -> None:
+        conn.recv(16)  # the greeting
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    srv = raw_server(handler)
+    port = srv.url.rsplit(":", 1)[1].rstrip("/")
+    with SOCKSProxy(f"socks5://127.0.0.1:{port}") as proxy:
+        with pytest.raises(ProxyError) as info:
+            proxy.request("GET", "http://example.com/")
+        assert proxy.connections == []
+    # A read error (reset) or the closed connection, said as the handshake failing.
+    assert "SOCKS handshake" in str(info.value)
