@@ -80,9 +80,7 @@ async def test_body_reads_double_while_full_up_to_one_mebibyte(api: Any, answer:
     assert max(sizes) == MIB, sizes
 
 
-@pytest.mark.parametrize(
-    ("size", "writes"), [(65536, 1), (65537, 2)], ids=["joined", "apart"]
-)
+@pytest.mark.parametrize(("size", "writes"), [(65536, 1), (65537, 2)], ids=["joined", "apart"])
 async def test_an_in_memory_body_is_joined_to_its_head_up_to_64_kib(
     api: Any, size: int, writes: int
 ) -> None:
@@ -171,9 +169,7 @@ def _traced(api: Any) -> Any:
 
 
 async def test_a_traced_body_left_unread_closes_cleanly(api: Any) -> None:
-    stream = api.mock_stream(
-        [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"ab", b"cd", b"ef"]
-    )
+    stream = api.mock_stream([b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"ab", b"cd", b"ef"])
     connection = api.HTTP11Connection(ORIGIN, stream)
     async with connection.stream("GET", URL, extensions=_traced(api)) as response:
         async for chunk in response.aiter_stream():

@@ -77,7 +77,6 @@ def h11_event(status: int, headers: Headers) -> Any:
     return SimpleNamespace(status_code=status, headers=headers)
 
 
-
 @pytest.mark.parametrize(
     ("method", "status", "headers", "expected"),
     [

@@ -327,7 +327,7 @@ def test_an_expired_idle_hint_is_skipped_for_the_next_most_recent_one() -> None:
         pool.run(pool_request)
     for pool_request in requests:
         pool.finish(pool_request)
-    c1, c2, c3 = pool.created
+    _, c2, c3 = pool.created
     c3.expired = True
     pool_request = PoolRequest(httpcore.Request("GET", A))
     assert pool.state.add(pool_request) == [c3]

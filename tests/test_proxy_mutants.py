@@ -35,9 +35,7 @@ async def test_http2_enabled_falls_back_to_http11_when_alpn_does_not_pick_h2(
         assert response.extensions["http_version"] == b"HTTP/1.1"
 
 
-async def test_any_2xx_answer_to_connect_opens_the_tunnel(
-    api: Any, raw_server: RawFactory
-) -> None:
+async def test_any_2xx_answer_to_connect_opens_the_tunnel(api: Any, raw_server: RawFactory) -> None:
     """RFC 9110 §9.3.6: any 2xx switches to tunnel mode (here 299): the client starts TLS
     through it, which this fake proxy then drops (a connect error, not a `ProxyError`)."""
     received: List[bytes] = []
