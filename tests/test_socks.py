@@ -11,6 +11,7 @@ import logging
 import socket
 import ssl
 import struct
+import time
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
@@ -1039,3 +1040,70 @@ def test_a_reset_during_the_handshake_is_a_proxy_error(raw_server: Any) -> None:
         assert proxy.connections == []
     # A read error (reset) or the closed connection, said as the handshake failing.
     assert "SOCKS handshake" in str(info.value)
+
+
+def test_a_malformed_socks5_reply_is_a_proxy_error() -> None:
+    # A bound address of type "domain name" that is not text: socksio refuses the reply.
+    reply = b"\x05\x00\x00\x03\x02\xff\xfe\x00\x50"
+    with pytest.raises(ProxyError, match="Malformed reply from the SOCKS5 proxy"):
+        mock_request([NO_AUTH, reply, HTTP_OK])
+
+
+def test_a_handshake_within_its_deadline_goes_through() -> None:
+    backend = RecordingBackend([NO_AUTH, CONNECTED, HTTP_OK])
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        response = proxy.request(
+            "GET", "http://example.com/", extensions={"timeout": {"connect": 2.0}}
+        )
+    assert response.content == HELLO
+
+
+def test_one_deadline_bounds_the_whole_handshake() -> None:
+    """Each step is quick enough for its own timeout, but the greeting's reply arrives after
+    the handshake's deadline: the handshake fails there, not later."""
+
+    class SlowStream(RecordingStream):
+        def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+            time.sleep(0.2)
+            return super().read(max_bytes, timeout)
+
+    class SlowBackend(RecordingBackend):
+        def connect_tcp(self, host: str, port: int, timeout: Any = None, **kwargs: Any) -> Any:
+            return SlowStream(list(self._buffer), self.written)
+
+    backend = SlowBackend([NO_AUTH, CONNECTED, HTTP_OK])
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ConnectTimeout, match="during the SOCKS handshake"):
+            proxy.request("GET", "http://example.com/", extensions={"timeout": {"connect": 0.1}})
+        assert proxy.connections == []
+    # The greeting went out; the CONNECT command never did.
+    assert backend.written == [b"\x05\x01\x00"]
+
+
+def test_the_socks_proxy_does_not_retry_a_failed_connect_by_default() -> None:
+    backend = RecordingBackend([NO_AUTH, CONNECTED, HTTP_OK], failures=1)
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ConnectError):
+            proxy.request("GET", "http://example.com/")
+    assert len(backend.connects) == 1
+
+
+def test_the_default_socks_proxy_opens_at_most_ten_connections(
+    socks5_proxy: Any, raw_server: Any
+) -> None:
+    import concurrent.futures
+
+    from servers import Responder
+
+    responder = Responder(answer_after=10)
+    srv = raw_server(responder)
+    with SOCKSProxy(socks5_proxy.url) as proxy:
+
+        def fetch(i: int) -> bytes:
+            return proxy.request("GET", srv.url + "/").content
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=11) as executor:
+            assert list(executor.map(fetch, range(11))) == [b"ok"] * 11
+        assert len(proxy.connections) == 10
+    assert srv.connections == 10
+    assert responder.requests == 11
