@@ -1008,10 +1008,25 @@ def test_empty_socks5_credentials_are_refused(auth: Tuple[str, str]) -> None:
         mock_request([USER_PASS, AUTH_OK, CONNECTED, HTTP_OK], proxy_auth=auth)
 
 
-def test_the_highest_port_goes_through_socks() -> None:
-    backend, response = mock_request([NO_AUTH, CONNECTED, HTTP_OK], "http://example.com:65535/")
+@pytest.mark.parametrize(("port", "wire"), [(1, b"\x00\x01"), (65535, b"\xff\xff")])
+def test_the_lowest_and_highest_ports_go_through_socks(port: int, wire: bytes) -> None:
+    url = f"http://example.com:{port}/"
+    backend, response = mock_request([NO_AUTH, CONNECTED, HTTP_OK], url)
     assert response.content == HELLO
-    assert backend.written[1].endswith(b"example.com\xff\xff")
+    assert backend.written[1].endswith(b"example.com" + wire)
+
+
+def test_socks5_password_over_255_bytes_is_refused() -> None:
+    with pytest.raises(ProxyError, match="255 bytes"):
+        mock_request([USER_PASS, AUTH_OK, CONNECTED], proxy_auth=("u", "p" * 256))
+
+
+def test_not_a_socks5_reply_to_connect_names_socks5() -> None:
+    with pytest.raises(ProxyError) as info:
+        mock_request([NO_AUTH, b"\x04\x5a\x00\x50\x7f\x00\x00\x01"])
+    assert str(info.value).startswith(
+        "The proxy server did not answer in SOCKS5: is it a SOCKS5 proxy? (received "
+    )
 
 
 def test_unexpected_data_after_the_reply_shows_its_first_16_bytes() -> None:
