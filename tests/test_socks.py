@@ -1122,3 +1122,52 @@ def test_the_default_socks_proxy_opens_at_most_ten_connections(
         assert len(proxy.connections) == 10
     assert srv.connections == 10
     assert responder.requests == 11
+
+
+def test_a_port_out_of_range_is_refused_before_the_handshake() -> None:
+    # (A URL's port 0 stands for the scheme's default port: it never gets here.)
+    port = 65536
+    url = httpcore.URL(scheme=b"http", host=b"example.com", port=port, target=b"/")
+    backend = RecordingBackend([NO_AUTH, CONNECTED, HTTP_OK])
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ProxyError) as info:
+            proxy.request("GET", url)
+    assert str(info.value) == f"Cannot connect to port {port} through a SOCKS proxy."
+    assert backend.written == []
+
+
+def test_a_host_name_too_long_for_socks5_is_a_proxy_error() -> None:
+    host = ".".join(["a" * 60] * 5)  # 304 bytes; SOCKS5 carries at most 255
+    with pytest.raises(ProxyError, match="Cannot send"):
+        mock_request([NO_AUTH, CONNECTED, HTTP_OK], f"http://{host}/")
+
+
+def test_socks5_credentials_of_255_bytes_each_are_sent() -> None:
+    backend, response = mock_request(
+        [USER_PASS, AUTH_OK, CONNECTED, HTTP_OK], proxy_auth=("u" * 255, "p" * 255)
+    )
+    assert response.content == HELLO
+    assert backend.written[1] == b"\x01\xff" + b"u" * 255 + b"\xff" + b"p" * 255
+
+
+@pytest.mark.anyio
+async def test_async_socks4_local_resolution_failure_is_a_connect_error() -> None:
+    backend = AsyncMockBackend([SOCKS4_GRANTED, HTTP_OK])
+    async with AsyncSOCKSProxy("socks4://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ConnectError):
+            await proxy.request("GET", "http://name.invalid/")
+
+
+def test_socks_proxy_with_http2_falls_back_to_http11_when_alpn_does_not_pick_h2(
+    socks5_proxy: Any, raw_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    """`http1` defaults to True: a server that answers ALPN with http/1.1 only gets HTTP/1.1,
+    not HTTP/2 with prior knowledge."""
+    from servers import Responder
+
+    srv = raw_server(Responder(), tls=True, alpn=("http/1.1",))
+    url = srv.url.replace("http://", "https://")
+    with SOCKSProxy(socks5_proxy.url, ssl_context=client_ssl_context, http2=True) as proxy:
+        response = proxy.request("GET", url + "/")
+    assert response.content == b"ok"
+    assert response.extensions["http_version"] == b"HTTP/1.1"
