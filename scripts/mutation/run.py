@@ -39,6 +39,7 @@ PACKAGES = {
 # the same generators under all three; `--all-flavours` runs them all (3x slower).
 FLAVOUR_FILTER = "not asyncio and not trio"
 HTTP2_TESTS = [
+    "tests/test_http2_mutants.py",
     "tests/test_http2.py",
     "tests/test_timeouts.py",
     "tests/test_http2_servers.py",
