@@ -372,3 +372,59 @@ async def test_requests_requeued_at_capacity_wait_and_reuse_the_connection(api: 
         await fetch()
         assert len(backend.streams) == 1
         assert "Request Count: 3" in pool.connections[0].info()
+
+
+class SyncCloseOnly:
+    """A response body of another library: iterable, with `close()` and no `aclose()`."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Any:
+        return iter([b"a", b"b"])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class AsyncCloseOnly:
+    """The async counterpart: async-iterable, with `aclose()` and no `close()`."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def __aiter__(self) -> Any:
+        for chunk in (b"a", b"b"):
+            yield chunk
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_foreign_body_with_only_close_or_aclose_is_closed_by_the_pool(api: Any) -> None:
+    bodies: List[Any] = []
+
+    class Connection(_FakeState, httpcore.ConnectionInterface):
+        def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+            bodies.append(SyncCloseOnly())
+            return httpcore.Response(200, content=bodies[-1])
+
+        def close(self) -> None:
+            self.closed = True
+
+    class AsyncConnection(_FakeState, httpcore.AsyncConnectionInterface):
+        async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+            bodies.append(AsyncCloseOnly())
+            return httpcore.Response(200, content=bodies[-1])
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    class Pool(api.cls("ConnectionPool")):  # type: ignore[misc]
+        def create_connection(self, origin: httpcore.Origin) -> Any:
+            return (AsyncConnection if api.is_async else Connection)(origin)
+
+    pool = Pool() if api.is_async else helpers.SyncClient(Pool())
+    async with pool:
+        assert (await pool.request("GET", "https://example.com/")).content == b"ab"
+        assert [body.closed for body in bodies] == [True]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import struct
+import time
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
@@ -972,3 +974,200 @@ async def test_async_mock_socks4_local_resolution() -> None:
         response = await proxy.request("GET", "http://localhost:8080/")
         assert response.content == HELLO
     assert Recording.written[0] == b"\x04\x01\x1f\x90\x7f\x00\x00\x01\x00"
+
+
+# -- found by mutation testing (scripts/mutation) --------------------------------------------
+
+
+def test_socks4_reply_version_4_is_accepted() -> None:
+    # VN is 0 per the protocol; some servers answer 4, which works all the same.
+    reply = b"\x04\x5a\x00\x50\x7f\x00\x00\x01"
+    _, response = mock_request([reply, HTTP_OK], "http://127.0.0.1/", proxy_url="socks4://proxy")
+    assert response.content == HELLO
+
+
+def test_not_a_socks4_peer_names_socks4() -> None:
+    with pytest.raises(ProxyError) as info:
+        mock_request([b"\x05\x00" * 4], "http://127.0.0.1/", proxy_url="socks4://proxy")
+    assert str(info.value).startswith(
+        "The proxy server did not answer in SOCKS4: is it a SOCKS4 proxy? (received "
+    )
+
+
+def test_socks5_credentials_of_1_and_255_bytes_are_sent() -> None:
+    backend, response = mock_request(
+        [USER_PASS, AUTH_OK, CONNECTED, HTTP_OK], proxy_auth=("u" * 255, "p")
+    )
+    assert response.content == HELLO
+    assert backend.written[1] == b"\x01\xff" + b"u" * 255 + b"\x01p"
+
+
+@pytest.mark.parametrize("auth", [("user", ""), ("", "pass")], ids=["password", "username"])
+def test_empty_socks5_credentials_are_refused(auth: Tuple[str, str]) -> None:
+    with pytest.raises(ProxyError, match="1 to 255 bytes"):
+        mock_request([USER_PASS, AUTH_OK, CONNECTED, HTTP_OK], proxy_auth=auth)
+
+
+@pytest.mark.parametrize(("port", "wire"), [(1, b"\x00\x01"), (65535, b"\xff\xff")])
+def test_the_lowest_and_highest_ports_go_through_socks(port: int, wire: bytes) -> None:
+    url = f"http://example.com:{port}/"
+    backend, response = mock_request([NO_AUTH, CONNECTED, HTTP_OK], url)
+    assert response.content == HELLO
+    assert backend.written[1].endswith(b"example.com" + wire)
+
+
+def test_socks5_password_over_255_bytes_is_refused() -> None:
+    with pytest.raises(ProxyError, match="255 bytes"):
+        mock_request([USER_PASS, AUTH_OK, CONNECTED], proxy_auth=("u", "p" * 256))
+
+
+def test_not_a_socks5_reply_to_connect_names_socks5() -> None:
+    with pytest.raises(ProxyError) as info:
+        mock_request([NO_AUTH, b"\x04\x5a\x00\x50\x7f\x00\x00\x01"])
+    assert str(info.value).startswith(
+        "The proxy server did not answer in SOCKS5: is it a SOCKS5 proxy? (received "
+    )
+
+
+def test_unexpected_data_after_the_reply_shows_its_first_16_bytes() -> None:
+    with pytest.raises(ProxyError) as info:
+        mock_request([NO_AUTH, CONNECTED + b"0123456789abcdefXYZ"])
+    assert str(info.value).endswith("CONNECT command: b'0123456789abcdef'")
+
+
+def test_socks4_local_resolution_failure_is_a_connect_error() -> None:
+    # `.invalid` never resolves (RFC 6761 §6.4); the error is the resolver's, not the proxy's.
+    with pytest.raises(ConnectError):
+        mock_request([SOCKS4_GRANTED, HTTP_OK], "http://name.invalid/", proxy_url="socks4://p")
+
+
+def test_a_reset_during_the_handshake_is_a_proxy_error(raw_server: Any) -> None:
+    def handler(conn: socket.socket, server: Any) -> None:
+        conn.recv(16)  # the greeting
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    srv = raw_server(handler)
+    port = srv.url.rsplit(":", 1)[1].rstrip("/")
+    with SOCKSProxy(f"socks5://127.0.0.1:{port}") as proxy:
+        with pytest.raises(ProxyError) as info:
+            proxy.request("GET", "http://example.com/")
+        assert proxy.connections == []
+    # A read error (reset) or the closed connection, said as the handshake failing.
+    assert "SOCKS handshake" in str(info.value)
+
+
+def test_a_malformed_socks5_reply_is_a_proxy_error() -> None:
+    # A bound address of type "domain name" that is not text: socksio refuses the reply.
+    reply = b"\x05\x00\x00\x03\x02\xff\xfe\x00\x50"
+    with pytest.raises(ProxyError, match="Malformed reply from the SOCKS5 proxy"):
+        mock_request([NO_AUTH, reply, HTTP_OK])
+
+
+def test_a_handshake_within_its_deadline_goes_through() -> None:
+    backend = RecordingBackend([NO_AUTH, CONNECTED, HTTP_OK])
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        response = proxy.request(
+            "GET", "http://example.com/", extensions={"timeout": {"connect": 2.0}}
+        )
+    assert response.content == HELLO
+
+
+def test_one_deadline_bounds_the_whole_handshake() -> None:
+    """Each step is quick enough for its own timeout, but the greeting's reply arrives after
+    the handshake's deadline: the handshake fails there, not later."""
+
+    class SlowStream(RecordingStream):
+        def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+            time.sleep(0.2)
+            return super().read(max_bytes, timeout)
+
+    class SlowBackend(RecordingBackend):
+        def connect_tcp(self, host: str, port: int, timeout: Any = None, **kwargs: Any) -> Any:
+            return SlowStream(list(self._buffer), self.written)
+
+    backend = SlowBackend([NO_AUTH, CONNECTED, HTTP_OK])
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ConnectTimeout, match="during the SOCKS handshake"):
+            proxy.request("GET", "http://example.com/", extensions={"timeout": {"connect": 0.1}})
+        assert proxy.connections == []
+    # The greeting went out; the CONNECT command never did.
+    assert backend.written == [b"\x05\x01\x00"]
+
+
+def test_the_socks_proxy_does_not_retry_a_failed_connect_by_default() -> None:
+    backend = RecordingBackend([NO_AUTH, CONNECTED, HTTP_OK], failures=1)
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ConnectError):
+            proxy.request("GET", "http://example.com/")
+    assert len(backend.connects) == 1
+
+
+def test_the_default_socks_proxy_opens_at_most_ten_connections(
+    socks5_proxy: Any, raw_server: Any
+) -> None:
+    import concurrent.futures
+
+    from servers import Responder
+
+    responder = Responder(answer_after=10)
+    srv = raw_server(responder)
+    with SOCKSProxy(socks5_proxy.url) as proxy:
+
+        def fetch(i: int) -> bytes:
+            return proxy.request("GET", srv.url + "/").content
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=11) as executor:
+            assert list(executor.map(fetch, range(11))) == [b"ok"] * 11
+        assert len(proxy.connections) == 10
+    assert srv.connections == 10
+    assert responder.requests == 11
+
+
+def test_a_port_out_of_range_is_refused_before_the_handshake() -> None:
+    # (A URL's port 0 stands for the scheme's default port: it never gets here.)
+    port = 65536
+    url = httpcore.URL(scheme=b"http", host=b"example.com", port=port, target=b"/")
+    backend = RecordingBackend([NO_AUTH, CONNECTED, HTTP_OK])
+    with SOCKSProxy("socks5://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ProxyError) as info:
+            proxy.request("GET", url)
+    assert str(info.value) == f"Cannot connect to port {port} through a SOCKS proxy."
+    assert backend.written == []
+
+
+def test_a_host_name_too_long_for_socks5_is_a_proxy_error() -> None:
+    host = ".".join(["a" * 60] * 5)  # 304 bytes; SOCKS5 carries at most 255
+    with pytest.raises(ProxyError, match="Cannot send"):
+        mock_request([NO_AUTH, CONNECTED, HTTP_OK], f"http://{host}/")
+
+
+def test_socks5_credentials_of_255_bytes_each_are_sent() -> None:
+    backend, response = mock_request(
+        [USER_PASS, AUTH_OK, CONNECTED, HTTP_OK], proxy_auth=("u" * 255, "p" * 255)
+    )
+    assert response.content == HELLO
+    assert backend.written[1] == b"\x01\xff" + b"u" * 255 + b"\xff" + b"p" * 255
+
+
+@pytest.mark.anyio
+async def test_async_socks4_local_resolution_failure_is_a_connect_error() -> None:
+    backend = AsyncMockBackend([SOCKS4_GRANTED, HTTP_OK])
+    async with AsyncSOCKSProxy("socks4://proxy", network_backend=backend) as proxy:
+        with pytest.raises(ConnectError):
+            await proxy.request("GET", "http://name.invalid/")
+
+
+def test_socks_proxy_with_http2_falls_back_to_http11_when_alpn_does_not_pick_h2(
+    socks5_proxy: Any, raw_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    """`http1` defaults to True: a server that answers ALPN with http/1.1 only gets HTTP/1.1,
+    not HTTP/2 with prior knowledge."""
+    from servers import Responder
+
+    srv = raw_server(Responder(), tls=True, alpn=("http/1.1",))
+    url = srv.url.replace("http://", "https://")
+    with SOCKSProxy(socks5_proxy.url, ssl_context=client_ssl_context, http2=True) as proxy:
+        response = proxy.request("GET", url + "/")
+    assert response.content == b"ok"
+    assert response.extensions["http_version"] == b"HTTP/1.1"

@@ -329,3 +329,37 @@ def test_httpx_requests_are_retried(raw_server: RawFactory) -> None:
             client.post(srv.url, content=b"once")
     assert methods_seen(srv) == [b"GET", b"PUT", b"PUT", b"POST"]
     assert srv.messages[1].endswith(b"twice") and srv.messages[2].endswith(b"twice")
+
+
+@pytest.mark.anyio
+async def test_a_request_lost_twice_on_stale_connections_is_not_sent_a_third_time(
+    api: helpers.API, raw_server: RawFactory
+) -> None:
+    """The retry happens once: lost again on a second stale kept-alive connection, the request
+    fails, even though a third (new) connection would have answered."""
+    srv = stale_server(raw_server, stale_connections=2)
+    async with api.ConnectionPool() as pool:
+        async with pool.stream("GET", srv.url) as first:
+            await first.aread()
+            assert (await pool.request("GET", srv.url)).status == 200
+        assert len(pool.connections) == 2
+        with pytest.raises(httpcore.RemoteProtocolError) as info:
+            await pool.request("GET", srv.url)
+        assert str(info.value) == DISCONNECTED
+        assert pool.connections == []
+    assert methods_seen(srv) == [b"GET"] * 4
+    assert srv.connections == 2
+
+
+@pytest.mark.anyio
+async def test_no_retry_of_a_head_request_once_part_of_the_response_arrived(
+    api: helpers.API, raw_server: RawFactory
+) -> None:
+    # HEAD responses are read by h11 (no fast path): its reads must note the bytes too.
+    srv = stale_server(raw_server, reply=b"HTTP/1.1 200 OK\r\nContent-")
+    async with api.ConnectionPool() as pool:
+        await pool.request("HEAD", srv.url)
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await pool.request("HEAD", srv.url)
+        assert pool.connections == []
+    assert methods_seen(srv) == [b"HEAD", b"HEAD"]

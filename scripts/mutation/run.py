@@ -38,46 +38,97 @@ PACKAGES = {
 # the sync flavour of the sync/asyncio/trio tests runs (`FLAVOUR_FILTER`): the protocol code is
 # the same generators under all three; `--all-flavours` runs them all (3x slower).
 FLAVOUR_FILTER = "not asyncio and not trio"
+HTTP2_TESTS = [
+    "tests/test_http2_mutants.py",
+    "tests/test_http2.py",
+    "tests/test_timeouts.py",
+    "tests/test_http2_servers.py",
+]
+# Listed fastest-first: with `-x` the run stops at the first failure, so a mutant the module's
+# own unit tests catch costs one short run.
 MODULES: Dict[str, List[str]] = {
+    "base/_pool_state.py": [
+        "tests/test_pool_state.py",
+        "tests/test_pool_state_mutants.py",
+        "tests/test_pool.py",
+        "tests/test_pool_mutants.py",
+    ],
     "base/_pool.py": [
         "tests/test_pool.py",
-        "tests/test_safety_net.py",
+        "tests/test_missing_host.py",
         "tests/test_proxy_mock.py",
-    ],
-    "base/_http11.py": [
-        "tests/test_http11.py",
+        "tests/test_stale_retry.py",
         "tests/test_safety_net.py",
-        "tests/test_timeouts.py",
-        "tests/test_simple_head.py",
-    ],
-    "base/_connection.py": [
-        "tests/test_connection.py",
-        "tests/test_uds_and_socket.py",
-        "tests/test_pool.py",
+        "tests/test_pool_mutants.py",
+        "tests/test_http3_pool.py",
     ],
     "base/_proxy.py": [
         "tests/test_proxy_mock.py",
         "tests/test_safety_net.py::test_connect_answered_502_by_a_real_proxy",
         "tests/test_safety_net.py::test_connect_answered_502_with_keep_alive",
         "tests/test_async_integration.py",
+        "tests/test_proxy_mutants.py",
+        "tests/test_pool_mutants.py",
+        "tests/test_cancellation.py",
+    ],
+    "base/_connection.py": [
+        "tests/test_connection.py",
+        "tests/test_connection_mutants.py",
+        "tests/test_uds_and_socket.py",
+        "tests/test_pool.py",
+        "tests/test_tls_retry.py",
+        "tests/test_shared_connect.py",
+        "tests/test_http3_pool.py",
+    ],
+    "base/_http11_simple.py": [
+        "tests/test_http11_simple_mutants.py",
+        "tests/test_http11.py",
+        "tests/test_simple_head.py",
+        "tests/test_safety_net.py",
+        "tests/test_stale_retry.py",
+    ],
+    "base/_http11.py": [
+        "tests/test_http11.py",
+        "tests/test_http11_mutants.py",
+        "tests/test_body_close.py",
+        "tests/test_trace_logging.py",
+        "tests/test_safety_net.py",
+        "tests/test_timeouts.py",
+        "tests/test_stale_retry.py",
     ],
     "socks/_core.py": ["tests/test_socks.py"],
-    "http2/_core.py": [
-        "tests/test_http2.py",
-        "tests/test_timeouts.py",
-        "tests/test_http2_servers.py",
-    ],
+    "http2/_core.py": HTTP2_TESTS,
+    "http2/_send.py": HTTP2_TESTS,
+    "http2/_receive.py": HTTP2_TESTS,
+    "http2/_reader.py": HTTP2_TESTS,
+    "http2/_writer.py": HTTP2_TESTS,
+    "http2/_stream.py": HTTP2_TESTS,
+    "http2/_headers.py": HTTP2_TESTS,
+    "http2/_patches.py": HTTP2_TESTS,
 }
 
 # `--recheck` (survivors only) runs these, every flavour; default: the module's own tests.
 RECHECK: Dict[str, List[str]] = {
-    "base/_pool.py": [
-        "tests/test_pool.py",
-        "tests/test_proxy_mock.py",
-        "tests/test_pool_mutants.py",
+    "base/_pool_state.py": [*MODULES["base/_pool_state.py"], "tests/test_safety_net.py"],
+    "base/_pool.py": [*MODULES["base/_pool.py"], "tests/test_cancellation.py"],
+    "base/_proxy.py": [*MODULES["base/_proxy.py"], "tests/test_socks.py"],
+    "base/_connection.py": [
+        *MODULES["base/_connection.py"],
+        "tests/test_cancellation.py",
+        "tests/test_http3.py",
+        "tests/test_happy_eyeballs.py",
+        "tests/test_stale_retry.py",
+        "tests/test_leaks.py",
     ],
-    "base/_proxy.py": [*MODULES["base/_proxy.py"], "tests/test_pool_mutants.py"],
+    "base/_http11.py": [
+        *MODULES["base/_http11.py"],
+        "tests/test_simple_head.py",
+        "tests/test_cancellation.py",
+    ],
 }
+for _name in MODULES:
+    if _name.startswith("http2/"):
+        RECHECK[_name] = [*HTTP2_TESTS, "tests/test_multiplex.py", "tests/test_cancellation.py"]
 
 # Operators kept: one or two replacements per construct rather than cosmic-ray's every
 # combination (each binary operator into all ten others, each comparison into all others),
@@ -98,6 +149,25 @@ KEEP_COMPARISON = {
     "In_NotIn",
     "NotIn_In",
 }
+
+
+# One pytest run per mutant: stop at the first failure, fixed order, no cache, none of the
+# project's addopts; a test that hangs (a mutant that loses a wake-up) fails after
+# `TEST_TIMEOUT` seconds, so such a mutant counts as killed at a bounded cost. cosmic-ray's own
+# `timeout` (whole run, `--timeout`) kills the process group and also counts as killed
+# (cosmic-ray 8.7: test_outcome "killed", output "timeout").
+TEST_TIMEOUT = 20
+PYTEST_OPTIONS = [
+    "-x",
+    "-q",
+    "-p",
+    "no:randomly",
+    "-p",
+    "no:cacheprovider",
+    "-o",
+    "addopts=",
+    f"--timeout={TEST_TIMEOUT}",
+]
 
 
 def excluded_operators(python: str) -> List[str]:
@@ -132,10 +202,7 @@ def write_config(module: str, timeout: float, all_flavours: bool) -> Tuple[Path,
     tests = " ".join(shlex.quote(t) for t in MODULES[module])
     if not all_flavours:
         tests += " -k " + shlex.quote(FLAVOUR_FILTER)
-    command = (
-        f"{shlex.quote(python)} -m pytest -x -q -p no:randomly -p no:cacheprovider "
-        f"-o addopts= --timeout=60 {tests}"
-    )
+    command = f"{shlex.quote(python)} -m pytest {' '.join(PYTEST_OPTIONS)} {tests}"
     exclude = ",\n  ".join(json.dumps(op) for op in excluded_operators(python))
     config.write_text(
         "[cosmic-ray]\n"
@@ -172,7 +239,7 @@ def summarize(module: str, session: Path, seconds: float) -> str:
             continue
         if result["worker_outcome"] == "skipped":  # an operator left out (see KEEP_*)
             continue
-        if result["worker_outcome"] == "timeout":
+        if result["worker_outcome"] == "timeout" or result.get("output") == "timeout":
             counts["timeout"] += 1
         elif result["test_outcome"] == "survived":
             counts["survived"] += 1
@@ -203,7 +270,7 @@ def summarize(module: str, session: Path, seconds: float) -> str:
     return head
 
 
-def recheck(module: str, session: Path) -> None:
+def recheck(module: str, session: Path, timeout: float) -> None:
     """Run each survivor again against every flavour of the `RECHECK` files; list the ones
     that still survive (those need a test, or an entry in SURVIVORS.md)."""
     dump = subprocess.run(
@@ -225,16 +292,16 @@ def recheck(module: str, session: Path) -> None:
         diff = result["diff"].split("--- mutation diff ---\n", 1)[-1].rstrip("\n") + "\n"
         try:
             subprocess.run(["patch", "-p1", "-s"], input=diff, text=True, cwd=ROOT, check=True)
-            command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly"]
-            command += ["-p", "no:cacheprovider", "-o", "addopts=", "--timeout=60"]
-            outcome = subprocess.run(
-                [*command, *tests],
-                cwd=ROOT,
-                capture_output=True,
-            )
+            command = [sys.executable, "-m", "pytest", *PYTEST_OPTIONS, *tests]
+            try:
+                returncode = subprocess.run(
+                    command, cwd=ROOT, capture_output=True, timeout=timeout
+                ).returncode
+            except subprocess.TimeoutExpired:
+                returncode = -1  # a hang is a detected mutant, as in the first pass
         finally:
             source.write_bytes(original)
-        if outcome.returncode == 0:
+        if returncode == 0:
             still.append(diff)
         else:
             killed += 1
@@ -264,7 +331,7 @@ def main() -> None:
         print(summarize(options.module, session, 0.0))
         return
     if options.recheck:
-        recheck(options.module, session)
+        recheck(options.module, session, options.timeout * 3)
         return
     if options.fresh and session.exists():
         session.unlink()
