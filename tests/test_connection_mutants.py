@@ -101,3 +101,17 @@ async def test_without_httpcore_http2_negotiating_h2_says_what_is_missing(
         with pytest.raises(RuntimeError, match=r"pip install httpcore\[http2\]"):
             await pool.request("GET", tls_server.url + "/")
         assert pool.connections == []
+
+
+async def test_without_httpcore_http2_the_connected_stream_is_closed(
+    api: Any, hide: Callable[[str], None]
+) -> None:
+    # h2 negotiated (mock ALPN) but httpcore-http2 missing: the error says what to install and
+    # the TLS stream is closed by the library, not left to the garbage collector.
+    hide("httpcore.http2")
+    backend = api.backend([], http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        with pytest.raises(RuntimeError, match=r"pip install httpcore\[http2\]"):
+            await pool.request("GET", "https://example.com/")
+        assert pool.connections == []
+    assert len(backend.streams) == 1 and backend.streams[0]._closed

@@ -163,7 +163,12 @@ def start_tls_and_pick_protocol(
     ssl_object = stream.get_extra_info("ssl_object")
     http2_negotiated = ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
     if http2_negotiated or (owner._http2 and not owner._http1):
-        cls = http2_connection_class(owner._io.is_async)
+        try:
+            cls = http2_connection_class(owner._io.is_async)
+        except BaseException:
+            # httpcore-http2 missing: the connected stream is ours to close, not the GC's.
+            yield from close(stream)
+            raise
     else:
         cls = owner._http11_class
     return cls(origin=origin, stream=stream, keepalive_expiry=owner._keepalive_expiry)
