@@ -103,8 +103,23 @@ class BlackHoles:
         self.sockets: List[socket.socket] = []  # the listeners and the connections filling them
 
     def __call__(self, host: str, port: int = 0) -> Address:
+        return self._fill(_listener(host, port))
+
+    def same_port(self) -> Tuple[Address, Address]:
+        """A hole on ::1 and one on 127.0.0.1, on the same port (a port free on ::1 may be
+        taken on 127.0.0.1 by another socket of the machine: then another port is tried)."""
+        for _ in range(50):
+            six = _listener("::1")
+            try:
+                four = _listener("127.0.0.1", six.getsockname()[1])
+            except OSError:
+                six.close()
+                continue
+            return self._fill(six), self._fill(four)
+        raise AssertionError("no port free on both ::1 and 127.0.0.1")  # pragma: no cover
+
+    def _fill(self, listener: socket.socket) -> Address:
         opened = self.sockets
-        listener = _listener(host, port)
         opened.append(listener)
         listener.listen(0)
         address = listener.getsockname()[:2]
@@ -362,8 +377,8 @@ async def test_trio_and_anyio_fall_over_too(
     await stream.aclose()
     # The connect timeout bounds the whole attempt there too, and the attempts are closed.
     # (anyio connects to the port asked for, not to the one resolved: one port for both.)
-    hole = black_hole("::1")
-    resolver.table[NAME] = [hole, black_hole("127.0.0.1", hole[1])]
+    hole, hole4 = black_hole.same_port()
+    resolver.table[NAME] = [hole, hole4]
     before = fd_count()
     start = time.monotonic()
     with pytest.raises(httpcore.ConnectTimeout):
