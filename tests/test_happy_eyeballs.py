@@ -160,10 +160,15 @@ def refusing() -> Iterator[Callable[[str], Address]]:
 @pytest.fixture
 def dual(resolver: Resolver, raw_server: Any, black_hole: BlackHoles) -> Any:
     """`NAME` resolves to [::1] (a black hole) then 127.0.0.1 (a server), on one port."""
-    server = raw_server(OK)
-    black_hole("::1", server.port)
-    resolver.table[NAME] = [("::1", server.port), ("127.0.0.1", server.port)]
-    return server
+    for _ in range(20):  # until the server's port is free on ::1 too
+        server = raw_server(OK)
+        try:
+            black_hole("::1", server.port)
+        except OSError:
+            continue
+        resolver.table[NAME] = [("::1", server.port), ("127.0.0.1", server.port)]
+        return server
+    raise AssertionError("no port free on both ::1 and 127.0.0.1")  # pragma: no cover
 
 
 # -- the I/O-free pieces ----------------------------------------------------------------------
