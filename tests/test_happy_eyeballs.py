@@ -92,7 +92,11 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> Resolver:
 
 def _listener(host: str, port: int = 0) -> socket.socket:
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
