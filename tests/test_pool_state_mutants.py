@@ -7,66 +7,37 @@ connection a request gets, which ones are closed, and how often the keep-alive c
 from __future__ import annotations
 
 import time
-from typing import List, Optional
+from typing import List
 
 import pytest
+from test_pool_state import A, B, FakeConnection
+from test_pool_state import Pool as StatePool
 
 import httpcore
 from httpcore.base._pool_state import PoolRequest, PoolState
 
-A = "http://a.example/"
-B = "http://b.example/"
 C = "http://c.example/"
 
 
-class Connection:
+class Connection(FakeConnection):
     """A connection whose state the test sets; counts the keep-alive checks made on it."""
 
     def __init__(self, origin: httpcore.Origin, multiplexed: bool) -> None:
-        self.origin = origin
-        self.multiplexed = multiplexed
-        self.idle = False
-        self.closed = False
+        super().__init__(origin, multiplexed)
         self.full = False  # a multiplexed connection with no stream left
         self.timed_out = False
-        self.expired = False
         self.checks = 0
 
-    def can_handle_request(self, origin: httpcore.Origin) -> bool:
-        return origin == self.origin
-
     def is_available(self) -> bool:
-        if self.closed or self.full:
-            return False
-        return self.idle or self.multiplexed
-
-    def has_expired(self) -> bool:
-        return self.expired
-
-    def is_idle(self) -> bool:
-        return self.idle
-
-    def is_closed(self) -> bool:
-        return self.closed
+        return not self.full and super().is_available()
 
     def _has_timed_out(self, now: float) -> bool:
         self.checks += 1
         return self.timed_out
 
 
-class Pool:
-    def __init__(
-        self,
-        max_connections: Optional[int] = 10,
-        keepalive_expiry: Optional[float] = None,
-        multiplexed: bool = False,
-        max_keepalive_connections: Optional[int] = None,
-    ) -> None:
-        self.created: List[Connection] = []
-        self.multiplexed = multiplexed
-        self.state = PoolState(
-            self._create, max_connections, max_keepalive_connections, keepalive_expiry
-        )
+class Pool(StatePool):
+    """`test_pool_state.Pool` making `Connection`s; `add` is its `request`."""
 
     def _create(self, origin: httpcore.Origin) -> Connection:
         connection = Connection(origin, self.multiplexed)
@@ -74,19 +45,7 @@ class Pool:
         return connection
 
     def add(self, url: str = A) -> PoolRequest:
-        pool_request = PoolRequest(httpcore.Request("GET", url))
-        assert self.state.add(pool_request) == []
-        return pool_request
-
-    def run(self, pool_request: PoolRequest) -> Connection:
-        self.state.start(pool_request)
-        connection: Connection = pool_request.connection
-        connection.idle = False
-        return connection
-
-    def finish(self, pool_request: PoolRequest) -> List[object]:
-        pool_request.connection.idle = True
-        return self.state.release(pool_request)
+        return self.request(url)
 
 
 def test_idle_connections_are_handed_out_most_recently_idle_first() -> None:
