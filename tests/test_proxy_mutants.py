@@ -59,3 +59,57 @@ def test_http_proxy_keeps_its_url_where_httpx_reads_it() -> None:
     # httpx's own test suite reads `_proxy_url` (the name httpcore 1.0.9 uses).
     with httpcore.HTTPProxy(proxy_url="http://proxy.test:8080/") as proxy:
         assert proxy._proxy_url == httpcore.URL("http://proxy.test:8080/")
+
+
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+@pytest.mark.parametrize(
+    "kind, urls",
+    [
+        ("direct", ["http://a.test/", "http://b.test/", "http://c.test/"]),
+        ("forward", ["http://a.test/", "http://b.test/", "http://c.test/"]),
+        ("tunnel", ["https://a.test/", "https://b.test/", "https://c.test/"]),
+    ],
+)
+async def test_a_full_pool_evicts_without_probing_its_idle_sockets(
+    api: Any, kind: str, urls: List[str]
+) -> None:
+    """Rule 4 of `_pool_state.py`: the readability check (a syscall) is made only on a
+    connection about to be handed out. A full pool making room for another origin sweeps its
+    idle connections by their keep-alive timers alone, for tunnels and forwarding proxies as
+    for direct connections."""
+    buffer = [b"HTTP/1.1 200 Connection established\r\n\r\n", OK_RESPONSE]
+    if kind != "tunnel":
+        buffer = [OK_RESPONSE]
+    backend = api.backend(buffer)
+    probes: List[int] = []
+
+    def counting(stream: Any) -> None:
+        original = stream.get_extra_info
+
+        def get_extra_info(info: str) -> Any:
+            if info == "is_readable":
+                probes.append(id(stream))
+            return original(info)
+
+        stream.get_extra_info = get_extra_info
+
+    if kind == "direct":
+        client = api.ConnectionPool(network_backend=backend, max_connections=2)
+    else:
+        client = api.HTTPProxy(
+            proxy_url="http://proxy.test:8080/", network_backend=backend, max_connections=2
+        )
+    async with client:
+        for url in urls[:2]:
+            assert (await client.request("GET", url)).content == b"ok"
+        assert len(client.connections) == 2
+        for stream in backend.streams:
+            counting(stream)
+        assert (await client.request("GET", urls[2])).content == b"ok"
+        assert probes == []
+        # One idle connection was closed to make room for the new origin's.
+        assert len(backend.streams) == 3
+        assert sum(stream.closed for stream in backend.streams) == 1
+        assert len(client.connections) == 2
