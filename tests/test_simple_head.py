@@ -255,3 +255,79 @@ def test_simple_requests_serialize_as_h11_does(
     data = serialize_simple_request(request, content)
     if data is not None:
         assert data == expected
+
+
+# The fast patterns are rewritten forms of the RFC-built ones (`_http11_simple.py`); they must
+# accept exactly the same strings. Exhaustive over short strings of an alphabet that holds one
+# byte of each class that matters (token, other VCHAR, SP, HTAB, obs-text, CTL, CR, LF, colon).
+_ALPHABET = [b"a", b"/", b" ", b"\t", b"\x80", b"\x7f", b"\x00", b"\r", b"\n", b":"]
+
+
+def _strings(max_length: int) -> List[bytes]:
+    return [
+        b"".join(letters)
+        for length in range(max_length + 1)
+        for letters in itertools.product(_ALPHABET, repeat=length)
+    ]
+
+
+def test_the_fast_field_value_pattern_accepts_what_the_rfc_form_accepts() -> None:
+    import re
+
+    from httpcore.base import _http11_simple as simple
+
+    rfc = re.compile(simple.FIELD_VALUE)
+    strings = _strings(5)
+    assert len(strings) == 111_111
+    for value in strings:
+        fast = simple._FIELD_VALUE.fullmatch(value) is not None
+        assert (rfc.fullmatch(value) is not None) == fast, value
+
+
+def test_the_fast_field_lines_pattern_accepts_what_the_rfc_form_accepts() -> None:
+    import re
+
+    from httpcore.base import _http11_simple as simple
+
+    rfc = re.compile(simple.FIELD_LINES)
+    accepted = 0
+    for tail in _strings(4):
+        for head in (b"\r\na:" + tail, b"\r\na: x\r\nb:" + tail, b"\r\n" + tail):
+            fast = simple._FIELD_LINES.fullmatch(head) is not None
+            assert (rfc.fullmatch(head) is not None) == fast, head
+            accepted += fast
+    assert accepted > 1000  # the comparison is not vacuous
+
+
+def test_header_values_are_split_as_h11_splits_them() -> None:
+    """Names and values of the fast parser, with and without optional whitespace around
+    values, and values holding colons, equal h11's."""
+    for field in (b"X: a:b", b"X:a", b"X:  a b \t", b"X:\t", b"X: \t a", b"Y-1: v  "):
+        head = b"HTTP/1.1 200 OK\r\n" + field + b"\r\nContent-Length: 0"
+        parsed = parse_simple_head(head)
+        assert parsed is not None, field
+        outcome = h11_outcome(head)
+        assert outcome[0] == "response", field
+        assert parsed[3] == outcome[4], field
+
+
+def test_remembered_header_names_still_decline_what_is_not_a_token() -> None:
+    from httpcore.base import _http11_simple as simple
+
+    url = httpcore.URL("http://h/")
+    good = httpcore.Request(b"GET", url, headers=[(b"Host", b"h"), (b"X-Name", b"v")])
+    assert simple.serialize_simple_head(good, 0) is not None
+    assert b"X-Name" in simple._NAME_KINDS
+    for name in (b"X Name", b"X-Name:", b"", b"X-Name\r\n"):
+        bad = httpcore.Request(b"GET", url, headers=[(b"Host", b"h"), (name, b"v")])
+        assert simple.serialize_simple_head(bad, 0) is None, name
+        assert name not in simple._NAME_KINDS
+    # Case variants of the framing names keep their meaning once remembered.
+    for host in (b"HOST", b"hOsT"):
+        twice = httpcore.Request(b"GET", url, headers=[(b"Host", b"h"), (host, b"h")])
+        assert simple.serialize_simple_head(twice, 0) is None
+    te = httpcore.Request(
+        b"GET", url, headers=[(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")]
+    )
+    assert simple.serialize_simple_head(te, 0) is None
+    assert simple.serialize_simple_head(te, 0) is None  # remembered, still declined
