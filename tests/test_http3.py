@@ -185,9 +185,18 @@ async def test_mock_backend_handshake_timeout(
 async def test_bad_request_header_is_a_local_protocol_error(
     api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
 ) -> None:
+    """Checked as for HTTP/2 (tests/test_http2_request_validation.py), before anything is sent."""
+    bad = {
+        "x-bad": "a\nb",
+        "x-null": "a\x00",
+        "x name": "v",
+        "x-colon:": "v",
+        "host": "127.0.0.1\r\nevil: 1",
+    }
     async with h3(api, h3_server.port, client_ssl_context) as conn:
-        with pytest.raises(httpcore.LocalProtocolError):
-            await conn.request("GET", h3_server.url + "/", headers={"x-bad": "a\nb"})
+        for name, value in bad.items():
+            with pytest.raises(httpcore.LocalProtocolError, match="^Invalid HTTP/3 request"):
+                await conn.request("GET", h3_server.url + "/", headers={name: value})
         response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
         assert response.status == 200
 

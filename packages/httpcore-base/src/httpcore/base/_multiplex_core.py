@@ -32,6 +32,7 @@ import collections
 import enum
 import functools
 import logging
+import re
 import time
 from typing import (
     Any,
@@ -66,6 +67,40 @@ Headers = List[Tuple[bytes, bytes]]
 DROPPED_HEADERS = frozenset(
     [b"host", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"upgrade"]
 )
+
+
+# RFC 9113 §8.2.1 and RFC 9114 §4.2: a field name is a token (RFC 9110 §5.1), lower-cased
+# here; a field value must not hold NUL, CR or LF (a server must treat such a request as
+# malformed; an intermediary turning it back into HTTP/1.1 would split it into more lines).
+# Neither h2 nor aioquic checks what a client sends.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-z]+")
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r\n]")
+# Names found valid (most requests repeat a handful), up to a bound.
+_VALID_NAMES: Dict[bytes, None] = {}
+_MAX_VALID_NAMES = 512
+
+
+def check_request_start(request: Request, authority: bytes, protocol: str) -> None:
+    """Refuse NUL, CR or LF in the method, the Host header or the target (`LocalProtocolError`)."""
+    if _FORBIDDEN_IN_VALUE.search(b"".join((request.method, authority, request.url.target))):
+        raise LocalProtocolError(
+            f"Invalid {protocol} request: NUL, CR and LF are not allowed in the method, the Host "
+            "header or the target."
+        )
+
+
+def check_request_field(name: bytes, value: bytes, protocol: str) -> None:
+    """Refuse a lower-cased request field that would be malformed (`LocalProtocolError`). The
+    message names the field but not its value, which may be a credential."""
+    if name not in _VALID_NAMES:
+        if _FIELD_NAME.fullmatch(name) is None:
+            raise LocalProtocolError(f"Invalid {protocol} request header name {name!r}.")
+        if len(_VALID_NAMES) < _MAX_VALID_NAMES:
+            _VALID_NAMES[bytes(name)] = None
+    if _FORBIDDEN_IN_VALUE.search(value) is not None:
+        raise LocalProtocolError(
+            f"Invalid {protocol} request header value for {name!r}: NUL, CR and LF are not allowed."
+        )
 
 
 def request_authority(request: Request) -> bytes:

@@ -25,7 +25,11 @@ from aioquic.quic.connection import QuicConnection
 
 from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
 from httpcore.base._models import Request
-from httpcore.base._multiplex_core import DROPPED_HEADERS
+from httpcore.base._multiplex_core import (
+    DROPPED_HEADERS,
+    check_request_field,
+    check_request_start,
+)
 
 Headers = List[Tuple[bytes, bytes]]
 
@@ -135,12 +139,12 @@ def request_headers(request: Request, authority: bytes) -> Headers:
         (b":authority", authority),
         (b":path", url.target),
     ]
+    check_request_start(request, authority, "HTTP/3")
     for name, value in request.headers:
         name = name.lower()
         if name in DROPPED_HEADERS or (name == b"te" and value.lower() != b"trailers"):
             continue
-        if not name or name[:1] == b":" or b"\r" in value or b"\n" in value or b"\0" in value:
-            raise LocalProtocolError(f"Invalid HTTP/3 request header {name!r}.")
+        check_request_field(name, value, "HTTP/3")
         headers.append((name, value.strip(b" \t")))
     return headers
 
