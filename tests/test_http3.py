@@ -195,7 +195,7 @@ async def test_bad_request_header_is_a_local_protocol_error(
     }
     async with h3(api, h3_server.port, client_ssl_context) as conn:
         for name, value in bad.items():
-            with pytest.raises(httpcore.LocalProtocolError, match="^Invalid HTTP/3 request"):
+            with pytest.raises(httpcore.LocalProtocolError, match=r"^Invalid HTTP/3 request"):
                 await conn.request("GET", h3_server.url + "/", headers={name: value})
         response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
         assert response.status == 200
