@@ -6,6 +6,9 @@ import contextlib
 import ssl
 from typing import Any, List, Optional, Tuple
 
+import anyio
+import h2.config
+import h2.connection
 import h2.events
 import h2.settings
 import helpers
@@ -13,6 +16,7 @@ import hyperframe.frame
 import pytest
 from h2.errors import ErrorCodes
 from test_http2 import ORIGIN, URL, FakeServer, decode_client, of_type
+from test_shared_connect import StallingResumableStream
 
 import httpcore
 from httpcore.http2 import AsyncHTTP2Connection, HTTP2Connection, HTTPConnectionState
@@ -342,3 +346,138 @@ async def test_a_request_that_failed_writes_nothing_on_its_way_out(api: Any) -> 
         stream.feed(server.chunks[sent:])
         assert (await conn.request("GET", URL)).content == b"next"
     assert _resets(stream) == [(1, ErrorCodes.CANCEL)]
+
+
+# -- the same, where only tasks can show it (asyncio, trio) ----------------------------------
+#
+# A cancelled task, or requests queued behind each other at a known point
+# (`anyio.wait_all_tasks_blocked()`): threads give no such point without sleeping.
+
+_async_only = pytest.mark.parametrize("flavour", ["asyncio", "trio"])
+
+
+@_async_only
+@pytest.mark.anyio
+async def test_a_cancelled_preface_closes_the_connection_no_other_request_uses() -> None:
+    # The preface write stalls; resumable writes: the cancelled request finishes it.
+    stream = StallingResumableStream(FakeServer().respond(1).chunks, stall_on=1)
+    async with AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        scope = anyio.CancelScope()
+
+        async def request() -> None:
+            with scope:
+                await conn.request("GET", URL)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request)
+            await anyio.wait_all_tasks_blocked()
+            assert stream.stalled and stream.writes == 1
+            scope.cancel()
+        assert scope.cancelled_caught
+        assert conn.is_closed()  # API.md §4.4: "If the preface fails, the connection is closed."
+
+
+@_async_only
+@pytest.mark.anyio
+async def test_a_cancelled_preface_keeps_the_connection_for_a_request_on_it() -> None:
+    server = FakeServer().respond(1).respond(3, b"again")
+    stream = StallingResumableStream(server.chunks, stall_on=1)
+    async with AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        scope = anyio.CancelScope()
+        done: List[bool] = []
+        first_done = anyio.Event()
+
+        async def first() -> None:
+            with scope:
+                await conn.request("GET", URL)
+            done.append(scope.cancelled_caught)
+            first_done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await anyio.wait_all_tasks_blocked()
+            assert stream.stalled
+            # The second request's HEADERS queue behind the stalled preface.
+            async with conn.stream("GET", URL) as response:
+                scope.cancel()
+                with anyio.fail_after(1):
+                    await first_done.wait()
+                assert done == [True]  # the first gave up, having finished the preface
+                assert await response.aread() == b"Hello, world!"
+        assert not conn.is_closed()
+        assert (await conn.request("GET", URL)).content == b"again"
+    server_side = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding=None)
+    )
+    events = server_side.receive_data(stream.sent)
+    assert [e.stream_id for e in events if isinstance(e, h2.events.RequestReceived)] == [1, 3]
+
+
+@_async_only
+@pytest.mark.anyio
+async def test_a_goaway_turns_away_a_request_queued_for_a_slot_at_once() -> None:
+    codes = h2.settings.SettingCodes
+    server = FakeServer(settings={codes.MAX_CONCURRENT_STREAMS: 1})
+    _headers_only(server, 1)
+    server.goaway(last_stream_id=1)
+    server.h2.send_data(1, b"first", end_stream=True)
+    server.flush()
+    async with AsyncHTTP2Connection(ORIGIN, _AsyncStream(server.chunks)) as conn:
+        outcome: List[type] = []
+        refused = anyio.Event()
+
+        async def second() -> None:
+            try:
+                await conn.request("GET", URL, extensions={"timeout": {"pool": 5.0}})
+            except Exception as exc:
+                outcome.append(type(exc))
+            refused.set()
+
+        async with conn.stream("GET", URL) as first:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(second)
+                await anyio.wait_all_tasks_blocked()
+                assert outcome == []  # waits for the only slot, which the first holds
+                # The first reads the GOAWAY with its body: the second is refused then,
+                # not when the first gives its slot back.
+                assert await first.aread() == b"first"
+                with anyio.fail_after(1):  # (not when the first closes, which never comes)
+                    await refused.wait()
+                assert outcome == [httpcore.ConnectionNotAvailable]
+        assert conn.is_closed()
+
+
+@_async_only
+@pytest.mark.anyio
+async def test_requests_queued_for_a_slot_when_stream_ids_run_out_are_all_turned_away() -> None:
+    codes = h2.settings.SettingCodes
+    server = FakeServer(settings={codes.MAX_CONCURRENT_STREAMS: 1})
+    _headers_only(server, 1)
+    async with AsyncHTTP2Connection(ORIGIN, _AsyncStream(server.chunks)) as conn:
+        outcomes: List[type] = []
+        both_done = anyio.Event()
+
+        async def queued() -> None:
+            try:
+                await conn.request("GET", URL, extensions={"timeout": {"pool": 5.0}})
+            except Exception as exc:
+                outcomes.append(type(exc))
+            if len(outcomes) == 2:
+                both_done.set()
+
+        async with anyio.create_task_group() as tg:
+            async with conn.stream("GET", URL):
+                tg.start_soon(queued)
+                tg.start_soon(queued)
+                await anyio.wait_all_tasks_blocked()
+                assert outcomes == []  # both wait for the only slot
+                # (API.md §4.4: tests reach exhausted stream ids through `_h2_state`.)
+                conn._h2_state.highest_outbound_stream_id = 2**31 - 1
+            # The slot goes to the first in line, which finds no stream id and passes the
+            # slot on to the next: each is turned away at once (the pool retries elsewhere),
+            # not after its pool timeout.
+            with anyio.fail_after(1):
+                await both_done.wait()
+            assert outcomes == [httpcore.ConnectionNotAvailable] * 2
+        assert conn.info() == "'https://example.com:443', HTTP/2, IDLE, Request Count: 1"
+        assert not conn.is_available() and conn.has_expired()
