@@ -481,3 +481,83 @@ async def test_requests_queued_for_a_slot_when_stream_ids_run_out_are_all_turned
             assert outcomes == [httpcore.ConnectionNotAvailable] * 2
         assert conn.info() == "'https://example.com:443', HTTP/2, IDLE, Request Count: 1"
         assert not conn.is_available() and conn.has_expired()
+
+
+class _TimedResumableStream(StallingResumableStream):
+    """Records the timeout each `resume_write` is given."""
+
+    def __init__(self, chunks: List[bytes], stall_on: int) -> None:
+        super().__init__(chunks, stall_on)
+        self.resume_timeouts: List[Any] = []
+
+    async def resume_write(self, buffer: bytes, timeout: object = None) -> None:
+        self.resume_timeouts.append(timeout)
+        await super().resume_write(buffer, timeout)
+
+
+@_async_only
+@pytest.mark.parametrize(("write_timeout", "budget"), [(None, 5.0), (2.5, 2.5)])
+@pytest.mark.anyio
+async def test_a_cancelled_writer_has_its_write_timeout_or_5_s_to_finish(
+    write_timeout: Optional[float], budget: float
+) -> None:
+    # Without a write timeout: HTTP2Connection.CANCELLED_WRITE_GRACE (docs/CORE.md).
+    assert AsyncHTTP2Connection.CANCELLED_WRITE_GRACE == HTTP2Connection.CANCELLED_WRITE_GRACE
+    stream = _TimedResumableStream(FakeServer().respond(1).chunks, stall_on=1)
+    async with AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        scope = anyio.CancelScope()
+
+        async def request() -> None:
+            with scope:
+                await conn.request("GET", URL, extensions={"timeout": {"write": write_timeout}})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request)
+            await anyio.wait_all_tasks_blocked()
+            assert stream.stalled
+            scope.cancel()
+    assert stream.resume_timeouts == [budget]
+
+
+@_async_only
+@pytest.mark.anyio
+async def test_a_slot_granted_then_taken_back_by_a_lower_limit_is_not_counted_twice() -> None:
+    """A queued request is granted a slot (the server raised its limit), but the server
+    lowers it again before the request opens its stream: the request queues again, and
+    when it gives up, the slot it no longer holds is not given back a second time."""
+    codes = h2.settings.SettingCodes
+    server = FakeServer(settings={codes.MAX_CONCURRENT_STREAMS: 1})
+    _headers_only(server, 1)
+    server.settings({codes.MAX_CONCURRENT_STREAMS: 2})
+    sent = len(server.chunks)
+    server.settings({codes.MAX_CONCURRENT_STREAMS: 1})
+    server.h2.send_data(1, b"part")
+    server.flush()
+    server.chunks[sent:] = [b"".join(server.chunks[sent:])]
+    # The first request reads them one after the other (the mock stream's reads return at
+    # once): the queued request runs only after both.
+    async with AsyncHTTP2Connection(ORIGIN, _AsyncStream(server.chunks)) as conn:
+        scope = anyio.CancelScope()
+        done = anyio.Event()
+
+        async def queued() -> None:
+            with scope:  # no pool timeout: it waits until it gives up (cancelled)
+                await conn.request("GET", URL)
+            done.set()
+
+        async with conn.stream("GET", URL) as first:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(queued)
+                await anyio.wait_all_tasks_blocked()
+                chunks = first.aiter_stream()
+                assert await chunks.__anext__() == b"part"  # and the two SETTINGS
+                # The queued request wakes up with its slot, finds no room and queues again.
+                await anyio.wait_all_tasks_blocked()
+                scope.cancel()
+                with anyio.fail_after(5):
+                    await done.wait()
+                assert scope.cancelled_caught
+                # Still one stream at a time: the next request waits (and times out).
+                with pytest.raises(httpcore.PoolTimeout):
+                    await conn.request("GET", URL, extensions={"timeout": {"pool": 0.05}})
+                await chunks.aclose()
