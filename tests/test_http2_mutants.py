@@ -561,3 +561,20 @@ async def test_a_slot_granted_then_taken_back_by_a_lower_limit_is_not_counted_tw
                 with pytest.raises(httpcore.PoolTimeout):
                     await conn.request("GET", URL, extensions={"timeout": {"pool": 0.05}})
                 await chunks.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_response_closed_after_its_connection_writes_nothing(api: Any) -> None:
+    server = FakeServer()
+    _headers_only(server, 1)
+    server.h2.send_data(1, b"part of it")
+    server.flush()
+    stream = _stream(api, server.chunks)
+    conn = _h2_connection(api, stream)
+    async with conn.stream("GET", URL) as response:
+        assert response.status == 200
+        written = list(stream.written)
+        await conn.aclose()
+        assert conn.is_closed() and stream.closes == 1
+    # (It used to flush h2's queue, the GOAWAY of the close among it, on the closed stream.)
+    assert stream.written == written
