@@ -166,6 +166,26 @@ async def test_reads_ask_the_network_stream_for_read_num_bytes(api: Any) -> None
 
 
 @pytest.mark.anyio
+async def test_only_the_first_request_sends_the_connection_preface(api: Any) -> None:
+    stream = _stream(api, FakeServer().respond(1).respond(3, b"again").chunks)
+    names: List[str] = []
+    trace = {"trace": api.trace(lambda name, info: names.append(name))}
+    async with _h2_connection(api, stream) as conn:
+        assert (await conn.request("GET", URL, extensions=trace)).status == 200
+        assert names[:2] == [
+            "http2.send_connection_init.started",
+            "http2.send_connection_init.complete",
+        ]
+        names.clear()
+        assert (await conn.request("GET", URL, extensions=trace)).content == b"again"
+    assert names[:2] == [
+        "http2.send_request_headers.started",
+        "http2.send_request_headers.complete",
+    ]
+    assert not [name for name in names if "connection_init" in name]
+
+
+@pytest.mark.anyio
 async def test_a_response_closed_before_its_end_resets_its_stream_at_once(api: Any) -> None:
     server = FakeServer()
     _headers_only(server, 1)
