@@ -184,7 +184,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             closing, _idle = self._release_locked()
         if closing:
             yield from self._close_connection()
-        elif graceful:
+        elif graceful and not self._network_closed:  # nothing is written once closed
             try:
                 yield from self._writer.flush(stream.write_timeout, raise_error=False)
             except Exception:
