@@ -598,3 +598,28 @@ async def test_a_response_closed_after_its_connection_writes_nothing(api: Any) -
         assert conn.is_closed() and stream.closes == 1
     # (It used to flush h2's queue, the GOAWAY of the close among it, on the closed stream.)
     assert stream.written == written
+
+
+@pytest.mark.anyio
+async def test_a_body_read_after_its_connection_closed_writes_nothing(api: Any) -> None:
+    """Reading what had arrived of a body after `close()` acknowledges it to h2, which queues
+    a WINDOW_UPDATE: it is dropped, not written on the closed network stream."""
+    server = FakeServer()
+    server.expect(1)
+    # Headers and the first DATA in one read: the DATA is filed with the stream at once.
+    server.h2.send_headers(1, [(b":status", b"200")])
+    server.h2.send_data(1, b"part of it")
+    server.flush()
+    stream = _stream(api, server.chunks)
+    conn = _h2_connection(api, stream)
+    async with conn.stream("GET", URL) as response:
+        assert response.status == 200
+        written = list(stream.written)
+        await conn.aclose()
+        received = []
+        with pytest.raises(httpcore.ReadError):
+            async for chunk in response.aiter_stream():
+                received.append(chunk)
+        assert received == [b"part of it"]
+    assert stream.written == written
+    assert stream.closes == 1

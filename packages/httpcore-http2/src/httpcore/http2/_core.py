@@ -184,7 +184,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             closing, _idle = self._release_locked()
         if closing:
             yield from self._close_connection()
-        elif graceful and not self._network_closed:  # nothing is written once closed
+        elif graceful:
             try:
                 yield from self._writer.flush(stream.write_timeout, raise_error=False)
             except Exception:
@@ -202,6 +202,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             if self._network_closed:
                 return
             self._network_closed = True
+            self._writer.closed = True
             try:
                 self._h2_state.close_connection()
             except h2.exceptions.ProtocolError:  # pragma: no cover

@@ -5,8 +5,9 @@ Rules:
   its frames sent calls `flush()`: if another request is writing, that one writes them too
   (it drains the buffer until it is empty), so the caller returns at once and nobody ever
   blocks on a write lock. Only the writer takes data out of h2's buffer.
-- Nothing is written once the connection's health says so (`send_error`); what is queued
-  then is dropped, never to be sent.
+- Nothing is written once the connection's health says so (`send_error`) or once the
+  connection closed its network stream (`closed`); what is queued then is dropped, never to
+  be sent (e.g. the GOAWAY of the close, or the WINDOW_UPDATE of a body read after it).
 - A write the network refuses (typically: the server closed) stops writing for good
   (WRITE_FAILED) but not reading: the streams are woken to read what the server sent.
 - A writer interrupted while holding the role (cancelled, timed out) must not leave a torn
@@ -58,6 +59,7 @@ class FrameWriter:
         "_resumable",
         "_streams",
         "_wake_all_locked",
+        "closed",
         "writing",
     )
 
@@ -81,6 +83,7 @@ class FrameWriter:
         self._resumable = resumable  # a cancelled write can be finished
         self._grace = grace
         self.writing = False
+        self.closed = False  # set by the connection, under the lock, when it closes the stream
 
     def flush(self, timeout: Optional[float], raise_error: bool = True) -> Gen[None]:
         """Write what h2 has queued; if another request is writing, it writes it for us."""
@@ -92,6 +95,9 @@ class FrameWriter:
                 h2_state.data_to_send()  # never to be sent: do not let it pile up
                 if raise_error:
                     raise renewed(error)
+                return
+            if self.closed:
+                h2_state.data_to_send()
                 return
             if self.writing or not h2_state.has_data_to_send():
                 return
