@@ -113,6 +113,14 @@ MODULES: Dict[str, List[str]] = {
     "http2/_stream.py": HTTP2_TESTS,
     "http2/_headers.py": HTTP2_TESTS,
     "http2/_patches.py": HTTP2_TESTS,
+    # The request lifecycle and the reader role that HTTP/2 and HTTP/3 share (split out of
+    # http2/_core.py by the redesign); HTTP/3's own tests come after HTTP/2's.
+    "base/_multiplex_core.py": [
+        *HTTP2_TESTS,
+        "tests/test_http2_request_validation.py",
+        "tests/test_multiplex.py",
+        "tests/test_http3.py",
+    ],
 }
 
 # `--recheck` (survivors only) runs these, every flavour; default: the module's own tests.
@@ -135,7 +143,7 @@ RECHECK: Dict[str, List[str]] = {
     ],
 }
 for _name in MODULES:
-    if _name.startswith("http2/"):
+    if _name.startswith("http2/") or _name == "base/_multiplex_core.py":
         RECHECK[_name] = [*HTTP2_TESTS, "tests/test_multiplex.py", "tests/test_cancellation.py"]
 
 # Operators kept: one or two replacements per construct rather than cosmic-ray's every
