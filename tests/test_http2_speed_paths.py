@@ -529,3 +529,45 @@ def h2_server() -> Any:
     for server in servers:
         if server.errors:
             raise server.errors[0]
+
+
+# -- the wait of a request for the reader or a stream slot (async) -----------------------------
+
+
+@pytest.mark.anyio
+async def test_async_event_wait_times_out() -> None:
+    from httpcore.base._async import AsyncEvent
+
+    event = AsyncEvent()
+    with anyio.fail_after(5):
+        with pytest.raises(httpcore.PoolTimeout):
+            await event.wait(0.01)
+    event.set()  # after the timeout: nothing waits any more
+    assert event.is_set()
+    await event.wait(0.01)  # set: returns at once
+
+
+@pytest.mark.anyio
+async def test_async_event_set_by_another_task() -> None:
+    from httpcore.base._async import AsyncEvent
+
+    for timeout in (None, 10.0):
+        event = AsyncEvent()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(event.wait, timeout)
+            await anyio.sleep(0.01)
+            with anyio.fail_after(5):
+                event.set()  # wakes the waiter long before its timeout
+        assert event.is_set()
+
+
+@pytest.mark.anyio
+async def test_async_event_wait_cancelled() -> None:
+    from httpcore.base._async import AsyncEvent
+
+    event = AsyncEvent()
+    with anyio.move_on_after(0.01) as scope:
+        await event.wait(10.0)
+    assert scope.cancelled_caught
+    event.set()  # the cancelled wait is not woken (nor broken) by it
+    assert event.is_set()
