@@ -105,6 +105,16 @@ def test_repeat_encoder_encodes_a_repeat_from_memory(monkeypatch: pytest.MonkeyP
     assert len(encodes) == 5
 
 
+def test_repeat_encoder_keeps_no_credentials() -> None:
+    """A block with a never-indexed field (a credential) is encoded as hpack does, every
+    time, and not kept in the memo."""
+    plain, encoder = hpack.Encoder(), RepeatEncoder()
+    headers = [(b":method", b"GET"), hpack.NeverIndexedHeaderTuple(b"authorization", b"secret")]
+    for _ in range(3):
+        assert encoder.encode(list(headers)) == plain.encode(list(headers))
+    assert encoder._memo == {}
+
+
 def test_repeat_decoder_forgets_blocks_across_a_size_round_trip() -> None:
     """A table emptied by a size update and grown back holds nothing: a block referring to
     a dynamic entry decoded earlier must fail now, as with hpack, not come from memory."""

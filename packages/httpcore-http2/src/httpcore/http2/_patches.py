@@ -102,6 +102,8 @@ class RepeatDecoder(hpack.Decoder):  # type: ignore[misc,unused-ignore]
         return headers
 
 
+_NeverIndexed = hpack.NeverIndexedHeaderTuple
+
 #: hpack's own `Encoder.header_table_size` property (its setter is extended below).
 _ENCODER_TABLE_SIZE: Any = hpack.Encoder.__dict__["header_table_size"]
 
@@ -114,6 +116,7 @@ class RepeatEncoder(hpack.Encoder):  # type: ignore[misc,unused-ignore]
     dynamic table, encoding them again (a table search and an integer encoding per header,
     in pure Python) gives the same bytes and leaves the table alone: a dict lookup does
     instead. The memo holds while the table is unchanged: no entry added, no size change.
+    Blocks with never-indexed fields (credentials) are encoded every time, never kept.
     """
 
     MEMO_SIZE = 64
@@ -146,8 +149,12 @@ class RepeatEncoder(hpack.Encoder):  # type: ignore[misc,unused-ignore]
         if table.resized or type(headers) is not list:
             self._table_changes += 1
             return bytes(super().encode(headers, huffman))
-        # The types tell plain tuples from `NeverIndexedHeaderTuple`s (which compare equal).
-        key = (tuple(headers), tuple(map(type, headers)), huffman)
+        # The types tell plain tuples from `NeverIndexedHeaderTuple`s (which compare equal);
+        # blocks with never-indexed fields (credentials) are not kept in memory.
+        types = tuple(map(type, headers))
+        if _NeverIndexed in types:
+            return bytes(super().encode(headers, huffman))
+        key = (tuple(headers), types, huffman)
         state = (self._table_changes, table.maxsize)
         memo = self._memo
         known = memo.get(key)
