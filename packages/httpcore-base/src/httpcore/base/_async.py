@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Awaitable, Callable, List, Optional, Protocol,
 from ._exceptions import PoolTimeout
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._happy_eyeballs import AddrInfo
 
 T = TypeVar("T")
@@ -83,19 +85,28 @@ class _LibraryLock(Protocol):
     def release(self) -> None: ...
 
 
+def _expire(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)
+
+
 class AsyncEvent:
     """A one-shot event that can be set from plain (non-async) code."""
 
-    __slots__ = ("_event", "_is_set")
+    __slots__ = ("_event", "_future", "_is_set")
 
     def __init__(self) -> None:
         self._is_set = False
-        self._event: Optional[_LibraryEvent] = None
+        self._event: Optional[_LibraryEvent] = None  # trio
+        self._future: Optional[asyncio.Future[bool]] = None  # asyncio
 
     def set(self) -> None:
         self._is_set = True
         if self._event is not None:
             self._event.set()
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(True)
 
     def is_set(self) -> bool:
         return self._is_set
@@ -116,14 +127,22 @@ class AsyncEvent:
             return
         import asyncio
 
-        self._event = asyncio.Event()
+        # A bare future and a timer: `asyncio.wait_for` would run the wait in a task of its
+        # own (before Python 3.12), which costs more than the rest of an HTTP/2 wait.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._future = future
         if timeout is None:
-            await self._event.wait()
+            await future
             return
+        timer = loop.call_later(timeout, _expire, future)
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except asyncio.TimeoutError as exc:
-            raise PoolTimeout(exc) from exc
+            if await future:
+                return
+        finally:
+            timer.cancel()
+        timed_out = asyncio.TimeoutError()
+        raise PoolTimeout(timed_out) from timed_out
 
 
 class AsyncLock:

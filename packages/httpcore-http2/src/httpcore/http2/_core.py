@@ -181,6 +181,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
                     self._h2_state.reset_stream(stream_id, ErrorCodes.CANCEL)
                 except h2.exceptions.ProtocolError:  # pragma: no cover - already closed
                     pass
+            self._h2_state.forget_if_closed(stream_id)
             closing, _idle = self._release_locked()
         if closing:
             yield from self._close_connection()

@@ -8,12 +8,15 @@ the client connection the rest of the package uses.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import h2.config
 import h2.connection
+import h2.exceptions
 import h2.settings
 import hpack
+from h2.errors import ErrorCodes
+from hyperframe.frame import RstStreamFrame
 
 _SettingCodes = h2.settings.SettingCodes
 
@@ -92,12 +95,91 @@ class RepeatDecoder(hpack.Decoder):  # type: ignore[misc,unused-ignore]
             if len(memo) >= self.MEMO_SIZE:
                 memo.clear()
             memo[bytes(data)] = (state, tuple(headers))
+        elif self.header_table.maxsize != state[1]:
+            # A size update in the block may have evicted entries without an addition:
+            # count it as a change, or a later return to this size would look unchanged.
+            self._table_changes += 1
         return headers
 
 
+_NeverIndexed = hpack.NeverIndexedHeaderTuple
+
+#: hpack's own `Encoder.header_table_size` property (its setter is extended below).
+_ENCODER_TABLE_SIZE: Any = hpack.Encoder.__dict__["header_table_size"]
+
+
+class RepeatEncoder(hpack.Encoder):  # type: ignore[misc,unused-ignore]
+    """An HPACK encoder that remembers the header blocks it produced without touching its
+    dynamic table.
+
+    A client sends the same request headers again and again; once they are all in the
+    dynamic table, encoding them again (a table search and an integer encoding per header,
+    in pure Python) gives the same bytes and leaves the table alone: a dict lookup does
+    instead. The memo holds while the table is unchanged: no entry added, no size change.
+    Blocks with never-indexed fields (credentials) are encoded every time, never kept.
+    """
+
+    MEMO_SIZE = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: Dict[Any, Tuple[Tuple[int, int], bytes]] = {}
+        self._table_changes = 0
+        table = self.header_table
+        add = table.add
+
+        def counting_add(name: bytes, value: bytes) -> None:
+            add(name, value)
+            self._table_changes += 1
+
+        table.add = counting_add  # type: ignore[method-assign]
+
+    @property
+    def header_table_size(self) -> int:
+        return int(self.header_table.maxsize)
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        # A new size may evict entries, and hpack then emits a size update: a change.
+        _ENCODER_TABLE_SIZE.fset(self, value)
+        self._table_changes += 1
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        table = self.header_table
+        if table.resized or type(headers) is not list:
+            self._table_changes += 1
+            return bytes(super().encode(headers, huffman))
+        # The types tell plain tuples from `NeverIndexedHeaderTuple`s (which compare equal);
+        # blocks with never-indexed fields (credentials) are not kept in memory.
+        types = tuple(map(type, headers))
+        if _NeverIndexed in types:
+            return bytes(super().encode(headers, huffman))
+        key = (tuple(headers), types, huffman)
+        state = (self._table_changes, table.maxsize)
+        memo = self._memo
+        known = memo.get(key)
+        if known is not None and known[0] == state:
+            return known[1]
+        block = bytes(super().encode(headers, huffman))
+        if self._table_changes == state[0]:
+            if len(memo) >= self.MEMO_SIZE:
+                memo.clear()
+            memo[key] = (state, block)
+        return block
+
+
+_DummyLogger = h2.config.DummyLogger
+_StreamClosedError = h2.exceptions.StreamClosedError
+_StreamIDTooLowError = h2.exceptions.StreamIDTooLowError
+
+
 class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-ignore]
-    """An h2 client connection that finishes the streams a GOAWAY lets complete, and decodes
-    repeated response headers from memory."""
+    """An h2 client connection that finishes the streams a GOAWAY lets complete, encodes and
+    decodes repeated headers from memory, and skips h2's per-stream walks and frame
+    formatting where their outcome is known."""
+
+    #: `_open_streams` walks h2's stream table at least once it holds this many streams.
+    MIN_WALK = 64
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
@@ -106,6 +188,83 @@ class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-igno
         decoder.max_header_list_size = self.decoder.max_header_list_size
         decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
         self.decoder = decoder
+        encoder = RepeatEncoder()
+        encoder.header_table_size = self.encoder.header_table_size
+        self.encoder = encoder
+        self._walk_at = self.MIN_WALK
+        self._bound_will_do = False
+
+    # -- counting open streams --------------------------------------------------------------
+    #
+    # h2 (3.2.0 - 4.x) counts the open streams by walking its whole stream table (and drops
+    # the closed ones from it) on every new stream, to check the peer's
+    # SETTINGS_MAX_CONCURRENT_STREAMS: O(n) per stream, O(n^2) for n concurrent requests.
+    # The table's size is an upper bound of that count; while it is below the limit, the
+    # check passes whatever the exact count, so the walk is skipped (`send_headers`). It
+    # still walks, for the exact count, near the limit and, to drop closed streams, once the
+    # table has doubled since the last walk; a stream found closed on release is dropped at
+    # once (`forget_if_closed`), as the walk would.
+
+    def send_headers(self, stream_id: int, headers: Any, *args: Any, **kwargs: Any) -> None:
+        streams = self.streams
+        size = len(streams)
+        self._bound_will_do = (
+            size < self._walk_at and size < self.remote_settings.max_concurrent_streams
+        )
+        try:
+            super().send_headers(stream_id, headers, *args, **kwargs)
+        finally:
+            self._bound_will_do = False
+
+    def _open_streams(self, remainder: int) -> int:
+        if self._bound_will_do:
+            # Only for the check in h2's `send_headers`: size + 1 <= limit, so it passes,
+            # as it would with the exact count (which is no greater).
+            return len(self.streams)
+        count = int(super()._open_streams(remainder))
+        self._walk_at = max(2 * len(self.streams), self.MIN_WALK)
+        return count
+
+    def forget_if_closed(self, stream_id: int) -> None:
+        """Drop a stream that h2 has closed from its table, as its next walk would."""
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.closed:
+            del self.streams[stream_id]
+            self._closed_streams[stream_id] = stream.closed_by
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def _receive_frame(self, frame: Any) -> List[Any]:
+        """h2's handling of one received frame, without the `repr(frame)` that h2 4.x
+        formats for its trace log before calling the logger, even the default one that does
+        nothing (a DATA frame's repr costs more than handling it). With a logger configured,
+        h2's own method runs. The handling of a closed stream is h2's (3.2.0 - 4.x)."""
+        if type(self.config.logger) is not _DummyLogger:
+            return super()._receive_frame(frame)  # type: ignore[no-any-return,unused-ignore]
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except _StreamClosedError as exc:
+            # Closed by a RST_STREAM: a stream error, answered with RST_STREAM; otherwise a
+            # connection error.
+            if not self._stream_is_closed_by_reset(exc.stream_id):
+                raise
+            reset = RstStreamFrame(exc.stream_id)
+            reset.error_code = exc.error_code
+            self._prepare_for_sending([reset])
+            return exc._events  # type: ignore[no-any-return,unused-ignore]
+        except _StreamIDTooLowError as exc:
+            # A frame for a stream already forgotten: a stream error if it was reset, a
+            # connection error if it ended (STREAM_CLOSED) or was closed implicitly.
+            if self._stream_is_closed_by_reset(exc.stream_id):
+                reset = RstStreamFrame(exc.stream_id)
+                reset.error_code = ErrorCodes.STREAM_CLOSED
+                self._prepare_for_sending([reset])
+                return []
+            if self._stream_is_closed_by_end(exc.stream_id):
+                raise _StreamClosedError(exc.stream_id) from exc
+            raise
+        self._prepare_for_sending(frames)
+        return events  # type: ignore[no-any-return,unused-ignore]
 
     def clear_outbound_data_buffer(self) -> None:
         # h2 drops queued frames when a GOAWAY arrives; they may be window updates or body
