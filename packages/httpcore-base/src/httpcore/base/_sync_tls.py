@@ -48,6 +48,8 @@ __all__ = ["SocketTransport", "SyncTLSStream", "TLSinTLSStream"]
 
 # How much ciphertext is read from the transport at a time.
 _READ_SIZE = 65536
+# How much plaintext a write encrypts before sending it.
+_WRITE_CHUNK = 262144
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:
@@ -194,6 +196,7 @@ class SyncTLSStream(NetworkStream):
     """
 
     __slots__ = (
+        "_at_eof",
         "_closed",
         "_fed",
         "_incoming",
@@ -222,6 +225,7 @@ class SyncTLSStream(NetworkStream):
         self._outgoing = outgoing
         self._lock = threading.Lock()
         self._closed = False
+        self._at_eof = False  # the peer ended the stream (close_notify or EOF)
         self._receiving = False  # a thread is reading the transport (without the lock)
         self._sending = False  # a thread is writing the transport (without the lock)
         self._fed: Optional[threading.Event] = None  # set when `_receiving` goes False
@@ -364,13 +368,18 @@ class SyncTLSStream(NetworkStream):
                         else:
                             if self._outgoing.pending:
                                 self._flush_locked(deadline, False)
+                            if not data:
+                                self._at_eof = True
                             return data
+                    if self._at_eof:  # close_notify came: nothing more will
+                        return b""
                     if self._outgoing.pending:  # a key update, say: the peer may wait for it
                         self._flush_locked(deadline, False)
                     self._receive_locked(deadline)
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             # The end of the stream, with or without close_notify, as `ssl.SSLSocket` has it
             # (whether the message it cut short was complete is for the HTTP layer to say).
+            self._at_eof = True
             return b""
         except WriteTimeout as exc:
             raise ReadTimeout(exc) from exc
@@ -378,6 +387,7 @@ class SyncTLSStream(NetworkStream):
             raise ReadError(exc) from exc
         except OSError as exc:
             if getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING":
+                self._at_eof = True
                 return b""
             raise ReadError(exc) from exc
 
@@ -386,21 +396,29 @@ class SyncTLSStream(NetworkStream):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
         sslobj = self._ssl
+        data: Any = buffer
+        rest: Optional[memoryview] = None
+        if len(buffer) > _WRITE_CHUNK:
+            # A slice at a time: the ciphertext held in memory stays small, and a timeout
+            # fires while sending rather than after encrypting it all.
+            rest = memoryview(buffer)
+            data, rest = rest[:_WRITE_CHUNK], rest[_WRITE_CHUNK:]
         try:
             with self._lock:
                 if self._closed:
                     raise _closed()
                 while True:
-                    # All of it or nothing: `ssl` does not enable partial writes, and a memory
-                    # BIO takes any amount.
+                    # All or nothing: `ssl` enables no partial writes; a memory BIO takes any.
                     try:
-                        sslobj.write(buffer)
+                        sslobj.write(data)
                     except ssl.SSLWantReadError:  # a renegotiation: the peer must speak first
                         self._flush_locked(deadline, True)
                         self._receive_locked(deadline)
                         continue
-                    break
-                self._flush_locked(deadline, True)
+                    self._flush_locked(deadline, True)
+                    if not rest:
+                        return
+                    data, rest = rest[:_WRITE_CHUNK], rest[_WRITE_CHUNK:]
         except ReadTimeout as exc:
             raise WriteTimeout(exc) from exc
         except ReadError as exc:
@@ -427,6 +445,7 @@ class SyncTLSStream(NetworkStream):
         if info == "is_readable":
             return (
                 self._closed
+                or self._at_eof  # a read returns b"" at once
                 or self._incoming.pending > 0
                 or self._ssl.pending() > 0
                 or bool(self._transport.get_extra_info("is_readable"))

@@ -1,0 +1,527 @@
+"""TLS used by several threads at once: sync HTTP/2 reads a connection in one thread while
+others write it (`httpcore.base._sync_tls`).
+
+Through a pool against real TLS servers (hypercorn with HTTP/2 by ALPN and TLS 1.3, the
+misbehaving h2 servers of `h2servers.py` over TLS, an HTTPS proxy): many threads and streams,
+large bodies both ways, a server dropping the connection, timeouts that fire; each with every
+socket closed by us. The pool tests run with tasks too (asyncio, trio), where they apply. Then
+the sync TLS stream itself: a reader and a writer thread at once, each with its own timeout,
+and the transport never read (or written) by two threads at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Callable, Iterator, List, Optional
+
+import anyio
+import helpers
+import pytest
+from h2servers import H2Server
+from servers.raw import sockets_to, stall
+from test_leaks import no_leaks
+
+import httpcore
+from httpcore.base._backends import NetworkStream
+from httpcore.base._sync_tls import SocketTransport, SyncTLSStream, TLSinTLSStream
+
+anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
+
+BROKEN = (httpcore.NetworkError, httpcore.RemoteProtocolError)
+
+
+def _timeouts(**values: Optional[float]) -> Any:
+    return {"timeout": values}
+
+
+@contextlib.contextmanager
+def closes_its_sockets(port: int) -> Iterator[None]:
+    """The body leaves no socket of ours to `port` open, with the collector disabled, and
+    collecting afterwards warns of nothing. (`no_leaks` compares every descriptor: a server
+    living in this process through the whole session, like hypercorn, may still hold its side.)
+    """
+    gc.collect()
+    unraisable: List[Any] = []
+    old_hook = sys.unraisablehook
+    gc.disable()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            sys.unraisablehook = unraisable.append
+            try:
+                yield
+                left = sockets_to(port)
+                gc.enable()
+                gc.collect()
+            finally:
+                sys.unraisablehook = old_hook
+    finally:
+        gc.enable()
+    assert left == []
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert [repr(u.exc_value) for u in unraisable] == []
+
+
+async def _wait(api: helpers.API, event: threading.Event) -> bool:
+    if api.is_async:
+        return await anyio.to_thread.run_sync(event.wait, 10)
+    return event.wait(10)
+
+
+@pytest.fixture
+def h2_server() -> Iterator[Callable[..., H2Server]]:
+    servers: List[H2Server] = []
+
+    def start(**kwargs: Any) -> H2Server:
+        server = H2Server(**kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+    for server in servers:
+        if server.errors:
+            raise server.errors[0]
+
+
+@pytest.fixture
+def h2_tls_context(ca: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+# -- through a pool ----------------------------------------------------------------------------
+
+
+async def test_many_workers_share_fresh_tls_http2_connections(
+    api: helpers.API, tls_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    """8 workers x 8 requests on each of 5 fresh pools: one HTTP/2 connection each, no
+    request lost (the sync flavour used to break the TLS state now and then)."""
+
+    async def worker(pool: Any, versions: List[bytes]) -> None:
+        for _ in range(8):
+            response = await pool.request("GET", tls_server.url + "/")
+            assert response.content == b"Hello, world!"
+            versions.append(response.extensions["http_version"])
+
+    for _ in range(5):
+        versions: List[bytes] = []
+        async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+            await api.concurrently(*[functools.partial(worker, pool, versions)] * 8)
+            assert versions == [b"HTTP/2"] * 64
+            assert len(pool.connections) == 1
+
+
+async def test_large_bodies_both_ways_on_one_tls_http2_connection(
+    api: helpers.API, tls_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    """Uploads and downloads well past the flow-control windows: reads and writes of the
+    workers overlap all along."""
+    received: List[int] = []
+    with closes_its_sockets(tls_server.port):
+        async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+
+            async def worker(seed: int) -> None:
+                for round_ in range(3):
+                    body = bytes([seed * 16 + round_]) * (300_000 + seed * 1000)
+                    response = await pool.request("POST", tls_server.url + "/echo", content=body)
+                    assert response.content == body
+                    received.append(len(body))
+
+            await api.concurrently(*[lambda seed=seed: worker(seed) for seed in range(5)])
+            assert len(received) == 15
+            assert len(pool.connections) == 1
+
+
+async def test_a_read_timeout_fails_only_its_request(
+    api: helpers.API, tls_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    """One request times out reading (0.3 s) while others, without a read timeout, go on on
+    the same connection: each read has its own timeout."""
+    outcomes: List[Any] = []
+    with closes_its_sockets(tls_server.port):
+        async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+            await pool.request("GET", tls_server.url + "/")  # the connection, settled
+
+            async def slow() -> None:
+                with pytest.raises(httpcore.ReadTimeout):
+                    await pool.request(
+                        "GET", tls_server.url + "/slow/3000", extensions=_timeouts(read=0.3)
+                    )
+                outcomes.append("timed out")
+
+            async def quick() -> None:
+                for _ in range(10):
+                    response = await pool.request("POST", tls_server.url + "/echo", content=b"q")
+                    assert response.content == b"q"
+                outcomes.append("done")
+
+            await api.concurrently(slow, quick, quick, quick)
+            assert sorted(outcomes) == ["done"] * 3 + ["timed out"]
+            assert (await pool.request("GET", tls_server.url + "/")).status == 200
+            assert len(pool.connections) == 1
+
+
+async def test_the_server_dropping_the_connection_mid_stream(
+    api: helpers.API,
+    h2_server: Callable[..., H2Server],
+    h2_tls_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    """Four requests in flight, the server answers and drops the connection in the middle of
+    one body: each request gets its response or an error of the documented classes, and the
+    next request opens a new connection."""
+    srv = h2_server(hold=4, ssl_context=h2_tls_context)
+    outcomes: List[Any] = []
+    with closes_its_sockets(srv.port):
+        async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+
+            async def get(path: str) -> None:
+                try:
+                    response = await pool.request(
+                        "GET", srv.url + path, extensions=_timeouts(read=10)
+                    )
+                    outcomes.append(response.content)
+                except BROKEN as exc:
+                    outcomes.append(type(exc))
+
+            await api.concurrently(*[lambda p=p: get(p) for p in ("/a", "/die", "/b", "/c")])
+            assert len(outcomes) == 4
+            assert [o for o in outcomes if not isinstance(o, bytes)] != []
+            answered = {o for o in outcomes if isinstance(o, bytes)}
+            assert answered <= {b"ok /a", b"ok /b", b"ok /c"}
+            assert (await pool.request("GET", srv.url + "/after")).content == b"ok /after"
+            assert srv.connections == 2
+
+
+async def test_a_write_timeout_fires_while_another_request_reads(
+    api: helpers.API,
+    h2_server: Callable[..., H2Server],
+    h2_tls_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    """The server stops reading: an upload times out writing (0.5 s) while another request
+    holds the read role with a longer read timeout (3 s); both end within their own time."""
+    srv = h2_server(stall=True, ssl_context=h2_tls_context)
+    elapsed = {}
+    try:
+        with closes_its_sockets(srv.port):
+            async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+                assert (await pool.request("GET", srv.url + "/warm")).content == b"ok /warm"
+
+                async def upload() -> None:
+                    started = time.monotonic()
+                    with pytest.raises(httpcore.WriteTimeout):
+                        await pool.request(
+                            "POST",
+                            srv.url + "/stall",
+                            content=b"x" * (32 * 1024 * 1024),
+                            extensions=_timeouts(write=0.5, read=3),
+                        )
+                    elapsed["upload"] = time.monotonic() - started
+
+                async def reader() -> None:
+                    assert await _wait(api, srv.stalled)  # sent once the server stopped reading
+                    started = time.monotonic()
+                    with pytest.raises((httpcore.ReadTimeout, *BROKEN)):
+                        await pool.request("GET", srv.url + "/late", extensions=_timeouts(read=3))
+                    elapsed["reader"] = time.monotonic() - started
+
+                await api.concurrently(upload, reader)
+        assert elapsed["upload"] < 2.5  # its own 0.5 s, not the reader's 3 s
+        assert elapsed["reader"] < 6
+    finally:
+        srv.resume.set()
+
+
+async def test_http2_through_an_https_proxy_from_many_workers(
+    api: helpers.API,
+    tls_server: Any,
+    https_proxy: Any,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    """TLS inside TLS, HTTP/2 inside: the inner and the outer session are both shared."""
+    with closes_its_sockets(https_proxy.port):
+        async with api.HTTPProxy(
+            proxy_url=https_proxy.url,
+            proxy_ssl_context=client_ssl_context,
+            ssl_context=client_ssl_context,
+            http2=True,
+        ) as proxy:
+            response = await proxy.request("GET", tls_server.url + "/")  # the tunnel, settled
+            assert response.extensions["http_version"] == b"HTTP/2"
+
+            async def worker(seed: int) -> None:
+                for round_ in range(4):
+                    body = bytes([seed * 8 + round_]) * 100_000
+                    response = await proxy.request("POST", tls_server.url + "/echo", content=body)
+                    assert response.content == body
+                    assert response.extensions["http_version"] == b"HTTP/2"
+
+            await api.concurrently(*[lambda seed=seed: worker(seed) for seed in range(6)])
+            assert len(proxy.connections) == 1
+
+
+# -- the sync TLS stream itself ------------------------------------------------------------------
+
+
+class Recording(NetworkStream):
+    """A transport that records how many threads read it (and write it) at once, and holds
+    each call a moment so that the threads' calls overlap."""
+
+    def __init__(self, inner: NetworkStream) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self.reading = self.writing = 0
+        self.most_reading = self.most_writing = 0
+        self.overlaps = 0  # reads and writes at the same time
+
+    def _enter(self, reading: bool) -> None:
+        with self._lock:
+            if reading:
+                self.reading += 1
+                self.most_reading = max(self.most_reading, self.reading)
+            else:
+                self.writing += 1
+                self.most_writing = max(self.most_writing, self.writing)
+            if self.reading and self.writing:
+                self.overlaps += 1
+
+    def _leave(self, reading: bool) -> None:
+        with self._lock:
+            if reading:
+                self.reading -= 1
+            else:
+                self.writing -= 1
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        self._enter(True)
+        try:
+            time.sleep(0.0005)
+            return self.inner.read(max_bytes, timeout)
+        finally:
+            self._leave(True)
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self._enter(False)
+        try:
+            time.sleep(0.0005)
+            self.inner.write(buffer, timeout)
+        finally:
+            self._leave(False)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+def _echo(conn: socket.socket, server: Any) -> None:
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        conn.sendall(data)
+
+
+def _connect(port: int, context: ssl.SSLContext, record: bool = False) -> Any:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    transport: NetworkStream = SocketTransport(sock)
+    if record:
+        transport = Recording(transport)
+    return SyncTLSStream.handshake(transport, context, "localhost", timeout=5)
+
+
+def _run(*functions: Callable[[], Any]) -> List[Any]:
+    """Run the functions in threads at once; their results or exceptions."""
+    results: List[Any] = [None] * len(functions)
+
+    def run(index: int) -> None:
+        try:
+            results[index] = functions[index]()
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def test_a_reader_and_a_writer_thread_share_a_tls_stream(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        payload = os.urandom(2_000_000)
+
+        def write() -> None:
+            for start in range(0, len(payload), 20_000):
+                stream.write(payload[start : start + 20_000], timeout=10)
+
+        def read() -> bytes:
+            received = bytearray()
+            while len(received) < len(payload):
+                data = stream.read(65536, timeout=10)
+                assert data
+                received += data
+            return bytes(received)
+
+        written, echoed = _run(write, read)
+        assert written is None
+        assert echoed == payload
+        transport = stream._transport
+        assert transport.most_reading == 1
+        assert transport.most_writing == 1
+        assert transport.overlaps > 0  # the test did what it says
+        stream.close()
+        srv.close()
+
+
+def test_a_second_reader_waits_for_the_one_reading_the_transport(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        total = 600_000
+        received: List[bytes] = []
+        lock = threading.Lock()
+
+        def read() -> None:
+            while True:
+                with lock:
+                    if sum(map(len, received)) >= total:
+                        return
+                data = stream.read(4096, timeout=5)
+                with lock:
+                    received.append(data)
+
+        def write() -> None:
+            for _ in range(total // 10_000):
+                stream.write(b"z" * 10_000, timeout=5)
+
+        results = _run(read, read, read, write)
+        # A reader may time out waiting once everything has been read by the others.
+        assert all(r is None or isinstance(r, httpcore.ReadTimeout) for r in results)
+        assert b"".join(received) == b"z" * total
+        assert stream._transport.most_reading == 1
+        stream.close()
+        srv.close()
+
+
+def test_a_write_and_a_read_each_keep_their_own_timeout(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """The server reads and writes nothing after the handshake: a reader thread waits (2 s)
+    while a writer fills the socket buffers; the write times out after its own 0.2 s."""
+    srv = raw_server(stall, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context)
+
+        def read() -> float:
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout):
+                stream.read(100, timeout=2)
+            return time.monotonic() - started
+
+        def write() -> float:
+            time.sleep(0.1)  # the reader is waiting by now
+            started = time.monotonic()
+            with pytest.raises(httpcore.WriteTimeout):
+                stream.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+            return time.monotonic() - started
+
+        read_time, write_time = _run(read, write)
+        assert 1.9 <= read_time < 5
+        assert 0.19 <= write_time < 1.5
+        stream.close()
+        srv.close()
+
+
+def test_end_of_stream_while_another_thread_writes(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """The server answers the first bytes and closes (close_notify, then FIN): the reader gets
+    the data then b"", not an error."""
+
+    def answer_and_close(conn: ssl.SSLSocket, server: Any) -> None:
+        conn.recv(100)
+        conn.sendall(b"bye")
+        conn.unwrap().close()
+
+    srv = raw_server(answer_and_close, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context)
+        stream.write(b"hello")
+        assert stream.read(100, timeout=5) == b"bye"
+        assert stream.read(100, timeout=5) == b""
+        assert stream.read(100, timeout=5) == b""  # and again
+        assert stream.get_extra_info("is_readable") is True
+        stream.close()
+        with pytest.raises(httpcore.ReadError):
+            stream.read(100)
+        with pytest.raises(httpcore.WriteError):
+            stream.write(b"x")
+        srv.close()
+
+
+def test_stream_introspection(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        raw = httpcore.SyncBackend().connect_tcp("127.0.0.1", srv.port)
+        stream = raw.start_tls(client_ssl_context, server_hostname="localhost", timeout=5)
+        assert type(stream) is SyncTLSStream
+        sock = stream.get_extra_info("socket")
+        assert type(sock) is socket.socket  # the raw socket: TLS runs in memory
+        assert repr(stream) == f"<SyncTLSStream fd={sock.fileno()}>"
+        assert isinstance(stream.get_extra_info("ssl_object"), ssl.SSLObject)
+        assert stream.get_extra_info("server_addr") == ("127.0.0.1", srv.port)
+        stream.write(b"a" * 5000)
+        first = stream.read(10, timeout=5)
+        assert first == b"a" * 10
+        # The rest of the record is decrypted and buffered: readable, though the socket is not.
+        assert stream.get_extra_info("is_readable") is True
+        rest = b""
+        while len(rest) < 4990:
+            rest += stream.read(65536, timeout=5)
+        assert stream.get_extra_info("is_readable") is False
+        stream.close()
+        assert stream.get_extra_info("is_readable") is True
+        srv.close()
+
+
+def test_a_failed_inner_handshake_closes_the_connection(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context)
+        # The echo server bounces the inner ClientHello back: not a ServerHello.
+        with pytest.raises(httpcore.ConnectError):
+            TLSinTLSStream.handshake(stream, client_ssl_context, "localhost", timeout=5)
+        with pytest.raises(httpcore.ReadError):
+            stream.read(1)
+        srv.close()
