@@ -1,5 +1,7 @@
 """Count the Python and C calls per request of sync HTTPS keep-alive (HTTP/1.1), and time it.
 
+(`--plain`: the same over plain HTTP.)
+
 Starts the tests' hypercorn TLS server in this process, sends ``--warmup`` GETs on one
 keep-alive connection, then ``--requests`` more under ``sys.setprofile`` (this thread only:
 the server's thread is not counted) and prints the calls per request, then times as many again
@@ -34,6 +36,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--top", type=int, default=0, help="also list the N most called")
+    parser.add_argument("--plain", action="store_true", help="plain HTTP, for comparison")
     args = parser.parse_args()
 
     ca = trustme.CA()
@@ -43,7 +46,10 @@ def main() -> int:
         context = ssl.create_default_context()
         ca.configure_trust(context)
         loop = BackgroundLoop()
-        server = HTTPServer(loop, certfile=certfile, client_context=context)
+        if args.plain:
+            server = HTTPServer(loop)
+        else:
+            server = HTTPServer(loop, certfile=certfile, client_context=context)
         try:
             url = server.url + "/"
             with httpcore.ConnectionPool(ssl_context=context, max_connections=1) as pool:

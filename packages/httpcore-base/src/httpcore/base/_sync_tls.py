@@ -364,7 +364,9 @@ class SyncTLSStream(NetworkStream):
                         try:
                             data: bytes = sslobj.read(max_bytes)
                         except ssl.SSLWantReadError:
-                            pass
+                            if incoming.eof:  # nothing more will come to complete a record
+                                self._at_eof = True
+                                return b""
                         else:
                             if self._outgoing.pending:
                                 self._flush_locked(deadline, False)
