@@ -525,3 +525,99 @@ def test_a_failed_inner_handshake_closes_the_connection(
         with pytest.raises(httpcore.ReadError):
             stream.read(1)
         srv.close()
+
+
+class WantsReadFirst:
+    """Stands in for the SSL object under a `SyncTLSStream`: its first `write` asks for more
+    ciphertext (`SSLWantReadError`, as during a TLS 1.2 renegotiation), later ones write."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.refused = 0
+
+    def write(self, data: Any) -> int:
+        if not self.refused:
+            self.refused += 1
+            raise ssl.SSLWantReadError("wants read")
+        return self._real.write(data)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.001)
+
+
+def _settle(stream: Any) -> None:
+    """A round trip, so that the TLS 1.3 session tickets sent after the handshake are read."""
+    stream.write(b"settle", timeout=5)
+    assert stream.read(100, timeout=5) == b"settle"
+
+
+def test_a_write_that_must_read_waits_for_the_thread_reading(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """A reader thread waits on the socket; a write needs ciphertext first: it waits for the
+    reader to bring some in (rather than reading the socket too), then writes."""
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        _settle(stream)
+        fake = stream._ssl = WantsReadFirst(stream._ssl)
+        transport = stream._transport
+        results: List[Any] = []
+        reader = threading.Thread(target=lambda: results.append(stream.read(100, timeout=5)))
+        reader.start()
+        _until(lambda: transport.reading == 1)
+        writer = threading.Thread(target=lambda: stream.write(b"ping", timeout=5))
+        writer.start()
+        _until(lambda: fake.refused == 1)
+        assert writer.is_alive()  # waiting for the reader's ciphertext
+        stream.write(b"wake", timeout=5)  # echoed: the reader feeds it in, the writer goes on
+        writer.join(5)
+        reader.join(5)
+        assert not writer.is_alive() and not reader.is_alive()
+        echoed = results[0]
+        while len(echoed) < 8:
+            echoed += stream.read(100, timeout=5)
+        assert echoed == b"wakeping"
+        assert transport.most_reading == 1
+        stream.close()
+        srv.close()
+
+
+def test_a_write_that_must_read_keeps_its_own_timeout(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """Nothing comes: the write waiting for the reader's ciphertext times out after its own
+    0.3 s; the reader goes on waiting for its 2 s."""
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        _settle(stream)
+        stream._ssl = WantsReadFirst(stream._ssl)
+        transport = stream._transport
+
+        def read() -> float:
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout):
+                stream.read(100, timeout=2)
+            return time.monotonic() - started
+
+        def write() -> float:
+            _until(lambda: transport.reading == 1)
+            started = time.monotonic()
+            with pytest.raises(httpcore.WriteTimeout):
+                stream.write(b"ping", timeout=0.3)
+            return time.monotonic() - started
+
+        read_time, write_time = _run(read, write)
+        assert 0.29 <= write_time < 1.5
+        assert 1.9 <= read_time < 5
+        assert transport.most_reading == 1
+        stream.close()
+        srv.close()
