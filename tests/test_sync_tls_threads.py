@@ -621,3 +621,30 @@ def test_a_write_that_must_read_keeps_its_own_timeout(
         assert transport.most_reading == 1
         stream.close()
         srv.close()
+
+
+def test_socket_transport_timeouts(raw_server: Callable[..., Any]) -> None:
+    """Each call waits for its own timeout (a negative one is no time at all), and the
+    transport's write sends everything or times out."""
+    srv = raw_server(stall)
+    with no_leaks():
+        transport = SocketTransport(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        assert transport.get_extra_info("is_readable") is False
+        for timeout in (0.1, 0.0, -1.0):
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout, match="timed out"):
+                transport.read(100, timeout=timeout)
+            assert time.monotonic() - started < 1.5
+        started = time.monotonic()
+        with pytest.raises(httpcore.WriteTimeout, match="timed out"):
+            transport.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+        assert 0.19 <= time.monotonic() - started < 1.5
+        transport.write(b"")  # nothing to send: no wait
+        assert repr(transport).startswith("<SocketTransport fd=")
+        transport.close()
+        assert transport.get_extra_info("is_readable") is True
+        with pytest.raises(httpcore.ReadError):
+            transport.read(1, timeout=1)
+        with pytest.raises(httpcore.WriteError):
+            transport.write(b"x", timeout=1)
+        srv.close()

@@ -116,7 +116,7 @@ class SocketTransport(NetworkStream):
 
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         deadline = None if timeout is None else time.monotonic() + timeout
-        wait = None if timeout is None else timeout * 1000.0
+        wait = None if timeout is None else max(timeout, 0.0) * 1000.0
         while True:
             try:
                 if self._readable.poll(wait):
@@ -145,22 +145,19 @@ class SocketTransport(NetworkStream):
 
     def _write_rest(self, view: memoryview, timeout: Optional[float]) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        wait = None if timeout is None else timeout * 1000.0
         while view:
+            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0) * 1000.0
             try:
                 if self._writable.poll(wait):
                     view = view[self._sock.send(view) :]
-                    wait = None if deadline is None else (deadline - time.monotonic()) * 1000.0
                     continue
             except BlockingIOError:
-                pass
+                pass  # writable, then not: wait again
             except OSError as exc:
                 raise WriteError(exc) from exc
-            if deadline is not None:
-                wait = (deadline - time.monotonic()) * 1000.0
-                if wait <= 0:
-                    timed_out = _timed_out()
-                    raise WriteTimeout(timed_out) from timed_out
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = _timed_out()
+                raise WriteTimeout(timed_out) from timed_out
 
     def close(self) -> None:
         self._readable = self._writable = _NeverWait
