@@ -455,6 +455,9 @@ def test_a_write_and_a_read_each_keep_their_own_timeout(
         read_time, write_time = _run(read, write)
         assert 1.9 <= read_time < 5
         assert 0.19 <= write_time < 1.5
+        # Part of a record was sent: the stream refuses to go on with the rest lost.
+        with pytest.raises(httpcore.WriteError, match="timed out"):
+            stream.write(b"more", timeout=5)
         stream.close()
         srv.close()
 

@@ -14,6 +14,8 @@ ever runs in memory, under `_lock`; the transport is read and written outside th
   update) to the thread sending, so a reader never waits on a blocked writer.
 - The events are created only when a thread waits, and set under the lock by the thread that
   clears the flag: no wake-up is lost.
+- A failed send leaves part of a record on the wire and the rest lost: later writes raise
+  `WriteError` (`_broken`) rather than send what the peer could only take for garbage.
 
 The transport is `SocketTransport` (a non-blocking socket, each call waiting with `poll()` for
 its own timeout: `settimeout()` is one setting per socket, which a read and a write of two
@@ -194,6 +196,7 @@ class SyncTLSStream(NetworkStream):
 
     __slots__ = (
         "_at_eof",
+        "_broken",
         "_closed",
         "_fed",
         "_incoming",
@@ -223,6 +226,7 @@ class SyncTLSStream(NetworkStream):
         self._lock = threading.Lock()
         self._closed = False
         self._at_eof = False  # the peer ended the stream (close_notify or EOF)
+        self._broken: Optional[BaseException] = None  # why a write of ciphertext failed
         self._receiving = False  # a thread is reading the transport (without the lock)
         self._sending = False  # a thread is writing the transport (without the lock)
         self._fed: Optional[threading.Event] = None  # set when `_receiving` goes False
@@ -331,6 +335,9 @@ class SyncTLSStream(NetworkStream):
         outgoing = self._outgoing
         if not outgoing.pending:
             return
+        if self._broken is not None:
+            # Part of a record went out and the rest is lost: what follows would be garbage.
+            raise WriteError(self._broken)
         self._sending = True
         try:
             while outgoing.pending:
@@ -338,6 +345,9 @@ class SyncTLSStream(NetworkStream):
                 lock.release()
                 try:
                     self._transport.write(data, None if deadline is None else _remaining(deadline))
+                except BaseException as exc:
+                    self._broken = exc
+                    raise
                 finally:
                     lock.acquire()
         finally:
