@@ -6,8 +6,8 @@ tickets read during a write corrupted the connection now and then). Here the SSL
 ever runs in memory, under `_lock`; the transport is read and written outside that lock:
 
 - One thread at a time reads the transport (`_receiving`) and feeds the incoming BIO. A thread
-  that needs ciphertext while another is reading (a writer that the SSL object sends to read,
-  a second reader) waits for that feed (`_fed`) rather than reading too, within its own timeout.
+  that needs ciphertext while another is reading (a writer whose SSL write must read first, a
+  second reader) waits for that feed (`_fed`) rather than reading too, within its own timeout.
 - One thread at a time sends (`_sending`) and drains the outgoing BIO until it is empty, so
   records leave in the order the SSL object made them. A writer waits for its turn (`_sent`):
   `write()` returns once its records are sent. A reader leaves its records (a TLS alert or key
@@ -95,8 +95,10 @@ else:  # pragma: no cover  (Windows)
         def poll(self, timeout: Optional[float] = None) -> bool:
             seconds = None if timeout is None else timeout / 1000.0
             if self._write:
-                return bool(select.select([], [self._sock], [self._sock], seconds)[1])
-            return bool(select.select([self._sock], [], [self._sock], seconds)[0])
+                _, ready, failed = select.select([], [self._sock], [self._sock], seconds)
+            else:
+                ready, _, failed = select.select([self._sock], [], [self._sock], seconds)
+            return bool(ready or failed)
 
     _poller = _Select
     _POLLIN, _POLLOUT = 1, 4
