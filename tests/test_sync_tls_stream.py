@@ -21,8 +21,7 @@ from test_leaks import no_leaks
 
 import httpcore
 from httpcore.base._backends import NetworkStream
-from httpcore.base._sync_backend import SyncStream
-from httpcore.base._sync_tls import SyncTLSStream, TLSinTLSStream
+from httpcore.base._sync_tls import SocketTransport, SyncTLSStream, TLSinTLSStream
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -89,7 +88,7 @@ def _echo(conn: socket.socket, server: Any) -> None:
 
 def _connect(port: int, context: ssl.SSLContext, record: bool = False) -> Any:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    transport: NetworkStream = SyncStream(sock)
+    transport: NetworkStream = SocketTransport(sock)
     if record:
         transport = Recording(transport)
     return SyncTLSStream.handshake(transport, context, "localhost", timeout=5)
@@ -373,12 +372,12 @@ def test_a_write_that_must_read_keeps_its_own_timeout(
         srv.close()
 
 
-def test_sync_stream_timeouts(raw_server: Callable[..., Any]) -> None:
+def test_socket_transport_timeouts(raw_server: Callable[..., Any]) -> None:
     """Each call waits for its own timeout (a negative one is no time at all), and the
     transport's write sends everything or times out."""
     srv = raw_server(stall)
     with no_leaks():
-        transport = SyncStream(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        transport = SocketTransport(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
         assert transport.get_extra_info("is_readable") is False
         for timeout in (0.1, 0.0, -1.0):
             started = time.monotonic()
@@ -390,7 +389,7 @@ def test_sync_stream_timeouts(raw_server: Callable[..., Any]) -> None:
             transport.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
         assert 0.19 <= time.monotonic() - started < 1.5
         transport.write(b"")  # nothing to send: no wait
-        assert repr(transport).startswith("<SyncStream fd=")
+        assert repr(transport).startswith("<SocketTransport fd=")
         transport.close()
         assert transport.get_extra_info("is_readable") is True
         with pytest.raises(httpcore.ReadError):

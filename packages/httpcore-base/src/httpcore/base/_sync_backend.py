@@ -1,10 +1,8 @@
 """The blocking network backend, on the standard `socket` and `ssl` modules.
 
 This is the hot path of every synchronous request, so the stream methods are written to do as
-little as possible per call: the socket is non-blocking for good and each call waits with a
-`poll()` object kept per direction for its own timeout (no `settimeout()`, which a read and a
-write of two threads would race on), errors are mapped with a plain `try`/`except`, and a
-write is usually one `send`. TLS runs in memory over this stream (`_sync_tls`).
+little as possible per call: the socket timeout is only changed when it differs from the one
+set last, errors are mapped with a plain `try`/`except`, and writes go out with one `sendall`.
 """
 
 from __future__ import annotations
@@ -33,6 +31,9 @@ if TYPE_CHECKING:
     import ssl
 
 __all__ = ["SyncBackend", "SyncStream", "is_socket_readable"]
+
+# A cached timeout that equals no timeout (NaN != anything): forces the next call to set it.
+_UNKNOWN_TIMEOUT = float("nan")
 
 
 if hasattr(select, "poll"):
@@ -99,128 +100,64 @@ def _socket_info(sock: SocketLike, info: str) -> object:
     return None
 
 
-def _timed_out() -> socket.timeout:
-    return socket.timeout("timed out")
-
-
-class _NeverWait:
-    """Stands in for the poll objects of a closed transport: the socket call that follows
-    raises the error of a closed socket (a closed descriptor's number may be reused)."""
-
-    @staticmethod
-    def poll(timeout: Optional[float] = None) -> bool:
-        return True
-
-
-if hasattr(select, "poll"):
-
-    def _poller(sock: socket.socket, events: int) -> Any:
-        poller = select.poll()
-        poller.register(sock, events)
-        return poller
-
-    _POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
-
-else:  # pragma: no cover  (Windows)
-
-    class _Select:
-        def __init__(self, sock: socket.socket, events: int) -> None:
-            self._sock, self._write = sock, events == _POLLOUT
-
-        def poll(self, timeout: Optional[float] = None) -> bool:
-            seconds = None if timeout is None else timeout / 1000.0
-            if self._write:
-                _, ready, failed = select.select([], [self._sock], [self._sock], seconds)
-            else:
-                ready, _, failed = select.select([self._sock], [], [self._sock], seconds)
-            return bool(ready or failed)
-
-    _poller = _Select
-    _POLLIN, _POLLOUT = 1, 4
-
-
 class SyncStream(NetworkStream):
-    """A connected socket, in non-blocking mode: each read and write waits with `poll()` for
-    its own timeout, so that a read and a write of two threads (sync HTTP/2) never race on the
-    socket's one `settimeout()` setting. `start_tls` returns a `SyncTLSStream` over this one.
-    (`timeout` is ignored: each call has its own.)"""
+    """A connected blocking socket, plain (`start_tls` hands the socket to a `SyncTLSStream`,
+    see `_sync_tls`)."""
 
-    __slots__ = ("_readable", "_sock", "_writable")
+    __slots__ = ("_sock", "_timeout")
 
-    def __init__(self, sock: socket.socket, timeout: Optional[float] = None) -> None:
-        sock.setblocking(False)
+    def __init__(self, sock: socket.socket, timeout: float | None = None) -> None:
         self._sock = sock
-        # One poll object per direction: a poll object must not be polled by two threads.
-        self._readable = _poller(sock, _POLLIN)
-        self._writable = _poller(sock, _POLLOUT)
+        # The timeout currently set on the socket, so that it is only changed when needed.
+        self._timeout = timeout
 
-    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        wait = None if timeout is None else max(timeout, 0.0) * 1000.0
-        while True:
-            try:
-                if self._readable.poll(wait):
-                    return self._sock.recv(max_bytes)
-            except BlockingIOError:
-                pass  # readable, then not (another reader?): wait again
-            except OSError as exc:
-                raise ReadError(exc) from exc
-            if deadline is not None:
-                wait = (deadline - time.monotonic()) * 1000.0
-                if wait <= 0:
-                    timed_out = _timed_out()
-                    raise ReadTimeout(timed_out) from timed_out
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout != self._timeout:
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
+            return self._sock.recv(max_bytes)
+        except socket.timeout as exc:
+            raise ReadTimeout(exc) from exc
+        except OSError as exc:
+            raise ReadError(exc) from exc
 
-    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         try:
-            sent = self._sock.send(buffer)  # what fits in the socket's buffer: usually all
-        except BlockingIOError:
-            sent = 0
+            if timeout != self._timeout:
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
+            self._sock.sendall(buffer)
+        except socket.timeout as exc:
+            raise WriteTimeout(exc) from exc
         except OSError as exc:
             raise WriteError(exc) from exc
-        if sent < len(buffer):
-            self._write_rest(memoryview(buffer)[sent:], timeout)
-
-    def _write_rest(self, view: memoryview, timeout: Optional[float]) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while view:
-            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0) * 1000.0
-            try:
-                if self._writable.poll(wait):
-                    view = view[self._sock.send(view) :]
-                    continue
-            except BlockingIOError:
-                pass  # writable, then not: wait again
-            except OSError as exc:
-                raise WriteError(exc) from exc
-            if deadline is not None and time.monotonic() >= deadline:
-                timed_out = _timed_out()
-                raise WriteTimeout(timed_out) from timed_out
 
     def close(self) -> None:
-        self._readable = self._writable = _NeverWait
         self._sock.close()
 
     def start_tls(
         self,
         ssl_context: ssl.SSLContext,
-        server_hostname: Optional[str] = None,
-        timeout: Optional[float] = None,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
     ) -> NetworkStream:
-        from ._sync_tls import SyncTLSStream  # TLS users only
+        from ._sync_tls import SocketTransport, SyncTLSStream  # TLS users only
 
-        return SyncTLSStream.handshake(self, ssl_context, server_hostname, timeout)
+        # The TLS stream owns the socket from now on (non-blocking: see `_sync_tls`).
+        self._timeout = _UNKNOWN_TIMEOUT
+        try:
+            transport = SocketTransport(self._sock)
+        except OSError as exc:
+            self.close()
+            raise ConnectError(exc) from exc
+        return SyncTLSStream.handshake(transport, ssl_context, server_hostname, timeout)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            if self._sock.fileno() < 0:
-                return True
-            try:
-                return bool(self._readable.poll(0))
-            except RuntimeError:  # a reader is polling it: ask a poll object of our own
-                return is_socket_readable(self._sock)
+            return is_socket_readable(self._sock)
         return _socket_info(self._sock, info)
 
     def __repr__(self) -> str:
@@ -247,7 +184,9 @@ class SyncBackend(NetworkBackend):
             raise ConnectTimeout(exc) from exc
         except OSError as exc:
             raise ConnectError(exc) from exc
-        return SyncStream(sock)
+        # What the connect left on the socket (the time remaining, or non-blocking after a
+        # race): the stream sets the caller's timeout on its first read or write.
+        return SyncStream(sock, sock.gettimeout())
 
     def connect_unix_socket(
         self,
@@ -272,7 +211,7 @@ class SyncBackend(NetworkBackend):
             raise ConnectTimeout(exc) from exc
         except OSError as exc:
             raise ConnectError(exc) from exc
-        return SyncStream(sock)
+        return SyncStream(sock, timeout)
 
     def connect_udp(
         self,

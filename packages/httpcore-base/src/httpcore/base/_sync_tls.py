@@ -17,16 +17,19 @@ ever runs in memory, under `_lock`; the transport is read and written outside th
 - A failed send leaves part of a record on the wire and the rest lost: later writes raise
   `WriteError` (`_broken`) rather than send what the peer could only take for garbage.
 
-The transport is the plain `SyncStream` (whose reads and writes of two threads each keep their
-own timeout) or, for TLS through an HTTPS proxy, the outer `SyncTLSStream` (`TLSinTLSStream`).
-The hot calls go to the C object under `SSLObject` (`_sslobj`) directly, saving a Python frame
-per call.
+The transport is `SocketTransport` (a non-blocking socket, each call waiting with `poll()` for
+its own timeout: `settimeout()` is one setting per socket, which a read and a write of two
+threads would race on) or, for TLS through an HTTPS proxy, the outer `SyncTLSStream`
+(`TLSinTLSStream`). The hot calls go to the C object under `SSLObject` (`_sslobj`) directly,
+saving a Python frame per call.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import select
+import socket
 import ssl
 import threading
 import time
@@ -41,9 +44,9 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from ._sync_backend import _timed_out
+from ._sync_backend import _socket_info, is_socket_readable
 
-__all__ = ["SyncTLSStream", "TLSinTLSStream"]
+__all__ = ["SocketTransport", "SyncTLSStream", "TLSinTLSStream"]
 
 # How much ciphertext is read from the transport at a time.
 _READ_SIZE = 65536
@@ -57,8 +60,133 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
     return max(deadline - time.monotonic(), 0.0)
 
 
+def _timed_out() -> socket.timeout:
+    return socket.timeout("timed out")
+
+
 def _closed() -> OSError:
     return OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+class _NeverWait:
+    """Stands in for the poll objects of a closed transport: the socket call that follows
+    raises the error of a closed socket (a closed descriptor's number may be reused)."""
+
+    @staticmethod
+    def poll(timeout: Optional[float] = None) -> bool:
+        return True
+
+
+if hasattr(select, "poll"):
+
+    def _poller(sock: socket.socket, events: int) -> Any:
+        poller = select.poll()
+        poller.register(sock, events)
+        return poller
+
+    _POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
+
+else:  # pragma: no cover  (Windows)
+
+    class _Select:
+        def __init__(self, sock: socket.socket, events: int) -> None:
+            self._sock, self._write = sock, events == _POLLOUT
+
+        def poll(self, timeout: Optional[float] = None) -> bool:
+            seconds = None if timeout is None else timeout / 1000.0
+            if self._write:
+                _, ready, failed = select.select([], [self._sock], [self._sock], seconds)
+            else:
+                ready, _, failed = select.select([self._sock], [], [self._sock], seconds)
+            return bool(ready or failed)
+
+    _poller = _Select
+    _POLLIN, _POLLOUT = 1, 4
+
+
+class SocketTransport(NetworkStream):
+    """A connected socket in non-blocking mode: each read and write waits with `poll()` for
+    its own timeout, so a read and a write of two threads never race on the socket's one
+    `settimeout()` setting. The transport under `SyncTLSStream`."""
+
+    __slots__ = ("_readable", "_sock", "_writable")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        # One poll object per direction: a poll object must not be polled by two threads.
+        self._readable = _poller(sock, _POLLIN)
+        self._writable = _poller(sock, _POLLOUT)
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wait = None if timeout is None else max(timeout, 0.0) * 1000.0
+        while True:
+            try:
+                if self._readable.poll(wait):
+                    return self._sock.recv(max_bytes)
+            except BlockingIOError:
+                pass  # readable, then not (another reader?): wait again
+            except OSError as exc:
+                raise ReadError(exc) from exc
+            if deadline is not None:
+                wait = (deadline - time.monotonic()) * 1000.0
+                if wait <= 0:
+                    timed_out = _timed_out()
+                    raise ReadTimeout(timed_out) from timed_out
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if not buffer:
+            return
+        try:
+            sent = self._sock.send(buffer)  # what fits in the socket's buffer: usually all
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise WriteError(exc) from exc
+        if sent < len(buffer):
+            self._write_rest(memoryview(buffer)[sent:], timeout)
+
+    def _write_rest(self, view: memoryview, timeout: Optional[float]) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while view:
+            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0) * 1000.0
+            try:
+                if self._writable.poll(wait):
+                    view = view[self._sock.send(view) :]
+                    continue
+            except BlockingIOError:
+                pass  # writable, then not: wait again
+            except OSError as exc:
+                raise WriteError(exc) from exc
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = _timed_out()
+                raise WriteTimeout(timed_out) from timed_out
+
+    def close(self) -> None:
+        self._readable = self._writable = _NeverWait
+        self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> NetworkStream:
+        return SyncTLSStream.handshake(self, ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            if self._sock.fileno() < 0:
+                return True
+            try:
+                return bool(self._readable.poll(0))
+            except RuntimeError:  # a reader is polling it: ask a poll object of our own
+                return is_socket_readable(self._sock)
+        return _socket_info(self._sock, info)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} fd={self._sock.fileno()}>"
 
 
 class SyncTLSStream(NetworkStream):
