@@ -155,17 +155,10 @@ async def test_a_connection_of_ones_own_streams_its_body_through_the_pool(api: A
 
 
 async def test_concurrent_requests_on_a_fresh_http2_pool_share_one_connection(
-    api: Any, tls_server: Any, client_ssl_context: ssl.SSLContext, request: Any
+    api: Any, tls_server: Any, client_ssl_context: ssl.SSLContext
 ) -> None:
     """The requests arriving while the first connection is still connecting are promised it
     (it may turn out HTTP/2), rather than opening connections of their own."""
-    if api.flavour == "sync":
-        # A known bug, open: the sync HTTP/2 reader and writer threads use one ssl.SSLSocket at
-        # once; with TLS 1.3 the session tickets read while another thread writes can corrupt
-        # the TLS state ("Server disconnected", "[SSL] internal error"), ~7% of runs here.
-        request.applymarker(
-            pytest.mark.xfail(strict=False, reason="sync HTTP/2: concurrent SSL_read/SSL_write")
-        )
     versions: List[bytes] = []
     async with api.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
 

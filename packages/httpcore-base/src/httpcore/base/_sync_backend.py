@@ -14,7 +14,7 @@ import selectors
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Protocol
 
 from ._backends import SOCKET_OPTION, NetworkBackend, NetworkStream
 from ._exceptions import (
@@ -30,22 +30,10 @@ from ._happy_eyeballs import AddrInfo, Schedule, candidates
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["SyncBackend", "SyncStream", "TLSinTLSStream", "is_socket_readable"]
-
-_T = TypeVar("_T")
-
-# How much ciphertext the TLS-in-TLS stream pulls from the outer connection at a time.
-_TLS_RECORD_READ = 65536
+__all__ = ["SyncBackend", "SyncStream", "is_socket_readable"]
 
 # A cached timeout that equals no timeout (NaN != anything): forces the next call to set it.
 _UNKNOWN_TIMEOUT = float("nan")
-
-
-def _is_tls(sock: Any) -> bool:
-    """Whether `sock` is an `ssl.SSLSocket`. ssl is imported only by TLS users (a cold start
-    saves ~9 ms without it), and without it no socket can be one."""
-    ssl = sys.modules.get("ssl")
-    return ssl is not None and isinstance(sock, ssl.SSLSocket)
 
 
 if hasattr(select, "poll"):
@@ -113,7 +101,8 @@ def _socket_info(sock: SocketLike, info: str) -> object:
 
 
 class SyncStream(NetworkStream):
-    """A connected blocking socket (plain, or an `ssl.SSLSocket` after `start_tls`)."""
+    """A connected blocking socket, plain (`start_tls` hands the socket to a `SyncTLSStream`,
+    see `_sync_tls`)."""
 
     __slots__ = ("_sock", "_timeout")
 
@@ -155,153 +144,20 @@ class SyncStream(NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> NetworkStream:
-        import ssl  # the caller's context has imported it: a lookup in sys.modules
+        from ._sync_tls import SocketTransport, SyncTLSStream  # TLS users only
 
+        # The TLS stream owns the socket from now on (non-blocking: see `_sync_tls`).
+        self._timeout = _UNKNOWN_TIMEOUT
         try:
-            if isinstance(self._sock, ssl.SSLSocket):
-                # Already TLS (an HTTPS proxy): run the inner session over memory buffers.
-                # The inner stream sets timeouts on our socket from now on.
-                self._timeout = _UNKNOWN_TIMEOUT
-                return TLSinTLSStream(self._sock, ssl_context, server_hostname, timeout)
-            self._sock.settimeout(timeout)
-            self._timeout = timeout
-            tls_sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
-        except socket.timeout as exc:
-            self.close()
-            raise ConnectTimeout(exc) from exc
+            transport = SocketTransport(self._sock)
         except OSError as exc:
             self.close()
             raise ConnectError(exc) from exc
-        except BaseException:
-            self.close()
-            raise
-        return SyncStream(tls_sock, timeout)
+        return SyncTLSStream.handshake(transport, ssl_context, server_hostname, timeout)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             return is_socket_readable(self._sock)
-        if info == "ssl_object":
-            return self._sock if _is_tls(self._sock) else None
-        return _socket_info(self._sock, info)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} fd={self._sock.fileno()}>"
-
-
-class TLSinTLSStream(NetworkStream):
-    """A TLS session carried inside another TLS connection (HTTPS through an HTTPS proxy).
-
-    The inner session is an `ssl.SSLObject` over two `ssl.MemoryBIO`s; its ciphertext travels
-    through the outer `ssl.SSLSocket`. The constructor performs the handshake.
-    """
-
-    __slots__ = ("_incoming", "_outgoing", "_sock", "_ssl_object", "_timeout")
-
-    def __init__(
-        self,
-        sock: ssl.SSLSocket,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        import ssl  # a TLS user has imported it already: a lookup in sys.modules
-
-        self._sock = sock
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._ssl_object = ssl_context.wrap_bio(
-            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
-        )
-        self._sock.settimeout(timeout)
-        self._timeout = timeout
-        self._run(self._ssl_object.do_handshake)
-
-    def _flush(self) -> None:
-        data = self._outgoing.read()
-        if data:
-            self._sock.sendall(data)
-
-    def _run(self, operation: Callable[..., _T], *args: object) -> _T:
-        """Call an `SSLObject` method, moving ciphertext until it completes."""
-        import ssl
-
-        while True:
-            try:
-                result = operation(*args)
-            except ssl.SSLWantReadError:
-                self._flush()
-                data = self._sock.recv(_TLS_RECORD_READ)
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
-                continue
-            except ssl.SSLError:
-                # Let the peer see our alert, if any, before the error propagates.
-                try:
-                    self._flush()
-                except OSError:
-                    pass
-                raise
-            self._flush()
-            return result
-
-    def _set_timeout(self, timeout: float | None) -> None:
-        if timeout != self._timeout:
-            self._sock.settimeout(timeout)
-            self._timeout = timeout
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        import ssl
-
-        try:
-            self._set_timeout(timeout)
-            return self._run(self._ssl_object.read, max_bytes)
-        except ssl.SSLEOFError:
-            # The peer closed the tunnel without a close_notify: treat as end of stream, as
-            # `ssl.SSLSocket` does by default.
-            return b""
-        except socket.timeout as exc:
-            raise ReadTimeout(exc) from exc
-        except OSError as exc:
-            if getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING":
-                return b""
-            raise ReadError(exc) from exc
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        try:
-            self._set_timeout(timeout)
-            view = memoryview(buffer)
-            while view:
-                sent = self._run(self._ssl_object.write, view)
-                view = view[sent:]
-        except socket.timeout as exc:
-            raise WriteTimeout(exc) from exc
-        except OSError as exc:
-            raise WriteError(exc) from exc
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> NetworkStream:
-        raise NotImplementedError("TLS over TLS over TLS is not supported.")
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return (
-                self._ssl_object.pending() > 0
-                or self._incoming.pending > 0
-                or is_socket_readable(self._sock)
-            )
-        if info == "ssl_object":
-            return self._ssl_object
         return _socket_info(self._sock, info)
 
     def __repr__(self) -> str:

@@ -1,0 +1,399 @@
+"""The sync TLS stream itself (`httpcore.base._sync_tls`), used by several threads at once.
+
+Against the scripted TLS servers of tests/servers/raw.py: a reader and a writer thread at once,
+each call with its own timeout, the transport never read (or written) by two threads at once, a
+write that needs ciphertext waiting for the thread reading, the end of the stream, introspection.
+(Through a pool: tests/test_sync_tls_threads.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Callable, List, Optional
+
+import pytest
+from servers.raw import stall
+from test_leaks import no_leaks
+
+import httpcore
+from httpcore.base._backends import NetworkStream
+from httpcore.base._sync_tls import SocketTransport, SyncTLSStream, TLSinTLSStream
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class Recording(NetworkStream):
+    """A transport that records how many threads read it (and write it) at once, and holds
+    each call a moment so that the threads' calls overlap."""
+
+    def __init__(self, inner: NetworkStream) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self.reading = self.writing = 0
+        self.most_reading = self.most_writing = 0
+        self.overlaps = 0  # reads and writes at the same time
+
+    def _enter(self, reading: bool) -> None:
+        with self._lock:
+            if reading:
+                self.reading += 1
+                self.most_reading = max(self.most_reading, self.reading)
+            else:
+                self.writing += 1
+                self.most_writing = max(self.most_writing, self.writing)
+            if self.reading and self.writing:
+                self.overlaps += 1
+
+    def _leave(self, reading: bool) -> None:
+        with self._lock:
+            if reading:
+                self.reading -= 1
+            else:
+                self.writing -= 1
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        self._enter(True)
+        try:
+            time.sleep(0.0005)
+            return self.inner.read(max_bytes, timeout)
+        finally:
+            self._leave(True)
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self._enter(False)
+        try:
+            time.sleep(0.0005)
+            self.inner.write(buffer, timeout)
+        finally:
+            self._leave(False)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+def _echo(conn: socket.socket, server: Any) -> None:
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        conn.sendall(data)
+
+
+def _connect(port: int, context: ssl.SSLContext, record: bool = False) -> Any:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    transport: NetworkStream = SocketTransport(sock)
+    if record:
+        transport = Recording(transport)
+    return SyncTLSStream.handshake(transport, context, "localhost", timeout=5)
+
+
+def _run(*functions: Callable[[], Any]) -> List[Any]:
+    """Run the functions in threads at once; their results or exceptions."""
+    results: List[Any] = [None] * len(functions)
+
+    def run(index: int) -> None:
+        try:
+            results[index] = functions[index]()
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def test_a_reader_and_a_writer_thread_share_a_tls_stream(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        payload = os.urandom(2_000_000)
+
+        def write() -> None:
+            for start in range(0, len(payload), 20_000):
+                stream.write(payload[start : start + 20_000], timeout=10)
+
+        def read() -> bytes:
+            received = bytearray()
+            while len(received) < len(payload):
+                data = stream.read(65536, timeout=10)
+                assert data
+                received += data
+            return bytes(received)
+
+        written, echoed = _run(write, read)
+        assert written is None
+        assert echoed == payload
+        transport = stream._transport
+        assert transport.most_reading == 1
+        assert transport.most_writing == 1
+        assert transport.overlaps > 0  # the test did what it says
+        stream.close()
+        srv.close()
+
+
+def test_a_second_reader_waits_for_the_one_reading_the_transport(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        total = 600_000
+        received: List[bytes] = []
+        lock = threading.Lock()
+
+        def read() -> None:
+            while True:
+                with lock:
+                    if sum(map(len, received)) >= total:
+                        return
+                data = stream.read(4096, timeout=5)
+                with lock:
+                    received.append(data)
+
+        def write() -> None:
+            for _ in range(total // 10_000):
+                stream.write(b"z" * 10_000, timeout=5)
+
+        results = _run(read, read, read, write)
+        # A reader may time out waiting once everything has been read by the others.
+        assert all(r is None or isinstance(r, httpcore.ReadTimeout) for r in results)
+        assert b"".join(received) == b"z" * total
+        assert stream._transport.most_reading == 1
+        stream.close()
+        srv.close()
+
+
+def test_a_write_and_a_read_each_keep_their_own_timeout(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """The server reads and writes nothing after the handshake: a reader thread waits (2 s)
+    while a writer fills the socket buffers; the write times out after its own 0.2 s."""
+    srv = raw_server(stall, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context)
+
+        def read() -> float:
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout):
+                stream.read(100, timeout=2)
+            return time.monotonic() - started
+
+        def write() -> float:
+            time.sleep(0.1)  # the reader is waiting by now
+            started = time.monotonic()
+            with pytest.raises(httpcore.WriteTimeout):
+                stream.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+            return time.monotonic() - started
+
+        read_time, write_time = _run(read, write)
+        assert 1.9 <= read_time < 5
+        assert 0.19 <= write_time < 1.5
+        # Part of a record was sent: the stream refuses to go on with the rest lost.
+        with pytest.raises(httpcore.WriteError, match="timed out"):
+            stream.write(b"more", timeout=5)
+        stream.close()
+        srv.close()
+
+
+def test_end_of_stream_while_another_thread_writes(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """The server answers the first bytes and closes (close_notify, then FIN): the reader gets
+    the data then b"", not an error."""
+
+    def answer_and_close(conn: ssl.SSLSocket, server: Any) -> None:
+        conn.recv(100)
+        conn.sendall(b"bye")
+        conn.unwrap().close()
+
+    srv = raw_server(answer_and_close, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context)
+        stream.write(b"hello")
+        assert stream.read(100, timeout=5) == b"bye"
+        assert stream.read(100, timeout=5) == b""
+        assert stream.read(100, timeout=5) == b""  # and again
+        assert stream.get_extra_info("is_readable") is True
+        stream.close()
+        with pytest.raises(httpcore.ReadError):
+            stream.read(100)
+        with pytest.raises(httpcore.WriteError):
+            stream.write(b"x")
+        srv.close()
+
+
+def test_stream_introspection(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        raw = httpcore.SyncBackend().connect_tcp("127.0.0.1", srv.port)
+        stream = raw.start_tls(client_ssl_context, server_hostname="localhost", timeout=5)
+        assert type(stream) is SyncTLSStream
+        sock = stream.get_extra_info("socket")
+        assert type(sock) is socket.socket  # the raw socket: TLS runs in memory
+        assert repr(stream) == f"<SyncTLSStream fd={sock.fileno()}>"
+        assert isinstance(stream.get_extra_info("ssl_object"), ssl.SSLObject)
+        assert stream.get_extra_info("server_addr") == ("127.0.0.1", srv.port)
+        stream.write(b"a" * 5000)
+        first = stream.read(10, timeout=5)
+        assert first == b"a" * 10
+        # The rest of the record is decrypted and buffered: readable, though the socket is not.
+        assert stream.get_extra_info("is_readable") is True
+        rest = b""
+        while len(rest) < 4990:
+            rest += stream.read(65536, timeout=5)
+        assert stream.get_extra_info("is_readable") is False
+        stream.close()
+        assert stream.get_extra_info("is_readable") is True
+        srv.close()
+
+
+def test_a_failed_inner_handshake_closes_the_connection(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context)
+        # The echo server bounces the inner ClientHello back: not a ServerHello.
+        with pytest.raises(httpcore.ConnectError):
+            TLSinTLSStream.handshake(stream, client_ssl_context, "localhost", timeout=5)
+        with pytest.raises(httpcore.ReadError):
+            stream.read(1)
+        srv.close()
+
+
+class WantsReadFirst:
+    """Stands in for the SSL object under a `SyncTLSStream`: its first `write` asks for more
+    ciphertext (`SSLWantReadError`, as during a TLS 1.2 renegotiation), later ones write."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.refused = 0
+
+    def write(self, data: Any) -> int:
+        if not self.refused:
+            self.refused += 1
+            raise ssl.SSLWantReadError("wants read")
+        return self._real.write(data)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.001)
+
+
+def _settle(stream: Any) -> None:
+    """A round trip, so that the TLS 1.3 session tickets sent after the handshake are read."""
+    stream.write(b"settle", timeout=5)
+    assert stream.read(100, timeout=5) == b"settle"
+
+
+def test_a_write_that_must_read_waits_for_the_thread_reading(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """A reader thread waits on the socket; a write needs ciphertext first: it waits for the
+    reader to bring some in (rather than reading the socket too), then writes."""
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        _settle(stream)
+        fake = stream._ssl = WantsReadFirst(stream._ssl)
+        transport = stream._transport
+        results: List[Any] = []
+        reader = threading.Thread(target=lambda: results.append(stream.read(100, timeout=5)))
+        reader.start()
+        _until(lambda: transport.reading == 1)
+        writer = threading.Thread(target=lambda: stream.write(b"ping", timeout=5))
+        writer.start()
+        _until(lambda: fake.refused == 1)
+        assert writer.is_alive()  # waiting for the reader's ciphertext
+        stream.write(b"wake", timeout=5)  # echoed: the reader feeds it in, the writer goes on
+        writer.join(5)
+        reader.join(5)
+        assert not writer.is_alive() and not reader.is_alive()
+        echoed = results[0]
+        while len(echoed) < 8:
+            echoed += stream.read(100, timeout=5)
+        assert echoed == b"wakeping"
+        assert transport.most_reading == 1
+        stream.close()
+        srv.close()
+
+
+def test_a_write_that_must_read_keeps_its_own_timeout(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """Nothing comes: the write waiting for the reader's ciphertext times out after its own
+    0.3 s; the reader goes on waiting for its 2 s."""
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context, record=True)
+        _settle(stream)
+        stream._ssl = WantsReadFirst(stream._ssl)
+        transport = stream._transport
+
+        def read() -> float:
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout):
+                stream.read(100, timeout=2)
+            return time.monotonic() - started
+
+        def write() -> float:
+            _until(lambda: transport.reading == 1)
+            started = time.monotonic()
+            with pytest.raises(httpcore.WriteTimeout):
+                stream.write(b"ping", timeout=0.3)
+            return time.monotonic() - started
+
+        read_time, write_time = _run(read, write)
+        assert 0.29 <= write_time < 1.5
+        assert 1.9 <= read_time < 5
+        assert transport.most_reading == 1
+        stream.close()
+        srv.close()
+
+
+def test_socket_transport_timeouts(raw_server: Callable[..., Any]) -> None:
+    """Each call waits for its own timeout (a negative one is no time at all), and the
+    transport's write sends everything or times out."""
+    srv = raw_server(stall)
+    with no_leaks():
+        transport = SocketTransport(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        assert transport.get_extra_info("is_readable") is False
+        for timeout in (0.1, 0.0, -1.0):
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout, match="timed out"):
+                transport.read(100, timeout=timeout)
+            assert time.monotonic() - started < 1.5
+        started = time.monotonic()
+        with pytest.raises(httpcore.WriteTimeout, match="timed out"):
+            transport.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+        assert 0.19 <= time.monotonic() - started < 1.5
+        transport.write(b"")  # nothing to send: no wait
+        assert repr(transport).startswith("<SocketTransport fd=")
+        transport.close()
+        assert transport.get_extra_info("is_readable") is True
+        with pytest.raises(httpcore.ReadError):
+            transport.read(1, timeout=1)
+        with pytest.raises(httpcore.WriteError):
+            transport.write(b"x", timeout=1)
+        srv.close()
