@@ -75,3 +75,20 @@ async def test_lowered_names_and_stripped_values_still_go_out(api: Any, server: 
         assert response.status == 200
         received = json.loads(response.content)["headers"]
         assert ["x-upper", "padded"] in received
+
+
+def test_remembered_valid_names_are_bounded() -> None:
+    """The checks remember names found valid (a dict lookup instead of a regex per header), up
+    to 512 of them: a client sending ever-new names does not grow memory without end."""
+    from httpcore.base import _multiplex_core as core
+
+    core._VALID_NAMES.clear()
+    core.check_request_field(b"x-first", b"v", "HTTP/2")
+    assert list(core._VALID_NAMES) == [b"x-first"]
+    for i in range(600):
+        core.check_request_field(b"x-name-%d" % i, b"v", "HTTP/2")
+    assert len(core._VALID_NAMES) == 512
+    # A name past the bound is still checked, every time.
+    with pytest.raises(httpcore.LocalProtocolError):
+        core.check_request_field(b"x-name 600", b"v", "HTTP/2")
+    core._VALID_NAMES.clear()

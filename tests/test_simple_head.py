@@ -331,3 +331,16 @@ def test_remembered_header_names_still_decline_what_is_not_a_token() -> None:
     )
     assert simple.serialize_simple_head(te, 0) is None
     assert simple.serialize_simple_head(te, 0) is None  # remembered, still declined
+
+
+def test_remembered_request_header_names_are_bounded() -> None:
+    from httpcore.base import _http11_simple as simple
+
+    simple._NAME_KINDS.clear()
+    url = httpcore.URL("http://h/")
+    names = [b"X-Name-%d" % i for i in range(600)]
+    request = httpcore.Request(b"GET", url, headers=[(b"Host", b"h")] + [(n, b"v") for n in names])
+    assert simple.serialize_simple_head(request, 0) is not None
+    assert len(simple._NAME_KINDS) == 512
+    assert list(simple._NAME_KINDS)[:2] == [b"Host", b"X-Name-0"]
+    simple._NAME_KINDS.clear()
