@@ -92,3 +92,19 @@ def test_remembered_valid_names_are_bounded() -> None:
     with pytest.raises(httpcore.LocalProtocolError):
         core.check_request_field(b"x-name 600", b"v", "HTTP/2")
     core._VALID_NAMES.clear()
+
+
+async def test_refused_requests_give_their_stream_slot_back(api: Any, server: Any) -> None:
+    """A request refused while opening its stream (after it took one of the server's 100
+    stream slots) gives the slot back: more refusals than slots, then a request still goes
+    through at once."""
+    async with api.ConnectionPool(http1=False, http2=True) as pool:
+        assert (await pool.request("GET", server.url + "/")).status == 200
+        for _ in range(101):
+            with pytest.raises(httpcore.LocalProtocolError):
+                await pool.request("GET", server.url + "/", headers=[(b"X-Bad", b"a\r\nb")])
+        response = await pool.request(
+            "GET", server.url + "/", extensions={"timeout": {"pool": 2.0}}
+        )
+        assert response.status == 200
+        assert len(pool.connections) == 1
