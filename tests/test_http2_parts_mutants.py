@@ -8,8 +8,9 @@ bytes made by `test_http2.FakeServer`; every behaviour runs under sync, asyncio 
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Optional
 
+import h2.errors
 import h2.events
 import helpers
 import pytest
@@ -22,6 +23,40 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
 
 URL = "https://example.com/"
+
+
+ORIGIN = httpcore.Origin(b"https", b"example.com", 443)
+#: In the chunks of a `quiet_stream`: this read times out (the server went quiet for a while).
+QUIET = b"<read timeout>"
+
+
+class SyncQuietStream(helpers.SyncRecordingStream):
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        if self._buffer and self._buffer[0] is QUIET:
+            self._buffer.pop(0)
+            raise httpcore.ReadTimeout("timed out")
+        return super().read(max_bytes, timeout)
+
+
+class AsyncQuietStream(helpers.AsyncRecordingStream):
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        if self._buffer and self._buffer[0] is QUIET:
+            self._buffer.pop(0)
+            raise httpcore.ReadTimeout("timed out")
+        return await super().read(max_bytes, timeout)
+
+
+def quiet_stream(api: Any, chunks: List[bytes]) -> Any:
+    """A recording mock stream (h2 by ALPN) whose read of a `QUIET` chunk times out."""
+    cls = AsyncQuietStream if api.is_async else SyncQuietStream
+    return cls(list(chunks), http2=True)
+
+
+def h2_connection(api: Any, stream: Any) -> Any:
+    """An HTTP/2 connection of the flavour over `stream` (the sync one seen through the
+    async method names)."""
+    connection = api.cls("HTTP2Connection")(ORIGIN, stream)
+    return connection if api.is_async else helpers.SyncClient(connection)
 
 
 def fail_writes(stream: Any) -> None:
@@ -93,3 +128,47 @@ async def test_a_window_update_that_cannot_be_written_does_not_lose_the_body(api
             assert len(await response.aread()) == BIG
         # The connection cannot send any more: it is closed once its request is done.
         assert pool.connections == []
+
+
+async def test_reading_the_body_gives_the_window_back(api: Any) -> None:
+    """A body read past half of the receive window is acknowledged: WINDOW_UPDATE by the
+    size read (so the server is never left waiting)."""
+    server = FakeServer()
+    big_response(server, 1, BIG)
+    backend = api.backend(server.chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        assert len((await pool.request("GET", URL)).content) == BIG
+    [stream] = backend.streams
+    events = client_events(stream)
+    updates = [(e.stream_id, e.delta) for e in of_type(events, h2.events.WindowUpdated)]
+    # First the windows opened with the preface and HEADERS, then the body given back (to
+    # the connection: the stream has ended by then).
+    assert updates[:2] == [(0, 2**24), (1, 2**24)]
+    given_back = [delta for stream_id, delta in updates[2:] if stream_id == 0]
+    assert given_back and sum(given_back) >= (2**24 + 65535) // 2
+
+
+async def test_a_failed_body_read_writes_nothing_until_the_next_request(api: Any) -> None:
+    """A read timeout in the body releases the stream without writing (an error path: the
+    network may be what failed); its RST_STREAM goes out ahead of the next request."""
+    server = FakeServer()
+    server.expect(1)
+    server.h2.send_headers(1, [(b":status", b"200")])
+    server.h2.send_data(1, b"part")
+    server.flush()
+    chunks = [*server.chunks, QUIET]
+    server.chunks = []
+    server.respond(3, b"next")
+    stream = quiet_stream(api, chunks + server.chunks)
+    async with h2_connection(api, stream) as conn:
+        async with conn.stream("GET", URL) as response:
+            with pytest.raises(httpcore.ReadTimeout):
+                await response.aread()
+            assert of_type(client_events(stream), h2.events.StreamReset) == []
+        assert of_type(client_events(stream), h2.events.StreamReset) == []
+        assert (await conn.request("GET", URL)).content == b"next"
+    events = client_events(stream)
+    [reset] = of_type(events, h2.events.StreamReset)
+    assert (reset.stream_id, reset.error_code) == (1, h2.errors.ErrorCodes.CANCEL)
+    [_, second] = of_type(events, h2.events.RequestReceived)
+    assert events.index(reset) < events.index(second)
