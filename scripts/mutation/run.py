@@ -44,6 +44,8 @@ HTTP2_TESTS = [
     "tests/test_timeouts.py",
     "tests/test_http2_servers.py",
 ]
+# The seven smaller HTTP/2 modules: their own mutant tests first (mock backends, ~2 s).
+HTTP2_PARTS_TESTS = ["tests/test_http2_parts_mutants.py", *HTTP2_TESTS]
 # Listed fastest-first: with `-x` the run stops at the first failure, so a mutant the module's
 # own unit tests catch costs one short run.
 MODULES: Dict[str, List[str]] = {
@@ -106,13 +108,13 @@ MODULES: Dict[str, List[str]] = {
     ],
     "socks/_core.py": ["tests/test_socks.py"],
     "http2/_core.py": HTTP2_TESTS,
-    "http2/_send.py": HTTP2_TESTS,
-    "http2/_receive.py": HTTP2_TESTS,
-    "http2/_reader.py": HTTP2_TESTS,
-    "http2/_writer.py": HTTP2_TESTS,
-    "http2/_stream.py": HTTP2_TESTS,
-    "http2/_headers.py": HTTP2_TESTS,
-    "http2/_patches.py": HTTP2_TESTS,
+    "http2/_send.py": HTTP2_PARTS_TESTS,
+    "http2/_receive.py": HTTP2_PARTS_TESTS,
+    "http2/_reader.py": HTTP2_PARTS_TESTS,
+    "http2/_writer.py": HTTP2_PARTS_TESTS,
+    "http2/_stream.py": HTTP2_PARTS_TESTS,
+    "http2/_headers.py": HTTP2_PARTS_TESTS,
+    "http2/_patches.py": HTTP2_PARTS_TESTS,
 }
 
 # `--recheck` (survivors only) runs these, every flavour; default: the module's own tests.
@@ -136,7 +138,7 @@ RECHECK: Dict[str, List[str]] = {
 }
 for _name in MODULES:
     if _name.startswith("http2/"):
-        RECHECK[_name] = [*HTTP2_TESTS, "tests/test_multiplex.py", "tests/test_cancellation.py"]
+        RECHECK[_name] = [*MODULES[_name], "tests/test_multiplex.py", "tests/test_cancellation.py"]
 
 # Operators kept: one or two replacements per construct rather than cosmic-ray's every
 # combination (each binary operator into all ten others, each comparison into all others),
