@@ -8,12 +8,16 @@ bytes made by `test_http2.FakeServer`; every behaviour runs under sync, asyncio 
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+import queue
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import anyio
 import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.settings
 import helpers
 import hpack
 import hyperframe.frame
@@ -93,6 +97,115 @@ async def test_goaway_below_a_stream_whose_response_started_fails_it_without_ret
         with pytest.raises(httpcore.RemoteProtocolError, match="ConnectionTerminated"):
             await pool.request("GET", URL)
     assert len(backend.connects) == 1  # not retried on a new connection
+
+
+class SyncScriptedStream(httpcore.NetworkStream):
+    """A stream whose reads return what the test feeds, when it feeds it (or time out);
+    `reads_started` tells the test that a request is waiting in a read."""
+
+    def __init__(self) -> None:
+        self._chunks: queue.Queue[bytes] = queue.Queue()
+        self.reads_started = 0
+        self.written: List[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.put(data)
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        self.reads_started += 1
+        try:
+            return self._chunks.get(timeout=SAFETY if timeout is None else timeout)
+        except queue.Empty:
+            raise httpcore.ReadTimeout("timed out") from None
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self.written.append(buffer)
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncScriptedStream(httpcore.AsyncNetworkStream):
+    """The async twin of `SyncScriptedStream`."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[bytes](100)
+        self.reads_started = 0
+        self.written: List[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        self._send.send_nowait(data)
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        self.reads_started += 1
+        try:
+            with anyio.fail_after(SAFETY if timeout is None else timeout):
+                return await self._receive.receive()
+        except TimeoutError:
+            raise httpcore.ReadTimeout("timed out") from None
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self.written.append(buffer)
+
+    async def aclose(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+
+SAFETY = 30.0  # no read in these tests waits longer
+
+
+async def until(api: Any, condition: Callable[[], bool]) -> None:
+    """Poll `condition` (up to 10 s), sleeping (sync threads) or suspending (async)."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "condition never met"
+        await pause(api, 0.005)
+
+
+async def pause(api: Any, seconds: float) -> None:
+    if api.is_async:
+        await anyio.sleep(seconds)
+    else:
+        time.sleep(seconds)
+
+
+async def test_a_connection_window_update_leaves_a_request_waiting_for_its_response_alone(
+    api: Any,
+) -> None:
+    """A reads (the reader role) and waits for its response; B waits for the reader with a
+    0.5 s read timeout while the server sends a connection WINDOW_UPDATE every 0.1 s. Those
+    wake only requests waiting to send body data, so B's wait is not restarted by them: it
+    times out after 0.5 s, not once the updates stop."""
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    server = FakeServer(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+    update = hyperframe.frame.WindowUpdateFrame(0, window_increment=1).serialize()
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            results["a"] = (await conn.request("GET", URL)).content
+
+        async def b() -> None:
+            # A read the server's SETTINGS (room for B) and is reading again.
+            await until(api, lambda: stream.reads_started >= 2)
+            start = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout):
+                await conn.request("GET", URL, extensions={"timeout": {"read": 0.5}})
+            results["b"] = time.monotonic() - start
+
+        async def feed() -> None:
+            stream.feed(server.chunks.pop(0))
+            deadline = time.monotonic() + 4
+            while "b" not in results and time.monotonic() < deadline:
+                await pause(api, 0.1)
+                stream.feed(update)
+            for chunk in server.respond(1).chunks:
+                stream.feed(chunk)
+
+        await api.concurrently(a, b, feed)
+    assert results["a"] == b"Hello, world!"
+    assert 0.5 <= results["b"] < 2.0
 
 
 # -- _receive.py -----------------------------------------------------------------------------
