@@ -295,13 +295,27 @@ def recheck(module: str, session: Path, timeout: float) -> None:
     tests = RECHECK.get(module, MODULES[module])
     still = []
     killed = 0
+    import cosmic_ray.plugins  # only in the mutate environment
+    from cosmic_ray.mutating import apply_mutation
+
     for line in dump.splitlines():
-        _item, result = json.loads(line)
+        item, result = json.loads(line)
         if result is None or result.get("test_outcome") != "survived":
             continue
-        diff = result["diff"].split("--- mutation diff ---\n", 1)[-1].rstrip("\n") + "\n"
+        mutation = item["mutations"][0]
+        diff = (
+            f"--- {mutation['operator_name']} #{mutation['occurrence']} "
+            f"line {mutation['start_pos'][0]}\n"
+            + result["diff"].split("--- mutation diff ---\n", 1)[-1].rstrip("\n")
+            + "\n"
+        )
         try:
-            subprocess.run(["patch", "-p1", "-s"], input=diff, text=True, cwd=ROOT, check=True)
+            # The mutant made again by cosmic-ray (`patch` of its diff fails for a mutant on
+            # the last line of a file: the diff shows an empty line past the end).
+            operator_class = cosmic_ray.plugins.get_operator(mutation["operator_name"])
+            operator = operator_class(**(mutation.get("operator_args") or {}))
+            apply_mutation(source, operator, mutation["occurrence"])
+            assert source.read_bytes() != original, f"no mutation made: {mutation}"
             command = [sys.executable, "-m", "pytest", *PYTEST_OPTIONS, *tests]
             try:
                 returncode = subprocess.run(
