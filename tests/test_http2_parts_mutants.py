@@ -292,6 +292,24 @@ async def test_a_failed_body_read_writes_nothing_until_the_next_request(api: Any
     assert events.index(reset) < events.index(second)
 
 
+async def test_a_reset_in_the_middle_of_the_body_fails_that_response_only(api: Any) -> None:
+    server = FakeServer()
+    server.expect(1)
+    server.h2.send_headers(1, [(b":status", b"200")])
+    server.h2.send_data(1, b"part")
+    server.flush()
+    server.reset(1).respond(3, b"next")
+    backend = api.backend(server.chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        async with pool.stream("GET", URL) as response:
+            chunks = response.aiter_stream()
+            assert await chunks.__anext__() == b"part"
+            with pytest.raises(httpcore.RemoteProtocolError, match="StreamReset stream_id:1"):
+                await chunks.__anext__()
+        assert (await pool.request("GET", URL)).content == b"next"
+    assert len(backend.connects) == 1
+
+
 # -- _headers.py -----------------------------------------------------------------------------
 
 
