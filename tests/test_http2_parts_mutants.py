@@ -40,6 +40,14 @@ QUIET = b"<read timeout>"
 
 
 class SyncQuietStream(helpers.SyncRecordingStream):
+    #: Set by a test: every write from then on raises it.
+    write_exception: Optional[Exception] = None
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if self.write_exception is not None:
+            raise self.write_exception
+        super().write(buffer, timeout)
+
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         if self._buffer and self._buffer[0] is QUIET:
             self._buffer.pop(0)
@@ -48,6 +56,13 @@ class SyncQuietStream(helpers.SyncRecordingStream):
 
 
 class AsyncQuietStream(helpers.AsyncRecordingStream):
+    write_exception: Optional[Exception] = None
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if self.write_exception is not None:
+            raise self.write_exception
+        await super().write(buffer, timeout)
+
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         if self._buffer and self._buffer[0] is QUIET:
             self._buffer.pop(0)
@@ -56,7 +71,8 @@ class AsyncQuietStream(helpers.AsyncRecordingStream):
 
 
 def quiet_stream(api: Any, chunks: List[bytes]) -> Any:
-    """A recording mock stream (h2 by ALPN) whose read of a `QUIET` chunk times out."""
+    """A recording mock stream (h2 by ALPN) whose read of a `QUIET` chunk times out, and
+    whose writes raise its `write_exception` once a test sets one."""
     cls = AsyncQuietStream if api.is_async else SyncQuietStream
     return cls(list(chunks), http2=True)
 
@@ -422,3 +438,52 @@ async def test_response_pseudo_headers_are_left_out(api: Any) -> None:
 async def test_a_status_that_is_not_a_number_is_a_remote_protocol_error(api: Any) -> None:
     with pytest.raises(httpcore.RemoteProtocolError, match="Invalid :status b'OK'"):
         await response_to(api, raw_response([(b":status", b"OK")]))
+
+
+# -- _writer.py ------------------------------------------------------------------------------
+
+
+async def test_a_write_timeout_is_what_later_requests_on_the_connection_get(api: Any) -> None:
+    """API.md: a read or write exception is remembered and raised again for every later
+    request on that connection: the WriteTimeout itself, not another error."""
+    stream = quiet_stream(api, FakeServer().respond(1).chunks)
+    async with h2_connection(api, stream) as conn:
+        assert (await conn.request("GET", URL)).status == 200
+        stream.write_exception = httpcore.WriteTimeout("timed out")
+        for _ in range(2):
+            with pytest.raises(httpcore.WriteTimeout, match="^timed out$"):
+                await conn.request("GET", URL)
+        assert not conn.is_available()
+
+
+# -- _patches.py -----------------------------------------------------------------------------
+
+
+def test_the_header_memo_keeps_up_to_memo_size_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`RepeatDecoder` remembers up to `MEMO_SIZE` distinct blocks (literals that leave the
+    table alone): a cycle of that many is decoded once each; one more block starts it over
+    (so it never grows past that size)."""
+    from httpcore.http2._patches import RepeatDecoder
+
+    size = RepeatDecoder.MEMO_SIZE
+    encoder = hpack.Encoder()
+    blocks = [
+        encoder.encode([(b":status", b"200"), NeverIndexedHeaderTuple(b"x-n", b"%d" % n)])
+        for n in range(size + 1)
+    ]
+    decodes: List[bytes] = []
+    real_decode = hpack.Decoder.decode
+
+    def counted_decode(self: Any, data: bytes, raw: bool = False) -> Any:
+        decodes.append(data)
+        return real_decode(self, data, raw)
+
+    monkeypatch.setattr(hpack.Decoder, "decode", counted_decode)
+    decoder = RepeatDecoder()
+    for block in blocks[:size] * 2:
+        decoder.decode(block, raw=True)
+    assert len(decodes) == size
+    decoder.decode(blocks[size], raw=True)
+    assert len(decoder._memo) <= size
+    assert decoder.decode(blocks[0], raw=True) == [(b":status", b"200"), (b"x-n", b"0")]
+    assert len(decodes) == size + 2  # forgotten when the memo was full
