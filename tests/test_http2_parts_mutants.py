@@ -451,7 +451,7 @@ async def test_a_write_timeout_is_what_later_requests_on_the_connection_get(api:
         assert (await conn.request("GET", URL)).status == 200
         stream.write_exception = httpcore.WriteTimeout("timed out")
         for _ in range(2):
-            with pytest.raises(httpcore.WriteTimeout, match="^timed out$"):
+            with pytest.raises(httpcore.WriteTimeout, match=r"^timed out$"):
                 await conn.request("GET", URL)
         assert not conn.is_available()
 
