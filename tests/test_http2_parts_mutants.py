@@ -385,6 +385,13 @@ def never_indexed(headers: List[Any]) -> List[Tuple[bytes, bytes]]:
     return [tuple(header) for header in headers if isinstance(header, NeverIndexedHeaderTuple)]
 
 
+async def test_a_cookie_is_sent_as_one_field(api: Any) -> None:
+    """The header list is sent as built (h2's normalisation is off, `_patches.CONFIG`): a
+    cookie is not split into crumbs (RFC 9113 §8.2.3 allows either)."""
+    sent = await sent_headers(api, [(b"Cookie", b"a=1; b=2; c=3")])
+    assert [value for name, value in sent if name == b"cookie"] == [b"a=1; b=2; c=3"]
+
+
 async def test_credentials_and_short_cookies_are_never_indexed(api: Any) -> None:
     """RFC 7541 §7.1.3: never in the HPACK dynamic table (a "never indexed" literal)."""
     credentials = b"Basic dXNlcjpwYXNz"
@@ -487,3 +494,26 @@ def test_the_header_memo_keeps_up_to_memo_size_blocks(monkeypatch: pytest.Monkey
     assert len(decoder._memo) <= size
     assert decoder.decode(blocks[0], raw=True) == [(b":status", b"200"), (b"x-n", b"0")]
     assert len(decodes) == size + 2  # forgotten when the memo was full
+
+
+def test_a_block_that_resizes_the_table_is_decoded_every_time() -> None:
+    """A header block carrying a table size update changes the decoder's state even when it
+    adds nothing: it is never answered from the memo, so the update always takes effect and
+    the table stays what the server's encoder thinks it is (nginx shrinks it to 0)."""
+    from httpcore.http2._patches import RepeatDecoder
+
+    encoder = hpack.Encoder()
+    status = [(b":status", b"200")]
+    encoder.header_table_size = 0
+    shrink = encoder.encode(status)  # size update to 0, then a static index
+    encoder.header_table_size = 4096
+    grow = encoder.encode(status)  # size update back to 4096: the same state as before
+    blocks = [shrink, grow, shrink]
+    encoder.header_table_size = 0
+    encoder.encode(status)  # the encoder's side of the third block
+    blocks.append(encoder.encode([(b"x-indexed", b"1")]))  # "with indexing": fits nothing
+    plain, memo = hpack.Decoder(), RepeatDecoder()
+    for block in blocks:
+        assert memo.decode(block, raw=True) == plain.decode(block, raw=True)
+        assert memo.header_table.maxsize == plain.header_table.maxsize
+        assert list(memo.header_table.dynamic_entries) == list(plain.header_table.dynamic_entries)
