@@ -224,6 +224,73 @@ async def test_a_connection_window_update_leaves_a_request_waiting_for_its_respo
     assert 0.5 <= results["b"] < 2.0
 
 
+def sent_data(stream: Any, stream_id: int) -> Tuple[int, bool]:
+    """Bytes of DATA the client wrote on `stream_id` so far, and whether it ended the stream."""
+    events = client_events(stream)
+    data = of_type(events, h2.events.DataReceived)
+    size = sum(len(e.data) for e in data if e.stream_id == stream_id)
+    ended = any(e.stream_id == stream_id for e in of_type(events, h2.events.StreamEnded))
+    return size, ended
+
+
+WIDE = 2**20
+UPLOAD = 100_000  # past the 65,535 bytes of a default window
+
+
+@pytest.mark.parametrize(
+    "opened_by", ["connection WINDOW_UPDATE", "stream WINDOW_UPDATE", "SETTINGS"]
+)
+async def test_an_upload_waiting_for_window_while_another_request_reads_is_woken(
+    api: Any, opened_by: str
+) -> None:
+    """A reads (the reader role) and waits for its response; B's upload used up the window
+    that `opened_by` limits and waits for the reader. The server opens that window (and answers
+    A only once B's body is complete): B is woken, sends the rest, and both complete."""
+    codes = h2.settings.SettingCodes
+    wide_streams = opened_by == "connection WINDOW_UPDATE"
+    server = FakeServer(
+        settings={codes.MAX_CONCURRENT_STREAMS: 100, codes.INITIAL_WINDOW_SIZE: WIDE}
+        if wide_streams
+        else {codes.MAX_CONCURRENT_STREAMS: 100}
+    )
+    if not wide_streams:  # only the stream window limits B
+        server.raw(hyperframe.frame.WindowUpdateFrame(0, window_increment=WIDE).serialize())
+    if opened_by == "connection WINDOW_UPDATE":
+        opener = hyperframe.frame.WindowUpdateFrame(0, window_increment=WIDE).serialize()
+    elif opened_by == "stream WINDOW_UPDATE":
+        opener = hyperframe.frame.WindowUpdateFrame(3, window_increment=WIDE).serialize()
+    else:
+        opener = hyperframe.frame.SettingsFrame(0, settings={codes.INITIAL_WINDOW_SIZE: WIDE})
+        opener = opener.serialize()
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            results["a"] = (await conn.request("GET", URL)).content
+
+        async def b() -> None:
+            await until(api, lambda: stream.reads_started >= 2)  # A is the reader
+            response = await conn.request(
+                "POST", URL, content=b"x" * UPLOAD, extensions={"timeout": {"read": 5.0}}
+            )
+            results["b"] = response.content
+
+        async def feed() -> None:
+            for chunk in server.chunks:
+                stream.feed(chunk)
+            server.chunks.clear()
+            await until(api, lambda: sent_data(stream, 3)[0] == 65_535)
+            stream.feed(opener)
+            await until(api, lambda: sent_data(stream, 3) == (UPLOAD, True) or "b" in results)
+            for chunk in server.respond(1, b"a").respond(3, b"b").chunks:
+                stream.feed(chunk)
+
+        await api.concurrently(a, b, feed)
+    assert results == {"a": b"a", "b": b"b"}
+    assert sent_data(stream, 3) == (UPLOAD, True)
+
+
 # -- _receive.py -----------------------------------------------------------------------------
 
 
