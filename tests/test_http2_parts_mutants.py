@@ -37,6 +37,19 @@ URL = "https://example.com/"
 ORIGIN = httpcore.Origin(b"https", b"example.com", 443)
 #: In the chunks of a `quiet_stream`: this read times out (the server went quiet for a while).
 QUIET = b"<read timeout>"
+#: In the chunks of a `quiet_stream`: this read fails (the connection was reset).
+RESET = b"<read error>"
+
+
+def scripted_read_error(buffer: List[bytes]) -> Optional[Exception]:
+    """The exception a `QUIET` or `RESET` chunk at the head of `buffer` stands for."""
+    if buffer and buffer[0] is QUIET:
+        buffer.pop(0)
+        return httpcore.ReadTimeout("timed out")
+    if buffer and buffer[0] is RESET:
+        buffer.pop(0)
+        return httpcore.ReadError("Connection reset by peer")
+    return None
 
 
 class SyncQuietStream(helpers.SyncRecordingStream):
@@ -49,9 +62,9 @@ class SyncQuietStream(helpers.SyncRecordingStream):
         super().write(buffer, timeout)
 
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        if self._buffer and self._buffer[0] is QUIET:
-            self._buffer.pop(0)
-            raise httpcore.ReadTimeout("timed out")
+        error = scripted_read_error(self._buffer)
+        if error is not None:
+            raise error
         return super().read(max_bytes, timeout)
 
 
@@ -64,15 +77,15 @@ class AsyncQuietStream(helpers.AsyncRecordingStream):
         await super().write(buffer, timeout)
 
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        if self._buffer and self._buffer[0] is QUIET:
-            self._buffer.pop(0)
-            raise httpcore.ReadTimeout("timed out")
+        error = scripted_read_error(self._buffer)
+        if error is not None:
+            raise error
         return await super().read(max_bytes, timeout)
 
 
 def quiet_stream(api: Any, chunks: List[bytes]) -> Any:
-    """A recording mock stream (h2 by ALPN) whose read of a `QUIET` chunk times out, and
-    whose writes raise its `write_exception` once a test sets one."""
+    """A recording mock stream (h2 by ALPN) whose read of a `QUIET` chunk times out, of a
+    `RESET` chunk fails, and whose writes raise its `write_exception` once a test sets one."""
     cls = AsyncQuietStream if api.is_async else SyncQuietStream
     return cls(list(chunks), http2=True)
 
@@ -601,3 +614,24 @@ def test_a_block_that_resizes_the_table_is_decoded_every_time() -> None:
         assert memo.decode(block, raw=True) == plain.decode(block, raw=True)
         assert memo.header_table.maxsize == plain.header_table.maxsize
         assert list(memo.header_table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+
+
+# -- _reader.py ------------------------------------------------------------------------------
+
+
+async def test_a_read_error_fails_the_connection_for_every_later_request(api: Any) -> None:
+    """API.md: a read exception is remembered and raised again for every later request on
+    the connection, which is no longer available (a read timeout, by contrast, concerns only
+    its request: `test_a_failed_body_read_writes_nothing_until_the_next_request`)."""
+    server = FakeServer()
+    server.expect(1)
+    server.h2.send_headers(1, [(b":status", b"200")])
+    server.flush()
+    stream = quiet_stream(api, [*server.chunks, RESET])
+    async with h2_connection(api, stream) as conn:
+        async with conn.stream("GET", URL) as response:
+            with pytest.raises(httpcore.ReadError, match="Connection reset by peer"):
+                await response.aread()
+        assert not conn.is_available()
+        with pytest.raises(httpcore.ReadError, match="Connection reset by peer"):
+            await conn.request("GET", URL)
