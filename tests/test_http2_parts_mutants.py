@@ -237,6 +237,10 @@ async def test_a_connection_window_update_leaves_a_request_waiting_for_its_respo
     assert 0.5 <= results["b"] < 2.0
 
 
+def requests_sent(stream: Any) -> List[Any]:
+    return of_type(client_events(stream), h2.events.RequestReceived)
+
+
 def sent_data(stream: Any, stream_id: int) -> Tuple[int, bool]:
     """Bytes of DATA the client wrote on `stream_id` so far, and whether it ended the stream."""
     events = client_events(stream)
@@ -635,3 +639,43 @@ async def test_a_read_error_fails_the_connection_for_every_later_request(api: An
         assert not conn.is_available()
         with pytest.raises(httpcore.ReadError, match="Connection reset by peer"):
             await conn.request("GET", URL)
+
+
+async def test_frames_for_a_stream_refused_by_goaway_do_not_disturb_the_others(api: Any) -> None:
+    """A GOAWAY refuses stream 3 (B gets ConnectionNotAvailable: retry elsewhere) and lets
+    stream 1 (A) complete. The server answers stream 3 all the same, in the read that also
+    brings A's response: A still gets it, and the connection window taken by B's unwanted
+    body is given back (WINDOW_UPDATE)."""
+    server = FakeServer(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            response = await conn.request("GET", URL, extensions={"timeout": {"read": 5.0}})
+            results["a"] = response.content
+
+        async def b() -> None:
+            await until(api, lambda: stream.reads_started >= 2)  # A is the reader
+            with pytest.raises(httpcore.ConnectionNotAvailable):
+                await conn.request("GET", URL)
+            results["b"] = "refused"
+
+        async def feed() -> None:
+            stream.feed(server.chunks.pop(0))  # SETTINGS: room for B
+            await until(api, lambda: len(requests_sent(stream)) == 2)
+            stream.feed(server.goaway(last_stream_id=1).chunks.pop())
+            await until(api, lambda: "b" in results)
+            server.expect(1)
+            big_response(server, 3, BIG)
+            server.h2.send_headers(1, [(b":status", b"200")])
+            server.h2.send_data(1, b"a", end_stream=True)
+            server.flush()
+            stream.feed(b"".join(server.chunks))
+
+        await api.concurrently(a, b, feed)
+    assert results == {"a": b"a", "b": "refused"}
+    events = client_events(stream)
+    updates = [(e.stream_id, e.delta) for e in of_type(events, h2.events.WindowUpdated)]
+    given_back = [delta for stream_id, delta in updates[2:] if stream_id == 0]
+    assert given_back and sum(given_back) >= (2**24 + 65535) // 2
