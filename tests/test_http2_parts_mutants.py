@@ -469,13 +469,6 @@ def never_indexed(headers: List[Any]) -> List[Tuple[bytes, bytes]]:
     return [tuple(header) for header in headers if isinstance(header, NeverIndexedHeaderTuple)]
 
 
-async def test_a_cookie_is_sent_as_one_field(api: Any) -> None:
-    """The header list is sent as built (h2's normalisation is off, `_patches.CONFIG`): a
-    cookie is not split into crumbs (RFC 9113 §8.2.3 allows either)."""
-    sent = await sent_headers(api, [(b"Cookie", b"a=1; b=2; c=3")])
-    assert [value for name, value in sent if name == b"cookie"] == [b"a=1; b=2; c=3"]
-
-
 async def test_credentials_and_short_cookies_are_never_indexed(api: Any) -> None:
     """RFC 7541 §7.1.3: never in the HPACK dynamic table (a "never indexed" literal)."""
     credentials = b"Basic dXNlcjpwYXNz"
