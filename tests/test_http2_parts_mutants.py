@@ -655,3 +655,69 @@ async def test_frames_for_a_stream_refused_by_goaway_do_not_disturb_the_others(a
     updates = [(e.stream_id, e.delta) for e in of_type(events, h2.events.WindowUpdated)]
     given_back = [delta for stream_id, delta in updates[2:] if stream_id == 0]
     assert given_back and sum(given_back) >= (2**24 + 65535) // 2
+
+
+async def test_a_frame_h2_refuses_fails_the_connection_with_remote_protocol_error(
+    api: Any,
+) -> None:
+    """DATA before the response's HEADERS: h2 refuses it (and closes its connection state).
+    A RemoteProtocolError, not h2's own exception; the connection is closed."""
+    server = FakeServer()
+    server.expect(1)
+    server.raw(hyperframe.frame.DataFrame(1, b"early").serialize())
+    stream = quiet_stream(api, server.chunks)
+    async with h2_connection(api, stream) as conn:
+        with pytest.raises(httpcore.RemoteProtocolError, match="before headers"):
+            await conn.request("GET", URL)
+        assert conn.is_closed()
+        with pytest.raises(httpcore.ConnectionNotAvailable):
+            await conn.request("GET", URL)
+
+
+async def test_an_upload_stops_once_the_server_has_answered_in_full(api: Any) -> None:
+    """The server answers (413, END_STREAM) while the body waits for window: the rest of
+    the body is not sent and the response is delivered (RFC 9113 §8.1)."""
+    server = FakeServer()
+    server.expect(1, end_stream=False)
+    server.h2.send_headers(1, [(b":status", b"413")])
+    server.h2.send_data(1, b"too big", end_stream=True)
+    server.flush()
+    stream = quiet_stream(api, server.chunks)
+    async with h2_connection(api, stream) as conn:
+        response = await conn.request("POST", URL, content=b"x" * UPLOAD)
+        assert (response.status, response.content) == (413, b"too big")
+    assert sent_data(stream, 1) == (65_535, False)
+
+
+async def test_a_response_for_a_request_waiting_for_the_reader_wakes_it(api: Any) -> None:
+    """A reads (the reader role) and waits; B waits for the reader. B's response arrives
+    (A's not yet): B gets it at once, while A keeps waiting."""
+    server = FakeServer(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            results["a"] = (await conn.request("GET", URL)).content
+
+        async def b() -> None:
+            await until(api, lambda: stream.reads_started >= 2)  # A is the reader
+            response = await conn.request("GET", URL, extensions={"timeout": {"read": 5.0}})
+            results["b"] = response.content
+
+        async def feed() -> None:
+            stream.feed(server.chunks.pop(0))  # SETTINGS: room for B
+            await until(api, lambda: len(requests_sent(stream)) == 2)
+            server.expect(1)
+            server.respond(3, b"b")
+            stream.feed(b"".join(server.chunks))
+            server.chunks.clear()
+            await until(api, lambda: "b" in results)
+            assert "a" not in results
+            server.h2.send_headers(1, [(b":status", b"200")])
+            server.h2.send_data(1, b"a", end_stream=True)
+            server.flush()
+            stream.feed(b"".join(server.chunks))
+
+        await api.concurrently(a, b, feed)
+    assert results == {"a": b"a", "b": b"b"}
