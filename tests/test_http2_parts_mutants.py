@@ -199,16 +199,19 @@ async def pause(api: Any, seconds: float) -> None:
         time.sleep(seconds)
 
 
-async def test_a_connection_window_update_leaves_a_request_waiting_for_its_response_alone(
+async def test_window_updates_leave_a_request_waiting_for_its_response_alone(
     api: Any,
 ) -> None:
     """A reads (the reader role) and waits for its response; B waits for the reader with a
-    0.5 s read timeout while the server sends a connection WINDOW_UPDATE every 0.1 s. Those
-    wake only requests waiting to send body data, so B's wait is not restarted by them: it
-    times out after 0.5 s, not once the updates stop."""
+    0.5 s read timeout while the server sends WINDOW_UPDATEs (for the connection and for B's
+    stream) every 0.1 s. Those wake only requests waiting to send body data, so B's wait is
+    not restarted by them: it times out after 0.5 s, not once the updates stop."""
     stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
     server = FakeServer(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
-    update = hyperframe.frame.WindowUpdateFrame(0, window_increment=1).serialize()
+    updates = [
+        hyperframe.frame.WindowUpdateFrame(stream_id, window_increment=1).serialize()
+        for stream_id in (0, 3)
+    ]
     results: Dict[str, Any] = {}
     async with h2_connection(api, stream) as conn:
 
@@ -225,10 +228,13 @@ async def test_a_connection_window_update_leaves_a_request_waiting_for_its_respo
 
         async def feed() -> None:
             stream.feed(server.chunks.pop(0))
+            await until(api, lambda: len(requests_sent(stream)) == 2)  # stream 3 is open
             deadline = time.monotonic() + 4
+            sent = 0
             while "b" not in results and time.monotonic() < deadline:
                 await pause(api, 0.1)
-                stream.feed(update)
+                stream.feed(updates[sent % 2])
+                sent += 1
             for chunk in server.respond(1).chunks:
                 stream.feed(chunk)
 
