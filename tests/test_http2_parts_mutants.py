@@ -130,7 +130,10 @@ async def test_goaway_below_a_stream_whose_response_started_fails_it_without_ret
 
 class SyncScriptedStream(httpcore.NetworkStream):
     """A stream whose reads return what the test feeds, when it feeds it (or time out);
-    `reads_started` tells the test that a request is waiting in a read."""
+    `reads_started` tells the test that a request is waiting in a read; writes raise
+    `write_exception` once a test sets one."""
+
+    write_exception: Optional[Exception] = None
 
     def __init__(self) -> None:
         self._chunks: queue.Queue[bytes] = queue.Queue()
@@ -148,6 +151,8 @@ class SyncScriptedStream(httpcore.NetworkStream):
             raise httpcore.ReadTimeout("timed out") from None
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if self.write_exception is not None:
+            raise self.write_exception
         self.written.append(buffer)
 
     def close(self) -> None:
@@ -156,6 +161,8 @@ class SyncScriptedStream(httpcore.NetworkStream):
 
 class AsyncScriptedStream(httpcore.AsyncNetworkStream):
     """The async twin of `SyncScriptedStream`."""
+
+    write_exception: Optional[Exception] = None
 
     def __init__(self) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[bytes](100)
@@ -174,6 +181,8 @@ class AsyncScriptedStream(httpcore.AsyncNetworkStream):
             raise httpcore.ReadTimeout("timed out") from None
 
     async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if self.write_exception is not None:
+            raise self.write_exception
         self.written.append(buffer)
 
     async def aclose(self) -> None:
@@ -727,3 +736,77 @@ async def test_a_response_for_a_request_waiting_for_the_reader_wakes_it(api: Any
 
         await api.concurrently(a, b, feed)
     assert results == {"a": b"a", "b": b"b"}
+
+
+def resets_sent(stream: Any) -> List[int]:
+    return [e.stream_id for e in of_type(client_events(stream), h2.events.StreamReset)]
+
+
+@pytest.mark.parametrize("write_fails", [False, True])
+async def test_the_reader_writes_what_is_queued_before_it_reads(
+    api: Any, write_fails: bool
+) -> None:
+    """A's body read times out (its RST_STREAM is queued, not written: an error path) and B,
+    waiting for the reader, takes the role: B writes the RST_STREAM before it waits for the
+    server, never after. A write that fails then is remembered, not B's error: B still gets
+    the response the server sends."""
+    server = FakeServer(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+    server.expect(1)
+    server.h2.send_headers(1, [(b":status", b"200")])
+    server.flush()
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            timeouts = {"timeout": {"read": 1.0}}
+            async with conn.stream("GET", URL, extensions=timeouts) as response:
+                with pytest.raises(httpcore.ReadTimeout):
+                    await response.aread()  # A is the reader while it waits
+            results["a"] = "timed out"
+
+        async def b() -> None:
+            await until(api, lambda: stream.reads_started >= 2)  # A reads its body
+            results["b"] = (await conn.request("GET", URL)).content
+
+        async def feed() -> None:
+            stream.feed(b"".join(server.chunks))  # SETTINGS, A's head
+            server.chunks.clear()
+            await until(api, lambda: len(requests_sent(stream)) == 2)  # B waits
+            if write_fails:
+                stream.write_exception = httpcore.WriteError("Connection reset by peer")
+            # Read 1: A's head; 2: A's body (times out); 3: B's, once A gave up.
+            await until(api, lambda: stream.reads_started >= 3)
+            # Written before B's read, or (failing) tried and dropped: never sent after it.
+            results["resets before B read"] = resets_sent(stream)
+            server.respond(3, b"b")
+            stream.feed(b"".join(server.chunks))
+
+        await api.concurrently(a, b, feed)
+    assert results["a"] == "timed out"
+    assert results["b"] == b"b"
+    assert results["resets before B read"] == ([] if write_fails else [1])
+    assert resets_sent(stream) == results["resets before B read"]
+
+
+async def test_a_settings_ack_that_cannot_be_written_does_not_fail_the_response(api: Any) -> None:
+    """The server's SETTINGS arrive after it stopped reading: the acknowledgement the reader
+    writes after its read fails, and is remembered (the connection will not be reused), but
+    the response the server sent is delivered."""
+    server = FakeServer()
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            results["a"] = (await conn.request("GET", URL)).content
+
+        async def feed() -> None:
+            await until(api, lambda: len(requests_sent(stream)) == 1 and stream.reads_started)
+            stream.write_exception = httpcore.WriteError("Connection reset by peer")
+            stream.feed(server.chunks.pop(0))  # SETTINGS: to acknowledge
+            stream.feed(b"".join(server.respond(1, b"a").chunks))
+
+        await api.concurrently(a, feed)
+        assert results == {"a": b"a"}
+        assert not conn.is_available()
