@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
 
 import anyio
 import h2.config
@@ -55,10 +55,11 @@ def scripted_read_error(buffer: List[bytes]) -> Optional[Exception]:
 class SyncQuietStream(helpers.SyncRecordingStream):
     #: Set by a test: every write from then on raises it.
     write_exception: Optional[Exception] = None
+    #: Set by a test: the writes after that many raise WriteError (the server stopped reading).
+    writes_before_failing: Optional[int] = None
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
-        if self.write_exception is not None:
-            raise self.write_exception
+        check_write(self)
         super().write(buffer, timeout)
 
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
@@ -70,10 +71,10 @@ class SyncQuietStream(helpers.SyncRecordingStream):
 
 class AsyncQuietStream(helpers.AsyncRecordingStream):
     write_exception: Optional[Exception] = None
+    writes_before_failing: Optional[int] = None
 
     async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
-        if self.write_exception is not None:
-            raise self.write_exception
+        check_write(self)
         await super().write(buffer, timeout)
 
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
@@ -81,6 +82,15 @@ class AsyncQuietStream(helpers.AsyncRecordingStream):
         if error is not None:
             raise error
         return await super().read(max_bytes, timeout)
+
+
+def check_write(stream: Any) -> None:
+    """Raise what a quiet stream's next write should raise, if anything."""
+    if stream.write_exception is not None:
+        raise stream.write_exception
+    if stream.writes_before_failing is not None:
+        if len(stream.written) >= stream.writes_before_failing:
+            raise httpcore.WriteError("Connection reset by peer")
 
 
 def quiet_stream(api: Any, chunks: List[bytes]) -> Any:
@@ -691,7 +701,8 @@ async def test_a_frame_h2_refuses_fails_the_connection_with_remote_protocol_erro
 
 async def test_an_upload_stops_once_the_server_has_answered_in_full(api: Any) -> None:
     """The server answers (413, END_STREAM) while the body waits for window: the rest of
-    the body is not sent and the response is delivered (RFC 9113 §8.1)."""
+    the body is not sent (RST_STREAM instead) and the response is delivered (RFC 9113
+    §8.1)."""
     server = FakeServer()
     server.expect(1, end_stream=False)
     server.h2.send_headers(1, [(b":status", b"413")])
@@ -702,6 +713,8 @@ async def test_an_upload_stops_once_the_server_has_answered_in_full(api: Any) ->
         response = await conn.request("POST", URL, content=b"x" * UPLOAD)
         assert (response.status, response.content) == (413, b"too big")
     assert sent_data(stream, 1) == (65_535, False)
+    # The rest of the body will not come: the stream is reset, not left half open.
+    assert resets_sent(stream) == [1]
 
 
 async def test_a_response_for_a_request_waiting_for_the_reader_wakes_it(api: Any) -> None:
@@ -810,3 +823,85 @@ async def test_a_settings_ack_that_cannot_be_written_does_not_fail_the_response(
         await api.concurrently(a, feed)
         assert results == {"a": b"a"}
         assert not conn.is_available()
+
+
+# -- _send.py --------------------------------------------------------------------------------
+
+
+async def test_an_answer_sent_before_the_server_stopped_reading_the_upload_is_delivered(
+    api: Any,
+) -> None:
+    """RFC 9113 §8.1: the server answers early (413) and stops reading, so writing the
+    body fails: the request gets the answer, not the WriteError; the connection is not
+    reused (its writes failed)."""
+    server = FakeServer()
+    server.expect(1, end_stream=False)
+    server.h2.send_headers(1, [(b":status", b"413")])
+    server.h2.send_data(1, b"too big", end_stream=True)
+    server.flush()
+    stream = quiet_stream(api, server.chunks)
+    stream.writes_before_failing = 1  # the preface; HEADERS and body fail
+    async with h2_connection(api, stream) as conn:
+        response = await conn.request("POST", URL, content=b"x" * 1000)
+        assert (response.status, response.content) == (413, b"too big")
+        assert not conn.is_available()
+
+
+async def test_a_streamed_body_refused_by_goaway_is_not_retried(api: Any) -> None:
+    """A body iterator, once read from, cannot be sent again: a GOAWAY that refuses its
+    stream fails the request (RemoteProtocolError) instead of letting the pool retry it on
+    a new connection with what is left of the body."""
+    server = FakeServer()
+    server.expect(1, end_stream=False)
+    server.goaway(last_stream_id=0)
+    backend = api.backend(server.chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="ConnectionTerminated"):
+            await pool.request("POST", URL, content=api.body([b"part 1", b"part 2"]))
+    assert len(backend.connects) == 1
+
+
+async def test_a_reset_during_a_streamed_upload_closes_the_body_at_once(api: Any) -> None:
+    """The server resets the stream while the body waits for window: the body iterator is
+    closed then (not drained), and the request fails with the reset."""
+    server = FakeServer()
+    server.expect(1, end_stream=False)
+    server.reset(1)
+    taken: List[int] = []
+    closed: List[bool] = []
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            for n in range(10):
+                taken.append(n)
+                yield b"x" * 40_000
+        finally:
+            closed.append(len(taken) < 10)
+
+    async def achunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    stream = quiet_stream(api, server.chunks)
+    async with h2_connection(api, stream) as conn:
+        body = achunks() if api.is_async else chunks()
+        with pytest.raises(httpcore.RemoteProtocolError, match="StreamReset stream_id:1"):
+            await conn.request("POST", URL, content=body)
+    assert closed == [True]  # closed early
+    assert len(taken) == 2  # the chunk that found the window used up was the last taken
+
+
+async def test_a_window_of_one_byte_is_used(api: Any) -> None:
+    """The server opens the windows by exactly one byte: the last byte of the body goes."""
+    server = FakeServer()
+    server.expect(1, end_stream=False)
+    server.h2.increment_flow_control_window(1)
+    server.h2.increment_flow_control_window(1, stream_id=1)
+    server.flush()
+    server.h2.send_headers(1, [(b":status", b"200")], end_stream=True)
+    server.flush()
+    stream = quiet_stream(api, server.chunks)
+    async with h2_connection(api, stream) as conn:
+        response = await conn.request("POST", URL, content=b"x" * 65_536)
+        assert response.status == 200
+    assert sent_data(stream, 1) == (65_536, True)
