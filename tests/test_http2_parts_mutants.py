@@ -905,3 +905,77 @@ async def test_a_window_of_one_byte_is_used(api: Any) -> None:
         response = await conn.request("POST", URL, content=b"x" * 65_536)
         assert response.status == 200
     assert sent_data(stream, 1) == (65_536, True)
+
+
+class Chunks:
+    """A request body that is a plain iterator (no `close()`), counting the chunks taken."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.left = count
+        self.size = size
+        self.taken = 0
+
+    def __iter__(self) -> Chunks:
+        return self
+
+    def __next__(self) -> bytes:
+        if not self.left:
+            raise StopIteration
+        self.left -= 1
+        self.taken += 1
+        return b"x" * self.size
+
+    def __aiter__(self) -> Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return next(self)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+async def test_a_reset_during_an_upload_stops_taking_from_a_plain_iterator(api: Any) -> None:
+    """Like `test_a_reset_during_a_streamed_upload_closes_the_body_at_once`, with a body
+    that cannot be closed: no chunk is taken from it after the reset."""
+    server = FakeServer()
+    server.expect(1, end_stream=False)
+    server.reset(1)
+    stream = quiet_stream(api, server.chunks)
+    body = Chunks(10, 40_000)
+    async with h2_connection(api, stream) as conn:
+        with pytest.raises(httpcore.RemoteProtocolError, match="StreamReset stream_id:1"):
+            await conn.request("POST", URL, content=body)
+    assert body.taken == 2
+
+
+async def test_a_streamed_body_is_closed_when_its_upload_fails(api: Any) -> None:
+    """The server stops reading (the body's write fails) and answers: the body iterator is
+    closed right away, not left to the garbage collector."""
+    server = FakeServer()
+    server.expect(1, end_stream=False)
+    server.h2.send_headers(1, [(b":status", b"413")], end_stream=True)
+    server.flush()
+    closed: List[bool] = []
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            for _ in range(10):
+                yield b"x" * 1000
+        finally:
+            closed.append(True)
+
+    async def achunks() -> AsyncIterator[bytes]:
+        try:
+            for _ in range(10):
+                yield b"x" * 1000
+        finally:
+            closed.append(True)
+
+    stream = quiet_stream(api, server.chunks)
+    stream.writes_before_failing = 2  # the preface and HEADERS; the body fails
+    body = achunks() if api.is_async else chunks()
+    async with h2_connection(api, stream) as conn:
+        response = await conn.request("POST", URL, content=body)
+        assert response.status == 413
+    assert closed == [True]
