@@ -9,6 +9,7 @@ bytes made by `test_http2.FakeServer`; every behaviour runs under sync, asyncio 
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -979,3 +980,64 @@ async def test_a_streamed_body_is_closed_when_its_upload_fails(api: Any) -> None
         response = await conn.request("POST", URL, content=body)
         assert response.status == 413
     assert closed == [True]
+
+
+async def test_a_reset_read_by_another_request_stops_a_streamed_upload(api: Any) -> None:
+    """B uploads a streamed body with room in the windows (it never reads); A, the reader,
+    files the server's RST_STREAM for B between two of B's chunks. B takes one chunk more,
+    finds its stream reset, and stops there (the body is closed), failing with the reset."""
+    codes = h2.settings.SettingCodes
+    server = FakeServer(
+        settings={codes.MAX_CONCURRENT_STREAMS: 100, codes.INITIAL_WINDOW_SIZE: WIDE}
+    )
+    server.raw(hyperframe.frame.WindowUpdateFrame(0, window_increment=WIDE).serialize())
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    gate: Any = anyio.Event() if api.is_async else threading.Event()
+    taken: List[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for n in range(10):
+            if n == 1:
+                assert gate.wait(10)
+            taken.append(n)
+            yield b"x" * 1000
+
+    async def achunks() -> AsyncIterator[bytes]:
+        for n in range(10):
+            if n == 1:
+                await gate.wait()
+            taken.append(n)
+            yield b"x" * 1000
+
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            results["a"] = (await conn.request("GET", URL)).content
+
+        async def b() -> None:
+            await until(api, lambda: stream.reads_started >= 2)  # A is the reader
+            body = achunks() if api.is_async else chunks()
+            with pytest.raises(httpcore.RemoteProtocolError, match="StreamReset stream_id:3"):
+                await conn.request("POST", URL, content=body)
+            results["b"] = "reset"
+
+        async def feed() -> None:
+            stream.feed(b"".join(server.chunks))
+            server.chunks.clear()
+            await until(api, lambda: sent_data(stream, 3)[0] == 1000)
+            reads = stream.reads_started
+            stream.feed(hyperframe.frame.RstStreamFrame(3, error_code=8).serialize())
+            await until(api, lambda: stream.reads_started > reads)  # A filed it
+            gate.set()
+            await until(api, lambda: "b" in results)
+            server.expect(1)
+            server.h2.send_headers(1, [(b":status", b"200")])
+            server.h2.send_data(1, b"a", end_stream=True)
+            server.flush()
+            stream.feed(b"".join(server.chunks))
+
+        await api.concurrently(a, b, feed)
+    assert results == {"a": b"a", "b": "reset"}
+    assert taken == [0, 1]
+    assert sent_data(stream, 3) == (1000, False)
