@@ -700,7 +700,8 @@ async def test_a_frame_h2_refuses_fails_the_connection_with_remote_protocol_erro
             await conn.request("GET", URL)
 
 
-async def test_an_upload_stops_once_the_server_has_answered_in_full(api: Any) -> None:
+@pytest.mark.parametrize("body", ["in memory", "streamed"])
+async def test_an_upload_stops_once_the_server_has_answered_in_full(api: Any, body: str) -> None:
     """The server answers (413, END_STREAM) while the body waits for window: the rest of
     the body is not sent (RST_STREAM instead) and the response is delivered (RFC 9113
     §8.1)."""
@@ -710,8 +711,9 @@ async def test_an_upload_stops_once_the_server_has_answered_in_full(api: Any) ->
     server.h2.send_data(1, b"too big", end_stream=True)
     server.flush()
     stream = quiet_stream(api, server.chunks)
+    content = b"x" * UPLOAD if body == "in memory" else api.body([b"x" * 40_000] * 3)
     async with h2_connection(api, stream) as conn:
-        response = await conn.request("POST", URL, content=b"x" * UPLOAD)
+        response = await conn.request("POST", URL, content=content)
         assert (response.status, response.content) == (413, b"too big")
     assert sent_data(stream, 1) == (65_535, False)
     # The rest of the body will not come: the stream is reset, not left half open.
