@@ -20,6 +20,8 @@ library (server side). Its options reproduce what real servers do to clients:
   test sets ``resume``; then answer it. The server also opens its flow-control windows wide
   and keeps a small socket receive buffer, so that an upload soon blocks in the client's
   socket write rather than on HTTP/2 flow control.
+- ``drop_on_resume``: with ``stall``, drop the connection (unread data and all) when the test
+  sets ``resume``, instead of answering.
 - ``ssl_context``: serve over TLS with it (it should offer ALPN ``h2``).
 - ``conn_timeout``: the timeout of each accepted socket (20 s); the connection is dropped when
   a read from the client takes longer.
@@ -61,6 +63,7 @@ class H2Server:
         lower_after: int = 0,
         ping: bool = False,
         stall: bool = False,
+        drop_on_resume: bool = False,
         ssl_context: Optional[ssl.SSLContext] = None,
         conn_timeout: float = 20.0,
     ) -> None:
@@ -73,6 +76,7 @@ class H2Server:
         self.lower_after = lower_after
         self.ping = ping
         self.stall = stall
+        self.drop_on_resume = drop_on_resume
         self.ssl_context = ssl_context
         self.stalled = threading.Event()
         self.resume = threading.Event()
@@ -200,6 +204,8 @@ class _Connection:
                 server.stalled.set()
                 if not server.resume.wait(server.conn_timeout + 10):
                     raise RuntimeError("the test never resumed the stalled server")
+                if server.drop_on_resume:
+                    return
             self.answer_ready()
             self.send()
             if self.goaway_last is not None and not self.open:

@@ -363,6 +363,70 @@ async def test_cancelled_upload_in_the_middle_of_a_write(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "anyio_backend, transport", [("asyncio", "memory-tls"), ("trio", "h2c"), ("trio", "tls")]
+)
+async def test_a_cancelled_upload_whose_resumed_write_fails(
+    anyio_backend: str,
+    transport: str,
+    h2_server: Callable[..., H2Server],
+    ca: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    """As above, but the server drops the connection while the cancelled request finishes its
+    write: the cancelled request still ends with its cancellation, the connection fails (the
+    other requests get a network error, none hangs) and the next request gets a new one."""
+    if transport == "memory-tls":
+        monkeypatch.setattr("httpcore.aio._asyncio.NATIVE_TLS_LIMITED", True)
+    if transport == "h2c":
+        srv = h2_server(stall=True, drop_on_resume=True)
+    else:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        context.set_alpn_protocols(["h2"])
+        srv = h2_server(stall=True, drop_on_resume=True, ssl_context=context)
+    url = srv.url
+    async with httpcore.AsyncConnectionPool(
+        http1=url.startswith("https"), http2=True, ssl_context=client_ssl_context
+    ) as pool:
+        outcomes: List[Any] = []
+
+        async def get(path: str) -> None:
+            try:
+                outcomes.append((await pool.request("GET", url + path)).content)
+            except httpcore.NetworkError as exc:
+                outcomes.append(type(exc).__name__)
+            except httpcore.RemoteProtocolError as exc:
+                outcomes.append(type(exc).__name__)
+
+        await get("/warm")
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get, "/stall")
+                assert await anyio.to_thread.run_sync(srv.stalled.wait, 10)
+                with anyio.CancelScope() as upload_scope:
+                    async with anyio.create_task_group() as doomed:
+                        doomed.start_soon(
+                            functools.partial(
+                                pool.request, "POST", url + "/upload", content=b"x" * UPLOAD
+                            )
+                        )
+                        await anyio.wait_all_tasks_blocked()
+                        tg.start_soon(get, "/after")
+                        await anyio.wait_all_tasks_blocked()
+                        upload_scope.cancel()
+                        srv.resume.set()
+                assert upload_scope.cancelled_caught
+        assert outcomes[0] == b"ok /warm"
+        assert len(outcomes) == 3
+        assert all(isinstance(outcome, str) for outcome in outcomes[1:]), outcomes
+        assert (await pool.request("GET", url + "/again")).content == b"ok /again"
+        assert len(pool.connections) == 1
+    assert srv.connections == 2
+
+
+@pytest.mark.anyio
 async def test_cancelled_upload_in_the_middle_of_a_write_with_anyio_streams(
     h2_server: Callable[..., H2Server],
 ) -> None:
