@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 import trustme
+from h2servers import H2Server
 from servers import (
     BackgroundLoop,
     HTTPProxy,
@@ -95,6 +96,25 @@ def tls_server(
     srv = HTTPServer(background_loop, certfile=server_cert_file, client_context=context)
     yield srv
     srv.close()
+
+
+@pytest.fixture
+def h2_server() -> Iterator[Callable[..., H2Server]]:
+    """Starts scripted HTTP/2 servers (`h2servers.H2Server(**options)`); closes them at the end
+    and raises the first error one of them hit (a bug in the test server)."""
+    servers: List[H2Server] = []
+
+    def start(**kwargs: Any) -> H2Server:
+        srv = H2Server(**kwargs)
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.close()
+    for srv in servers:
+        if srv.errors:
+            raise srv.errors[0]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import ssl
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import anyio
 import pytest
@@ -20,23 +20,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def h2_server() -> Iterator[Callable[..., H2Server]]:
-    servers: List[H2Server] = []
-
-    def start(**kwargs: Any) -> H2Server:
-        server = H2Server(**kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-    for server in servers:
-        if server.errors:
-            raise server.errors[0]
 
 
 def run_threads(function: Callable[[int], Any], count: int) -> List[Any]:
@@ -269,10 +252,14 @@ UPLOAD = 32 * 1024 * 1024  # far beyond what the socket buffers hold
 
 
 def stall_server(
-    transport: str, h2_server: Callable[..., H2Server], ca: Any, monkeypatch: pytest.MonkeyPatch
+    transport: str,
+    h2_server: Callable[..., H2Server],
+    ca: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    **options: Any,
 ) -> H2Server:
     if transport == "h2c":
-        return h2_server(stall=True)
+        return h2_server(stall=True, **options)
     if transport == "memory-tls":
         # What the asyncio backend does before Python 3.11 and through HTTPS proxies (and
         # what the trio backend always does).
@@ -282,7 +269,7 @@ def stall_server(
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
     context.set_alpn_protocols(["h2"])
-    return h2_server(stall=True, ssl_context=context)
+    return h2_server(stall=True, ssl_context=context, **options)
 
 
 @pytest.mark.anyio
@@ -377,15 +364,7 @@ async def test_a_cancelled_upload_whose_resumed_write_fails(
     """As above, but the server drops the connection while the cancelled request finishes its
     write: the cancelled request still ends with its cancellation, the connection fails (the
     other requests get a network error, none hangs) and the next request gets a new one."""
-    if transport == "memory-tls":
-        monkeypatch.setattr("httpcore.aio._asyncio.NATIVE_TLS_LIMITED", True)
-    if transport == "h2c":
-        srv = h2_server(stall=True, drop_on_resume=True)
-    else:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(context)
-        context.set_alpn_protocols(["h2"])
-        srv = h2_server(stall=True, drop_on_resume=True, ssl_context=context)
+    srv = stall_server(transport, h2_server, ca, monkeypatch, drop_on_resume=True)
     url = srv.url
     async with httpcore.AsyncConnectionPool(
         http1=url.startswith("https"), http2=True, ssl_context=client_ssl_context

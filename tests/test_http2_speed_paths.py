@@ -524,23 +524,6 @@ async def test_async_released_streams_leave_h2s_table(
     assert srv.violations == 0
 
 
-@pytest.fixture
-def h2_server() -> Any:
-    servers: List[H2Server] = []
-
-    def start(**kwargs: Any) -> H2Server:
-        server = H2Server(**kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-    for server in servers:
-        if server.errors:
-            raise server.errors[0]
-
-
 # -- the wait of a request for the reader or a stream slot (async) -----------------------------
 
 

@@ -74,23 +74,6 @@ async def _wait(api: helpers.API, event: threading.Event) -> bool:
 
 
 @pytest.fixture
-def h2_server() -> Iterator[Callable[..., H2Server]]:
-    servers: List[H2Server] = []
-
-    def start(**kwargs: Any) -> H2Server:
-        server = H2Server(**kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-    for server in servers:
-        if server.errors:
-            raise server.errors[0]
-
-
-@pytest.fixture
 def h2_tls_context(ca: Any) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)

@@ -9,7 +9,7 @@ upload that was never timed out then ends in a ReadTimeout (1 s), not in a Write
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import anyio
 import helpers
@@ -44,23 +44,6 @@ class Clock:
 
     def __exit__(self, *args: Any) -> None:
         self.elapsed = time.monotonic() - self.start
-
-
-@pytest.fixture
-def h2_server() -> Iterator[Callable[..., H2Server]]:
-    servers: List[H2Server] = []
-
-    def start(**kwargs: Any) -> H2Server:
-        srv = H2Server(**kwargs)
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.close()
-    for srv in servers:
-        if srv.errors:
-            raise srv.errors[0]
 
 
 async def wait_closed(responder: Responder, count: int) -> bool:
