@@ -45,6 +45,9 @@ async def test_malformed_request_headers_are_refused_before_sending(
         with pytest.raises(httpcore.LocalProtocolError) as info:
             await pool.request("GET", server.url + "/", headers=headers)
         assert str(info.value) == message
+        # The refused request left the connection as it found it: idle, nothing in flight.
+        assert len(pool.connections) == 1
+        assert pool.connections[0].is_idle()
         # The credential of a refused value is not repeated in the message.
         assert b"s3cret" not in str(info.value).encode()
         response = await pool.request("GET", server.url + "/")
