@@ -564,3 +564,30 @@ async def test_async_event_wait_cancelled() -> None:
     assert scope.cancelled_caught
     event.set()  # the cancelled wait is not woken (nor broken) by it
     assert event.is_set()
+
+
+def test_the_hpack_memos_hold_at_most_64_blocks() -> None:
+    """Each memo forgets everything once 64 blocks are kept (memory stays bounded however many
+    different header blocks a connection sees), and starts again with the next."""
+    encoder = RepeatEncoder()
+    blocks = [[(b"x-request", b"%d" % i)] for i in range(65)]
+    for headers in blocks:  # into the dynamic table (a change each: nothing kept yet)
+        encoder.encode(headers)
+    assert len(encoder._memo) == 0
+    for headers in blocks[:64]:  # now all indexed: each block is kept
+        encoder.encode(headers)
+    assert len(encoder._memo) == 64
+    encoder.encode(blocks[64])
+    assert len(encoder._memo) == 1
+
+    source = hpack.Encoder()
+    source.header_table_size = 0
+    decoder = RepeatDecoder()
+    decoder.header_table_size = 0
+    # (A zero-sized table on both sides: no block changes it, so each one is kept.)
+    blocks = [source.encode([(b"x-response", b"%d" % i)]) for i in range(65)]
+    for block in blocks[:64]:
+        decoder.decode(block)
+    assert len(decoder._memo) == 64
+    decoder.decode(blocks[64])
+    assert len(decoder._memo) == 1
