@@ -1043,3 +1043,44 @@ async def test_a_reset_read_by_another_request_stops_a_streamed_upload(api: Any)
     assert results == {"a": b"a", "b": "reset"}
     assert taken == [0, 1]
     assert sent_data(stream, 3) == (1000, False)
+
+
+async def test_a_request_that_gave_up_waiting_for_the_reader_is_not_handed_the_role(
+    api: Any,
+) -> None:
+    """A reads (the reader role); B and C wait. B gives up (its read timeout). When A has its
+    response and leaves the role, C, the one still waiting, becomes the reader and gets its
+    response (a role handed to B, gone, would leave nobody reading: C would time out)."""
+    server = FakeServer(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+    stream = AsyncScriptedStream() if api.is_async else SyncScriptedStream()
+    results: Dict[str, Any] = {}
+    async with h2_connection(api, stream) as conn:
+
+        async def a() -> None:
+            response = await conn.request("GET", URL, extensions={"timeout": {"read": 10.0}})
+            results["a"] = response.content
+
+        async def b() -> None:
+            await until(api, lambda: stream.reads_started >= 2)  # A is the reader
+            with pytest.raises(httpcore.ReadTimeout):
+                await conn.request("GET", URL, extensions={"timeout": {"read": 0.3}})
+            results["b"] = "gave up"
+
+        async def c() -> None:
+            await until(api, lambda: len(requests_sent(stream)) == 2)  # B waits first
+            response = await conn.request("GET", URL, extensions={"timeout": {"read": 5.0}})
+            results["c"] = response.content
+
+        async def feed() -> None:
+            stream.feed(server.chunks.pop(0))  # SETTINGS: room for B and C
+            await until(api, lambda: len(requests_sent(stream)) == 3)
+            await until(api, lambda: "b" in results)
+            server.respond(1, b"a")
+            stream.feed(b"".join(server.chunks))
+            server.chunks.clear()
+            await until(api, lambda: "a" in results)
+            server.respond(5, b"c")
+            stream.feed(b"".join(server.chunks))
+
+        await api.concurrently(a, b, c, feed)
+    assert results == {"a": b"a", "b": "gave up", "c": b"c"}
