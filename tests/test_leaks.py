@@ -61,11 +61,10 @@ def _fds() -> List[str]:
 
 
 @contextlib.contextmanager
-def no_leaks() -> Iterator[None]:
-    """The body (which must close its servers too) leaves as many descriptors open as there
-    were before, with the collector disabled; collecting afterwards warns of nothing."""
+def collector_off(after: Callable[[], None]) -> Iterator[None]:
+    """Run the body with the garbage collector disabled, then `after()` (still disabled), then
+    collect: no ResourceWarning and no unraisable exception may come of any of it."""
     gc.collect()
-    before, listing = fd_count(), _fds()
     unraisable: List[Any] = []
     old_hook = sys.unraisablehook
     gc.disable()
@@ -75,20 +74,35 @@ def no_leaks() -> Iterator[None]:
             sys.unraisablehook = unraisable.append
             try:
                 yield
-                after = fd_count()
-                leaked = sorted(set(_fds()) - set(listing))
+                after()
                 gc.enable()
                 gc.collect()
             finally:
                 sys.unraisablehook = old_hook
     finally:
         gc.enable()
-    # Descriptors are compared by what they point to (socket inodes), not counted: servers of
-    # earlier tests may still be closing theirs in other threads.
-    assert leaked == [], f"descriptors left open: {leaked} ({before} before, {after} after)"
     resource = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert resource == []
     assert [repr(u.exc_value) for u in unraisable] == []
+
+
+@contextlib.contextmanager
+def no_leaks() -> Iterator[None]:
+    """The body (which must close its servers too) leaves as many descriptors open as there
+    were before, with the collector disabled; collecting afterwards warns of nothing."""
+    gc.collect()
+    before, listing = fd_count(), _fds()
+    counted: List[Any] = []
+
+    def count() -> None:
+        counted.extend([fd_count(), sorted(set(_fds()) - set(listing))])
+
+    with collector_off(count):
+        yield
+    after, leaked = counted
+    # Descriptors are compared by what they point to (socket inodes), not counted: servers of
+    # earlier tests may still be closing theirs in other threads.
+    assert leaked == [], f"descriptors left open: {leaked} ({before} before, {after} after)"
 
 
 def _timeout(**values: float) -> Any:

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import ssl
-import sys
 import threading
 import time
-import warnings
 from typing import Any, Callable, Iterator, List, Optional
 
 import anyio
@@ -25,6 +22,7 @@ import helpers
 import pytest
 from h2servers import H2Server
 from servers.raw import sockets_to
+from test_leaks import collector_off
 
 import httpcore
 
@@ -45,26 +43,10 @@ def closes_its_sockets(port: int) -> Iterator[None]:
     collecting afterwards warns of nothing. (`no_leaks` compares every descriptor: a server
     living in this process through the whole session, like hypercorn, may still hold its side.)
     """
-    gc.collect()
-    unraisable: List[Any] = []
-    old_hook = sys.unraisablehook
-    gc.disable()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            sys.unraisablehook = unraisable.append
-            try:
-                yield
-                left = sockets_to(port)
-                gc.enable()
-                gc.collect()
-            finally:
-                sys.unraisablehook = old_hook
-    finally:
-        gc.enable()
+    left: List[Any] = []
+    with collector_off(lambda: left.extend(sockets_to(port))):
+        yield
     assert left == []
-    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
-    assert [repr(u.exc_value) for u in unraisable] == []
 
 
 async def _wait(api: helpers.API, event: threading.Event) -> bool:
