@@ -111,7 +111,7 @@ MODULES: Dict[str, List[str]] = {
     "http2/_send.py": HTTP2_PARTS_TESTS,
     "http2/_receive.py": HTTP2_PARTS_TESTS,
     "http2/_reader.py": HTTP2_PARTS_TESTS,
-    "http2/_writer.py": HTTP2_PARTS_TESTS,
+    "http2/_writer.py": ["tests/test_http2_writer.py", *HTTP2_PARTS_TESTS],
     "http2/_stream.py": HTTP2_PARTS_TESTS,
     "http2/_headers.py": HTTP2_PARTS_TESTS,
     # The differential tests of the h2 shortcuts (against h2's own methods) come first.
