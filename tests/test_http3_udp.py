@@ -131,11 +131,16 @@ async def test_a_poll_returns_the_datagram_waiting(echo_port: int, anyio_backend
     # with a timeout of 0 when aioquic's timer is due. trio cancels a wait whose deadline has
     # passed before it looks at the socket: its stream must take what is there first.
     for backend in async_backends(anyio_backend):
-        if isinstance(backend, httpcore.AnyIOBackend):
-            continue  # anyio's UDP socket has no non-blocking receive: its polls find nothing
         udp = await backend.connect_udp("127.0.0.1", echo_port)
         try:
             await udp.write(b"ping")
+            if isinstance(backend, httpcore.AnyIOBackend):
+                # Known limitation (CHANGELOG): anyio's UDP socket has no receive that does not
+                # wait, so its polls find nothing; a read that may wait gets the datagram.
+                with pytest.raises(httpcore.ReadTimeout):
+                    await udp.read(65536, timeout=0)
+                assert await udp.read(65536, timeout=5) == b"ping"
+                continue
             ready, _, _ = select.select([udp.get_extra_info("socket")], [], [], 5)
             assert ready, backend  # the echo is in the socket, not read yet
             assert await udp.read(65536, timeout=0) == b"ping", backend
