@@ -153,17 +153,47 @@ async def connect_udp_asyncio(
 
 
 class TrioDatagramStream:
-    """A connected UDP endpoint on a trio socket."""
+    """A connected UDP endpoint on a trio socket.
 
-    def __init__(self, sock: Any, alternatives: Tuple[str, ...] = ()) -> None:
+    A read takes a datagram already waiting in the socket directly (it is non-blocking)
+    before it waits: trio cancels a wait whose deadline has passed before it even looks at the
+    socket, so a poll (`timeout=0`) would never return what is there. A poll is no checkpoint;
+    other reads are one, as trio's own."""
+
+    def __init__(
+        self, sock: Any, alternatives: Tuple[str, ...] = (), raw: Optional[socket.socket] = None
+    ) -> None:
         self._sock = sock
+        self._raw = raw  # the stdlib socket under `sock`, for polls
         self.alternatives = alternatives  # the other addresses of the host, in order
+
+    def _recv_now(self, max_bytes: int) -> Optional[bytes]:
+        """A datagram waiting in the socket, or None."""
+        raw = self._raw
+        if raw is None or raw.fileno() == -1:
+            return None
+        try:
+            return raw.recv(max_bytes)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            raise ReadError(exc) from exc
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
     ) -> bytes:
         import trio
 
+        poll = timeout is not None and timeout <= 0
+        if not poll:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        data = self._recv_now(max_bytes)
+        if data is not None:
+            if not poll:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+        if poll:
+            raise ReadTimeout("no datagram waiting")
         try:
             with trio.fail_after(float("inf") if timeout is None else timeout):
                 return await self._sock.recv(max_bytes)  # type: ignore[no-any-return]
@@ -205,7 +235,8 @@ async def connect_udp_trio(
 
     infos = resolve_udp(host, port, local_address)
     family, kind, proto, _name, address = infos[0]
-    sock = trio.socket.socket(family, kind, proto)
+    raw = socket.socket(family, kind, proto)
+    sock = trio.socket.from_stdlib_socket(raw)  # the same socket, made non-blocking
     try:
         set_receive_buffer(sock)
         if local_address is not None:
@@ -214,7 +245,7 @@ async def connect_udp_trio(
     except OSError as exc:
         sock.close()
         raise ConnectError(exc) from exc
-    return TrioDatagramStream(sock, alternatives(infos))
+    return TrioDatagramStream(sock, alternatives(infos), raw)
 
 
 # -- anyio --------------------------------------------------------------------------------
