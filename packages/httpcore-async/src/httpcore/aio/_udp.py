@@ -49,6 +49,18 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         self._wake()
 
 
+def _recv_waiting(sock: Optional[socket.socket], max_bytes: int) -> Optional[bytes]:
+    """A datagram already waiting in a non-blocking socket, or None (none, or closed)."""
+    if sock is None or sock.fileno() == -1:
+        return None
+    try:
+        return sock.recv(max_bytes)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as exc:
+        raise ReadError(exc) from exc
+
+
 class AsyncIODatagramStream:
     """A connected UDP endpoint on an asyncio datagram transport.
 
@@ -70,15 +82,9 @@ class AsyncIODatagramStream:
 
     def _recv_now(self, max_bytes: int) -> Optional[bytes]:
         """A datagram waiting in the socket, or None."""
-        sock = self._sock
-        if sock is None or self._transport.is_closing():
+        if self._transport.is_closing():
             return None
-        try:
-            return sock.recv(max_bytes)
-        except (BlockingIOError, InterruptedError):
-            return None
-        except OSError as exc:
-            raise ReadError(exc) from exc
+        return _recv_waiting(self._sock, max_bytes)
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
@@ -169,15 +175,7 @@ class TrioDatagramStream:
 
     def _recv_now(self, max_bytes: int) -> Optional[bytes]:
         """A datagram waiting in the socket, or None."""
-        raw = self._raw
-        if raw is None or raw.fileno() == -1:
-            return None
-        try:
-            return raw.recv(max_bytes)
-        except (BlockingIOError, InterruptedError):
-            return None
-        except OSError as exc:
-            raise ReadError(exc) from exc
+        return _recv_waiting(self._raw, max_bytes)
 
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
