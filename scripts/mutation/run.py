@@ -88,6 +88,7 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_simple_head.py",
         "tests/test_safety_net.py",
         "tests/test_stale_retry.py",
+        "tests/test_cold_import.py",
     ],
     "base/_http11.py": [
         "tests/test_http11.py",
