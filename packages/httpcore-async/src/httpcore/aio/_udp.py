@@ -173,10 +173,6 @@ class TrioDatagramStream:
         self._raw = raw  # the stdlib socket under `sock`, for polls
         self.alternatives = alternatives  # the other addresses of the host, in order
 
-    def _recv_now(self, max_bytes: int) -> Optional[bytes]:
-        """A datagram waiting in the socket, or None."""
-        return _recv_waiting(self._raw, max_bytes)
-
     async def read(
         self, max_bytes: int = MAX_DATAGRAM_SIZE, timeout: Optional[float] = None
     ) -> bytes:
@@ -185,7 +181,7 @@ class TrioDatagramStream:
         poll = timeout is not None and timeout <= 0
         if not poll:
             await trio.lowlevel.checkpoint_if_cancelled()
-        data = self._recv_now(max_bytes)
+        data = _recv_waiting(self._raw, max_bytes)
         if data is not None:
             if not poll:
                 await trio.lowlevel.cancel_shielded_checkpoint()
