@@ -15,29 +15,39 @@ from servers.quic import DroppingRelay, QuicTestServer
 import httpcore
 
 
-@pytest.fixture(scope="session")
-def h3_server(
-    background_loop: BackgroundLoop, server_cert_file: str, ca: trustme.CA
-) -> Iterator[HTTP3Server]:
+def _start_h3_server(background_loop: BackgroundLoop, certfile: str, ca: trustme.CA) -> HTTP3Server:
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    srv = HTTP3Server(background_loop, certfile=server_cert_file, client_context=context)
-    yield srv
-    srv.close()
+    return HTTP3Server(background_loop, certfile=certfile, client_context=context)
+
+
+@pytest.fixture(scope="session")
+def h3_server_shared(
+    background_loop: BackgroundLoop, server_cert_file: str, ca: trustme.CA
+) -> Iterator[List[HTTP3Server]]:
+    """The hypercorn the tests of a module share, in a one-item list so that `h3_server` can
+    put a new one there."""
+    servers = [_start_h3_server(background_loop, server_cert_file, ca)]
+    yield servers
+    servers[0].close()
 
 
 @pytest.fixture
-def own_h3_server(
-    background_loop: BackgroundLoop, server_cert_file: str, ca: trustme.CA
+def h3_server(
+    h3_server_shared: List[HTTP3Server],
+    background_loop: BackgroundLoop,
+    server_cert_file: str,
+    ca: trustme.CA,
 ) -> Iterator[HTTP3Server]:
-    """A hypercorn of the test's own, for tests that abandon streams: hypercorn's QUIC server
-    (0.18) dies when its app answers a stream the client stopped (STOP_SENDING), "Cannot send
-    data on a finished stream", and would take the shared one down."""
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    srv = HTTP3Server(background_loop, certfile=server_cert_file, client_context=context)
+    """The shared hypercorn. Should it stop serving during a test, that test fails (at
+    teardown, with hypercorn's exception) and the next test gets a new one, rather than every
+    later test failing with a timeout and hiding which one did it."""
+    srv = h3_server_shared[0]
     yield srv
-    srv.close()
+    if srv.has_stopped():
+        h3_server_shared[0] = _start_h3_server(background_loop, server_cert_file, ca)
+        srv.close()
+        pytest.fail(f"hypercorn stopped serving during this test: {srv.stop_reason()}")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 import trustme
-from h3helpers import h3_server
+from h3helpers import h3_server, h3_server_shared
 from servers import HTTP3Server, HTTPProxy, HTTPServer, SocksProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def _all_blocks() -> List[Tuple[str, int, str]]:
 
 
 BLOCKS = _all_blocks()
-h3_server = h3_server  # the fixture, from h3helpers
+h3_server, h3_server_shared = h3_server, h3_server_shared  # the fixtures, from h3helpers
 
 
 def test_few_examples_are_skipped() -> None:

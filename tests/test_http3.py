@@ -18,9 +18,9 @@ import pytest
 import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
-h3_server, own_h3_server, lossy_relay, quic_server = (
+h3_server, h3_server_shared, lossy_relay, quic_server = (
     h3helpers.h3_server,
-    h3helpers.own_h3_server,
+    h3helpers.h3_server_shared,
     h3helpers.lossy_relay,
     h3helpers.quic_server,
 )
@@ -316,9 +316,8 @@ async def test_goaway_with_requests_in_flight(
 
 @pytest.mark.parametrize("flavour", ["asyncio", "trio"])  # tasks are cancelled, not threads
 async def test_cancelling_one_request_leaves_the_others_and_the_connection(
-    api: helpers.API, own_h3_server: Any, client_ssl_context: ssl.SSLContext
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
 ) -> None:
-    h3_server = own_h3_server
     results: List[bytes] = []
     async with h3(api, h3_server.port, client_ssl_context) as conn:
         await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
@@ -334,6 +333,24 @@ async def test_cancelling_one_request_leaves_the_others_and_the_connection(
                 await conn.request("GET", h3_server.url + "/slow/2000", extensions=TIMEOUTS)
         assert results == [b"ok"] * 3
         assert conn.is_available()
+        response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
+        assert response.content == b"Hello, world!"
+
+
+async def test_a_read_timeout_stops_its_stream_and_the_late_answer_is_dropped(
+    api: helpers.API, h3_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    # The timed-out request's stream is stopped (STOP_SENDING) at 50 ms; hypercorn answers it
+    # at 300 ms, while the next request (answered at 350 ms or later) waits on the connection.
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
+        with pytest.raises(httpcore.ReadTimeout):
+            await conn.request(
+                "GET", h3_server.url + "/slow/300", extensions={"timeout": {"read": 0.05}}
+            )
+        response = await conn.request("GET", h3_server.url + "/slow/350", extensions=TIMEOUTS)
+        assert response.content == b"ok"
+        assert conn.is_idle() and conn.is_available()
+    async with h3(api, h3_server.port, client_ssl_context) as conn:
         response = await conn.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
         assert response.content == b"Hello, world!"
 

@@ -12,7 +12,7 @@ import pytest
 
 import httpcore
 
-h3_server = h3helpers.h3_server
+h3_server, h3_server_shared = h3helpers.h3_server, h3helpers.h3_server_shared
 
 pytestmark = pytest.mark.timeout(60)
 

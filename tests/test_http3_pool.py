@@ -17,7 +17,11 @@ import httpcore
 from httpcore.base import _http3
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
-h3_server, quic_server = h3helpers.h3_server, h3helpers.quic_server
+h3_server, h3_server_shared, quic_server = (
+    h3helpers.h3_server,
+    h3helpers.h3_server_shared,
+    h3helpers.quic_server,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

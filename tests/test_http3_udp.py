@@ -15,7 +15,7 @@ import pytest
 import httpcore
 from httpcore.base._udp import MockDatagramStream
 
-h3_server = h3helpers.h3_server
+h3_server, h3_server_shared = h3helpers.h3_server, h3helpers.h3_server_shared
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -112,6 +112,16 @@ class HTTPServer:
             finally:
                 conn.close()
 
+    def has_stopped(self) -> bool:
+        """Whether hypercorn stopped serving (a crash: `close` was not called)."""
+        return self._serving.done()
+
+    def stop_reason(self) -> str:
+        if not self._serving.done():
+            return "still serving"
+        error = self._serving.exception()
+        return "it returned" if error is None else repr(error)
+
     def close(self) -> None:
         shutdown = self._shutdown
         if shutdown is not None:
