@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 import trustme
-from h3helpers import h3_server, h3_server_shared
+from h3helpers import h3_server_shared
 from servers import HTTP3Server, HTTPProxy, HTTPServer, SocksProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def _all_blocks() -> List[Tuple[str, int, str]]:
 
 
 BLOCKS = _all_blocks()
-h3_server, h3_server_shared = h3_server, h3_server_shared  # the fixtures, from h3helpers
+h3_server_shared = h3_server_shared  # the fixture, from h3helpers
 
 
 def test_few_examples_are_skipped() -> None:
@@ -87,7 +87,7 @@ def urls(
     socks5_proxy: SocksProxy,
     socks5_auth_proxy: SocksProxy,
     socks4_proxy: SocksProxy,
-    h3_server: HTTP3Server,
+    h3_server_shared: List[HTTP3Server],
 ) -> Dict[str, str]:
     """Placeholder of the docs -> the local server that stands in for it (longest first)."""
     socks5 = f"{socks5_proxy.host}:{socks5_proxy.port}"
@@ -101,7 +101,7 @@ def urls(
         "socks5h://proxy.example.com:1080": f"socks5h://{socks5}",
         "socks4a://proxy.example.com:1080": f"socks4a://{socks4}",
         "socks4://proxy.example.com:1080": f"socks4://{socks4}",
-        "https://h3.example.com": h3_server.url,  # hypercorn with QUIC (docs/http3.md)
+        "https://h3.example.com": h3_server_shared[0].url,  # hypercorn with QUIC (docs/http3.md)
         "https://93.184.215.14": tls_server.url,  # an IP literal (the sni_hostname example)
         "https://www.example.com": tls_server.localhost_url,
         "https://example.com": tls_server.localhost_url,
