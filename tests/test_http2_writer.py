@@ -7,13 +7,17 @@ frames (type, stream id) each single `write` carried.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import types
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import anyio
 import hyperframe.frame
 import pytest
+from h2servers import H2Server
 from test_http2 import ORIGIN, URL, FakeServer
+from test_http2_servers import UPLOAD, stall_server
 
 import httpcore
 from httpcore.http2 import AsyncHTTP2Connection
@@ -55,6 +59,7 @@ class ScriptedStream(httpcore.AsyncMockStream):
         self._pending = list(chunks)
         self._fed = anyio.Event()
         self.stall_next_write = False
+        self.closed = False
         self._clock = clock
         self._resume_takes = resume_takes
 
@@ -64,9 +69,15 @@ class ScriptedStream(httpcore.AsyncMockStream):
 
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         while not self._pending:
+            if self.closed:
+                raise httpcore.ReadError("closed")  # as a real stream's read ends then
             self._fed = anyio.Event()
             await self._fed.wait()
         return self._pending.pop(0)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        self._fed.set()
 
     async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
         self.writes.append(buffer)
@@ -236,10 +247,6 @@ async def _cancel_a_write_and_queue_another(
         await anyio.wait_all_tasks_blocked()
         if conn.is_available():
             _answer(server, stream, 5)
-        else:
-            # Its frames were dropped with the connection, and it waits in the read for an
-            # answer that cannot come (until its read timeout, here none).
-            tg.cancel_scope.cancel()
     return first, second
 
 
@@ -271,10 +278,71 @@ async def test_a_resumed_write_stops_when_its_write_timeout_has_passed(
     async with AsyncHTTP2Connection(ORIGIN, stream) as conn:
         first, second = await _cancel_a_write_and_queue_another(conn, server, stream)
         # The first round used the whole second (or more): no second round; the connection
-        # fails with the timeout, which later requests get again.
+        # fails with the timeout and its stream is closed. Request 5, reading for an answer
+        # that cannot come (its frames were dropped), gets the timeout at once; later
+        # requests too.
         assert len(stream.resumed) == 1
-        assert first == ["cancelled"] and second == []
-        assert not conn.is_available()
+        assert first == ["cancelled"]
+        assert [type(e) for e in second] == [httpcore.WriteTimeout], second
+        assert str(second[0]) == "Timed out finishing an interrupted write."
+        assert stream.closed and not conn.is_closed()
+        assert not conn.is_available() and conn.has_expired()
         with pytest.raises(httpcore.WriteTimeout) as raised:
             await conn.request("GET", URL)
         assert str(raised.value) == "Timed out finishing an interrupted write."
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend, transport", [("trio", "h2c"), ("trio", "tls")])
+async def test_a_failed_resumed_write_ends_the_waits_of_the_other_requests(
+    anyio_backend: str,
+    transport: str,
+    h2_server: Callable[..., H2Server],
+    ca: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    """Against a server that stopped reading for good: the cancelled upload's resumed write
+    runs out of its write timeout, so the connection fails and closes. The request reading
+    for its answer and the one whose frames were queued behind the write get that failure at
+    once, though neither has a read timeout; the next request gets a new connection."""
+    srv = stall_server(transport, h2_server, ca, monkeypatch)
+    url = srv.url
+    outcomes: List[Any] = []
+
+    async def get(path: str) -> None:
+        try:
+            outcomes.append((await pool.request("GET", url + path)).content)
+        except httpcore.WriteTimeout as exc:
+            outcomes.append(str(exc))
+
+    async with httpcore.AsyncConnectionPool(
+        http1=url.startswith("https"), http2=True, ssl_context=client_ssl_context
+    ) as pool:
+        await get("/warm")
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get, "/stall")
+                assert await anyio.to_thread.run_sync(srv.stalled.wait, 10)
+                with anyio.CancelScope() as upload_scope:
+                    async with anyio.create_task_group() as doomed:
+                        doomed.start_soon(
+                            functools.partial(
+                                pool.request,
+                                "POST",
+                                url + "/upload",
+                                content=b"x" * UPLOAD,
+                                extensions={"timeout": {"write": 0.5}},
+                            )
+                        )
+                        await anyio.wait_all_tasks_blocked()
+                        tg.start_soon(get, "/after")
+                        await anyio.wait_all_tasks_blocked()
+                        upload_scope.cancel()
+                assert upload_scope.cancelled_caught
+        failed = "Timed out finishing an interrupted write."
+        assert outcomes == [b"ok /warm", failed, failed]
+        assert pool.connections == []
+        srv.resume.set()  # the first connection is gone: the server may go on
+        assert (await pool.request("GET", url + "/again")).content == b"ok /again"
+    assert srv.connections == 2

@@ -105,6 +105,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             # A cancelled write can be finished (see `FrameWriter`); async only.
             resumable=self._io.is_async and bool(getattr(stream, "resumable_writes", False)),
             grace=self.CANCELLED_WRITE_GRACE,
+            close_network_stream=self._close_network_stream if self._io.is_async else None,
         )
         self._reader.attach(self._writer)
 
@@ -209,6 +210,16 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             except h2.exceptions.ProtocolError:  # pragma: no cover
                 pass
             self._reader.wake_all_locked()
+        yield (CLOSE, self._network_stream)
+
+    def _close_network_stream(self) -> Gen[None]:
+        """Close the socket of a failed connection, which stays as it is until it is closed:
+        a read in progress ends (see `FrameWriter`), and the socket is not left open."""
+        with self._lock:
+            if self._network_closed:
+                return
+            self._network_closed = True
+            self._writer.closed = True
         yield (CLOSE, self._network_stream)
 
     # -- the state a pool asks for ---------------------------------------------------------

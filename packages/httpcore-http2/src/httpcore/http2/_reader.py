@@ -32,7 +32,7 @@ from httpcore.base._exceptions import (
     TimeoutException,
 )
 from httpcore.base._models import Request
-from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter
+from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter, renewed
 from httpcore.base._multiplex_core import ReaderRole
 from httpcore.base._trace import is_traced, traced
 
@@ -124,7 +124,11 @@ class FrameReader(ReaderRole[Stream, Request]):
             raise  # nothing was read: only this request is concerned
         except Exception as exc:
             with self._lock:
+                failure = self._health.error
                 self.fail_locked(exc)
+            if failure is not None:
+                # The connection failed while this read waited, and was closed to end it.
+                raise renewed(failure) from exc
             raise
         if not data:
             disconnected = RemoteProtocolError("Server disconnected")

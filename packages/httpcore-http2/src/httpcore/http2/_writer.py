@@ -15,6 +15,10 @@ Rules:
   in-memory TLS over either; async only) the cancelled request finishes the interrupted
   write and what is queued behind it, shielded, within its write timeout
   (`CANCELLED_WRITE_GRACE` without one); on any other stream the connection fails.
+- When an interrupted write fails the connection, the frames queued behind it are lost, so
+  a request reading meanwhile waits for an answer that cannot come: under async the writer
+  closes the network stream, which ends that read (a sync reader's thread has its read
+  timeout: closing a socket another thread reads is not safe).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class FrameWriter:
     """The writer role of one connection (the rules at the top)."""
 
     __slots__ = (
+        "_close_network_stream",
         "_grace",
         "_h2_state",
         "_health",
@@ -73,6 +78,7 @@ class FrameWriter:
         wake_all_locked: Callable[[], None],
         resumable: bool,
         grace: float,
+        close_network_stream: Optional[Callable[[], Gen[None]]] = None,
     ) -> None:
         self._h2_state = h2_state
         self._network_stream = network_stream
@@ -82,6 +88,7 @@ class FrameWriter:
         self._wake_all_locked = wake_all_locked
         self._resumable = resumable  # a cancelled write can be finished
         self._grace = grace
+        self._close_network_stream = close_network_stream  # after a failed interrupted write
         self.writing = False
         self.closed = False  # set by the connection, under the lock, when it closes the stream
 
@@ -170,3 +177,5 @@ class FrameWriter:
             self.writing = False
             self._health.fail(failure)
             self._wake_all_locked()
+        if self._close_network_stream is not None:
+            yield from self._close_network_stream()  # ends a read in progress (rules above)
