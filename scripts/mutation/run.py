@@ -51,7 +51,12 @@ SOCKS_TESTS = [
     "tests/test_socks_proxies.py",
 ]
 # The seven smaller HTTP/2 modules: their own mutant tests first (mock backends, ~2 s).
-HTTP2_PARTS_TESTS = ["tests/test_http2_parts_mutants.py", *HTTP2_TESTS]
+HTTP2_PARTS_TESTS = [
+    "tests/test_http2_stream_mutants.py",
+    "tests/test_http2_headers_mutants.py",
+    "tests/test_http2_io_mutants.py",
+    *HTTP2_TESTS,
+]
 # Listed fastest-first: with `-x` the run stops at the first failure, so a mutant the module's
 # own unit tests catch costs one short run.
 MODULES: Dict[str, List[str]] = {
