@@ -44,8 +44,19 @@ HTTP2_TESTS = [
     "tests/test_timeouts.py",
     "tests/test_http2_servers.py",
 ]
+# The SOCKS handshake and the connection around it over mock backends, then the real proxies.
+SOCKS_TESTS = [
+    "tests/test_socks_handshake.py",
+    "tests/test_socks_connection.py",
+    "tests/test_socks_proxies.py",
+]
 # The seven smaller HTTP/2 modules: their own mutant tests first (mock backends, ~2 s).
-HTTP2_PARTS_TESTS = ["tests/test_http2_parts_mutants.py", *HTTP2_TESTS]
+HTTP2_PARTS_TESTS = [
+    "tests/test_http2_stream_mutants.py",
+    "tests/test_http2_headers_mutants.py",
+    "tests/test_http2_io_mutants.py",
+    *HTTP2_TESTS,
+]
 # Listed fastest-first: with `-x` the run stops at the first failure, so a mutant the module's
 # own unit tests catch costs one short run.
 MODULES: Dict[str, List[str]] = {
@@ -107,7 +118,7 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_safety_net.py",
         "tests/test_cold_import.py",
     ],
-    "socks/_core.py": ["tests/test_socks.py"],
+    "socks/_core.py": SOCKS_TESTS,
     "http2/_core.py": HTTP2_TESTS,
     "http2/_send.py": HTTP2_PARTS_TESTS,
     "http2/_receive.py": HTTP2_PARTS_TESTS,
@@ -131,7 +142,7 @@ MODULES: Dict[str, List[str]] = {
 RECHECK: Dict[str, List[str]] = {
     "base/_pool_state.py": [*MODULES["base/_pool_state.py"], "tests/test_safety_net.py"],
     "base/_pool.py": [*MODULES["base/_pool.py"], "tests/test_cancellation.py"],
-    "base/_proxy.py": [*MODULES["base/_proxy.py"], "tests/test_socks.py"],
+    "base/_proxy.py": [*MODULES["base/_proxy.py"], *SOCKS_TESTS],
     "base/_connection.py": [
         *MODULES["base/_connection.py"],
         "tests/test_cancellation.py",

@@ -1,0 +1,197 @@
+"""HTTP/2 behaviours that mutation testing (scripts/mutation) found untested in `_headers` and
+`_patches`: the request headers sent, the response headers read, and the memo of decoded header
+blocks; see scripts/mutation/SURVIVORS.md. Byte-exact cases run over the recording mock backends
+(`helpers.api.backend`) with server bytes made by `test_http2.FakeServer`, under sync, asyncio
+and trio."""
+
+from __future__ import annotations
+
+from typing import Any, List, Tuple
+
+import h2.config
+import h2.connection
+import h2.events
+import helpers
+import hpack
+import hyperframe.frame
+import pytest
+from h2parts_helpers import URL
+from hpack import NeverIndexedHeaderTuple
+from test_http2 import FakeServer, of_type
+
+import httpcore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+
+anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
+
+
+# -- _headers.py -----------------------------------------------------------------------------
+
+
+async def sent_headers(api: Any, headers: List[Tuple[bytes, bytes]]) -> List[Any]:
+    """The header list the server receives for a GET with `headers` (besides Host)."""
+    backend = api.backend(FakeServer().respond(1).chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        response = await pool.request("GET", URL, headers=headers)
+        assert response.status == 200
+    [stream] = backend.streams
+    # Decoded as sent: h2's inbound checks would join and re-wrap cookies.
+    config = h2.config.H2Configuration(
+        client_side=False,
+        header_encoding=None,
+        validate_inbound_headers=False,
+        normalize_inbound_headers=False,
+    )
+    server = h2.connection.H2Connection(config)
+    server.initiate_connection()
+    [request] = of_type(server.receive_data(stream.data), h2.events.RequestReceived)
+    return list(request.headers)
+
+
+async def test_te_is_sent_only_as_te_trailers(api: Any) -> None:
+    """RFC 9113 §8.2.2: TE may be sent, with no other value than "trailers"."""
+    assert (b"te", b"trailers") in await sent_headers(api, [(b"TE", b"trailers")])
+    assert (b"te", b"Trailers") in await sent_headers(api, [(b"TE", b"Trailers")])
+    sent = await sent_headers(api, [(b"TE", b"gzip"), (b"X-After", b"1")])
+    assert [name for name, _ in sent if name in (b"te", b"x-after")] == [b"x-after"]
+
+
+@pytest.mark.parametrize("name", [b":path", b":x", b""])
+async def test_a_pseudo_or_empty_request_header_name_is_refused(api: Any, name: bytes) -> None:
+    backend = api.backend(FakeServer().respond(1).chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        with pytest.raises(httpcore.LocalProtocolError, match="Invalid HTTP/2 request header"):
+            await pool.request("GET", URL, headers=[(name, b"value")])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b" lead", b"lead"),
+        (b"trail\t", b"trail"),
+        (b"\t both  ", b"both"),
+        (b"in side", b"in side"),
+    ],
+)
+async def test_request_header_values_lose_surrounding_whitespace(
+    api: Any, value: bytes, expected: bytes
+) -> None:
+    sent = await sent_headers(api, [(b"X-Value", value)])
+    assert (b"x-value", expected) in sent
+
+
+def never_indexed(headers: List[Any]) -> List[Tuple[bytes, bytes]]:
+    return [tuple(header) for header in headers if isinstance(header, NeverIndexedHeaderTuple)]
+
+
+async def test_credentials_and_short_cookies_are_never_indexed(api: Any) -> None:
+    """RFC 7541 §7.1.3: never in the HPACK dynamic table (a "never indexed" literal)."""
+    credentials = b"Basic dXNlcjpwYXNz"
+    sent = await sent_headers(
+        api,
+        [
+            (b"Authorization", credentials),
+            (b"Proxy-Authorization", credentials),
+            (b"Cookie", b"c" * 19),
+            (b"X-Other", b"c" * 19),
+        ],
+    )
+    assert never_indexed(sent) == [
+        (b"authorization", credentials),
+        (b"proxy-authorization", credentials),
+        (b"cookie", b"c" * 19),
+    ]
+    # A cookie of 20 bytes or more is not easily guessed: indexed like any other header.
+    sent = await sent_headers(api, [(b"Cookie", b"c" * 20)])
+    assert (b"cookie", b"c" * 20) in sent and never_indexed(sent) == []
+
+
+def raw_response(headers: List[Tuple[bytes, bytes]]) -> List[bytes]:
+    """Server chunks answering stream 1 with a header block h2 would refuse to send (encoded
+    by hand: the only header block on the connection, so the HPACK tables agree)."""
+    server = FakeServer()
+    server.expect(1)
+    block = hpack.Encoder().encode(headers)
+    frame = hyperframe.frame.HeadersFrame(1, block, flags=["END_HEADERS", "END_STREAM"])
+    return server.raw(frame.serialize()).chunks
+
+
+async def response_to(api: Any, chunks: List[bytes]) -> Any:
+    backend = api.backend(chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        return await pool.request("GET", URL)
+
+
+async def test_a_response_without_status_is_a_200(api: Any) -> None:
+    """API.md: the status comes from `:status`, 200 if there is none (as httpcore 1.0)."""
+    response = await response_to(api, raw_response([(b"x-only", b"1")]))
+    assert (response.status, response.headers) == (200, [(b"x-only", b"1")])
+
+
+async def test_response_pseudo_headers_are_left_out(api: Any) -> None:
+    headers = [(b":status", b"204"), (b":other", b"x"), (b"x-kept", b"1")]
+    response = await response_to(api, raw_response(headers))
+    assert (response.status, response.headers) == (204, [(b"x-kept", b"1")])
+
+
+async def test_a_status_that_is_not_a_number_is_a_remote_protocol_error(api: Any) -> None:
+    with pytest.raises(httpcore.RemoteProtocolError, match="Invalid :status b'OK'"):
+        await response_to(api, raw_response([(b":status", b"OK")]))
+
+
+# -- _patches.py -----------------------------------------------------------------------------
+
+
+def test_the_header_memo_keeps_up_to_memo_size_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`RepeatDecoder` remembers up to `MEMO_SIZE` distinct blocks (literals that leave the
+    table alone): a cycle of that many is decoded once each; one more block starts it over
+    (so it never grows past that size)."""
+    from httpcore.http2._patches import RepeatDecoder
+
+    size = RepeatDecoder.MEMO_SIZE
+    encoder = hpack.Encoder()
+    blocks = [
+        encoder.encode([(b":status", b"200"), NeverIndexedHeaderTuple(b"x-n", b"%d" % n)])
+        for n in range(size + 1)
+    ]
+    decodes: List[bytes] = []
+    real_decode = hpack.Decoder.decode
+
+    def counted_decode(self: Any, data: bytes, raw: bool = False) -> Any:
+        decodes.append(data)
+        return real_decode(self, data, raw)
+
+    monkeypatch.setattr(hpack.Decoder, "decode", counted_decode)
+    decoder = RepeatDecoder()
+    for block in blocks[:size] * 2:
+        decoder.decode(block, raw=True)
+    assert len(decodes) == size
+    decoder.decode(blocks[size], raw=True)
+    assert len(decoder._memo) <= size
+    assert decoder.decode(blocks[0], raw=True) == [(b":status", b"200"), (b"x-n", b"0")]
+    assert len(decodes) == size + 2  # forgotten when the memo was full
+
+
+def test_a_block_that_resizes_the_table_is_decoded_every_time() -> None:
+    """A header block carrying a table size update changes the decoder's state even when it
+    adds nothing: it is never answered from the memo, so the update always takes effect and
+    the table stays what the server's encoder thinks it is (nginx shrinks it to 0)."""
+    from httpcore.http2._patches import RepeatDecoder
+
+    encoder = hpack.Encoder()
+    status = [(b":status", b"200")]
+    encoder.header_table_size = 0
+    shrink = encoder.encode(status)  # size update to 0, then a static index
+    encoder.header_table_size = 4096
+    grow = encoder.encode(status)  # size update back to 4096: the same state as before
+    blocks = [shrink, grow, shrink]
+    encoder.header_table_size = 0
+    encoder.encode(status)  # the encoder's side of the third block
+    blocks.append(encoder.encode([(b"x-indexed", b"1")]))  # "with indexing": fits nothing
+    plain, memo = hpack.Decoder(), RepeatDecoder()
+    for block in blocks:
+        assert memo.decode(block, raw=True) == plain.decode(block, raw=True)
+        assert memo.header_table.maxsize == plain.header_table.maxsize
+        assert list(memo.header_table.dynamic_entries) == list(plain.header_table.dynamic_entries)
