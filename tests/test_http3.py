@@ -5,6 +5,7 @@ trio tasks (tests/helpers.py)."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import time
@@ -208,6 +209,12 @@ def _answer(server: Any, conn: Any, stream_id: int, headers: Dict[bytes, bytes],
     if path == b"/reset":
         server.reset(conn, stream_id)
         return
+    if path == b"/connection-header":  # connection-specific: malformed in HTTP/3
+        server.respond(conn, stream_id, body=b"x", headers=[(b"connection", b"close")])
+        return
+    if path == b"/short-body":
+        server.respond(conn, stream_id, body=b"abc", headers=[(b"content-length", b"10")])
+        return
     if path == b"/goaway":
         # Requests on later streams will not be processed.
         server.goaway(conn, stream_id + 4)
@@ -254,6 +261,47 @@ async def test_reset_stream_fails_only_its_request(
         assert conn.is_available()
         response = await conn.request("POST", server.url + "/c", content=b"1", extensions=TIMEOUTS)
         assert response.content == b"ok:/c:1"
+
+
+async def test_a_malformed_response_fails_only_its_request(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    # RFC 9114 4.1.2: a stream error (aioquic alone would close the connection).
+    server = quic_server(_answer)
+    outcomes: Dict[str, Any] = {}
+    async with h3(api, server.port, client_ssl_context) as conn:
+        await conn.request("GET", server.url + "/warm-up", extensions=TIMEOUTS)
+
+        def run(path: str) -> Any:
+            async def one() -> None:
+                try:
+                    response = await conn.request("GET", server.url + path, extensions=TIMEOUTS)
+                    outcomes[path] = response.content
+                except Exception as exc:
+                    outcomes[path] = exc
+
+            return one
+
+        await api.concurrently(
+            run("/a"), run("/connection-header"), run("/short-body"), run("/b")
+        )
+        assert outcomes["/a"] == b"ok:/a:" and outcomes["/b"] == b"ok:/b:"
+        header, body = outcomes["/connection-header"], outcomes["/short-body"]
+        assert isinstance(header, httpcore.RemoteProtocolError)
+        assert re.fullmatch(
+            r"Malformed HTTP/3 response on stream \d+: Header b'connection' is "
+            "connection-specific",
+            str(header),
+        )
+        assert isinstance(body, httpcore.RemoteProtocolError)
+        assert re.fullmatch(
+            r"Malformed HTTP/3 response on stream \d+: content-length does not match data size",
+            str(body),
+        )
+        assert conn.is_available()
+        response = await conn.request("GET", server.url + "/c", extensions=TIMEOUTS)
+        assert response.content == b"ok:/c:"
+        assert "Request Count: 6" in repr(conn)
 
 
 async def test_goaway_lets_processed_requests_finish_and_refuses_the_rest(

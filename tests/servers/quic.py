@@ -105,12 +105,18 @@ class QuicTestServer(asyncio.DatagramProtocol):
     # -- what behaviours use ----------------------------------------------------------------
 
     def respond(
-        self, conn: ServerConnection, stream_id: int, status: int = 200, body: bytes = b""
+        self,
+        conn: ServerConnection,
+        stream_id: int,
+        status: int = 200,
+        body: bytes = b"",
+        headers: Optional[List[Tuple[bytes, bytes]]] = None,
     ) -> None:
-        conn.h3.send_headers(
-            stream_id,
-            [(b":status", str(status).encode()), (b"content-length", str(len(body)).encode())],
-        )
+        """Answer `stream_id`; `headers` replace the default content-length (aioquic sends
+        them unchecked, malformed ones included)."""
+        if headers is None:
+            headers = [(b"content-length", str(len(body)).encode())]
+        conn.h3.send_headers(stream_id, [(b":status", str(status).encode()), *headers])
         conn.h3.send_data(stream_id, body, end_stream=True)
 
     def reset(self, conn: ServerConnection, stream_id: int, error_code: int = 0x10C) -> None:

@@ -10,8 +10,9 @@ Rules:
   stream are unacknowledged, the request reads (or waits for the reader) until flow control
   and acknowledgements let them go. A stream the server reset or answered in full takes no
   more body.
-- Interim (1xx) responses are skipped; trailers end the body; a reset stream is a
-  `RemoteProtocolError` for its request only.
+- Interim (1xx) responses are skipped; trailers end the body; a reset stream, and a
+  malformed response (`_quic.ClientH3Connection`), are a `RemoteProtocolError` for its
+  request only.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ from httpcore.base._trace import is_traced, traced
 
 from ._quic import response_head, unsent_bytes
 from ._reader import QuicReader, deadline_after, logger
-from ._stream import Reset, Stream
+from ._stream import Malformed, Reset, Stream
 
 _STOP = object()  # "stop sending the request body"
+
+
+def _malformed(stream: Stream, event: Malformed) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"Malformed HTTP/3 response on stream {stream.stream_id}: {event.reason}"
+    )
 
 
 class StreamExchange:
@@ -168,6 +175,8 @@ class StreamExchange:
                 continue  # an interim (1xx) response
             if kind is Reset:
                 raise RemoteProtocolError(f"Stream {stream.stream_id} reset by the server: {event}")
+            if kind is Malformed:
+                raise _malformed(stream, event)
             if kind is DataReceived:
                 raise RemoteProtocolError("DATA before the response headers")
 
@@ -209,3 +218,5 @@ class StreamExchange:
                     return
             elif kind is Reset:
                 raise RemoteProtocolError(f"Stream {stream.stream_id} reset by the server: {event}")
+            elif kind is Malformed:
+                raise _malformed(stream, event)

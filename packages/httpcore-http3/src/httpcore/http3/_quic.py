@@ -11,6 +11,9 @@ Rules:
   send at most `STREAM_WINDOW` bytes beyond that.
 - aioquic (1.7) does not report GOAWAY to a client; `GoawayWatcher` reads the frames of the
   server's control stream alongside it (RFC 9114 §6.2.1, §7.2.6) to find out.
+- A malformed response (aioquic's `MessageError`: a connection-specific field, a bad
+  `content-length`, ...) fails its own request, not the connection: RFC 9114 §4.1.2 makes it
+  a stream error, where aioquic closes the whole connection (`ClientH3Connection`).
 - Every read of an aioquic attribute that is not public API is a function here, with a
   fallback, so that a change in aioquic shows up in one place.
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 import ssl
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from aioquic.h3.connection import H3Connection, MessageError
+from aioquic.h3.events import H3Event
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -32,6 +37,42 @@ from httpcore.base._multiplex_core import (
 )
 
 Headers = List[Tuple[bytes, bytes]]
+
+
+class MalformedReceived(H3Event):
+    """aioquic found the response on `stream_id` malformed; the rest of it is dropped."""
+
+    def __init__(self, stream_id: int, reason: str) -> None:
+        self.stream_id = stream_id
+        self.reason = reason
+
+
+class ClientH3Connection(H3Connection):
+    """aioquic's HTTP/3 connection, with a malformed response a stream error (rules above).
+
+    It overrides the method aioquic (1.0 to 1.7) checks each frame of a request stream in;
+    the frames that follow on a malformed stream are dropped unparsed, since aioquic would
+    find DATA after headers it refused unexpected, a connection error again."""
+
+    def __init__(self, quic: QuicConnection) -> None:
+        super().__init__(quic)
+        self.malformed: Set[int] = set()  # stream ids: stream ids are never reused
+
+    def _handle_request_or_push_frame(
+        self, frame_type: int, frame_data: Optional[bytes], stream: Any, stream_ended: bool
+    ) -> List[H3Event]:
+        stream_id = stream.stream_id
+        if stream_id in self.malformed:
+            return []
+        try:
+            return super()._handle_request_or_push_frame(  # type: ignore[no-any-return,misc]
+                frame_type, frame_data, stream, stream_ended
+            )
+        except MessageError as exc:
+            if stream.push_id is not None:  # pragma: no cover - push is never enabled
+                raise
+            self.malformed.add(stream_id)
+            return [MalformedReceived(stream_id, str(exc.reason_phrase))]
 
 
 #: How much of a response the server may send beyond what the caller has read.

@@ -24,7 +24,6 @@ import logging
 import time
 from typing import Any, Dict, Optional, Sequence, Type
 
-from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
@@ -43,7 +42,9 @@ from httpcore.base._udp import MAX_DATAGRAM_SIZE
 
 from ._quic import (
     STREAM_WINDOW,
+    ClientH3Connection,
     GoawayWatcher,
+    MalformedReceived,
     close_event,
     open_receive_window,
     pace_stream,
@@ -51,7 +52,7 @@ from ._quic import (
     unpace_stream,
     unsent_bytes,
 )
-from ._stream import Reset, Stream
+from ._stream import Malformed, Reset, Stream
 
 logger = logging.getLogger("httpcore.http3")
 
@@ -103,7 +104,7 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         self.streams = streams
         self.udp: Any = None
         self.quic: Optional[QuicConnection] = None
-        self.h3: Optional[H3Connection] = None
+        self.h3: Optional[ClientH3Connection] = None
         self.address: Any = None
         self.goaway = GoawayWatcher()
         self.handshake_done = False
@@ -124,7 +125,7 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         with self._lock:
             quic.connect(self.address, now=time.monotonic())
             self.quic = quic
-            self.h3 = H3Connection(quic)
+            self.h3 = ClientH3Connection(quic)
             self.unsent = True  # the Initial packet
         deadline = None if timeout is None else time.monotonic() + timeout
         token = object()
@@ -334,6 +335,11 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                         stream.remote_ended = True
                     stream.events.append(h3_event)
                     if stream.waiter is not None:
+                        self._wake_locked(stream)
+                elif h3_kind is MalformedReceived:
+                    stream = streams.get(h3_event.stream_id)
+                    if stream is not None:
+                        stream.events.append(Malformed(h3_event.reason))
                         self._wake_locked(stream)
         terminated = close_event(quic)
         if terminated is not None and self._health.error is None:
