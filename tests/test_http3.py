@@ -282,9 +282,7 @@ async def test_a_malformed_response_fails_only_its_request(
 
             return one
 
-        await api.concurrently(
-            run("/a"), run("/connection-header"), run("/short-body"), run("/b")
-        )
+        await api.concurrently(run("/a"), run("/connection-header"), run("/short-body"), run("/b"))
         assert outcomes["/a"] == b"ok:/a:" and outcomes["/b"] == b"ok:/b:"
         header, body = outcomes["/connection-header"], outcomes["/short-body"]
         assert isinstance(header, httpcore.RemoteProtocolError)
