@@ -65,7 +65,7 @@ class ClientH3Connection(H3Connection):
         if stream_id in self.malformed:
             return []
         try:
-            return super()._handle_request_or_push_frame(  # type: ignore[no-any-return,misc]
+            return super()._handle_request_or_push_frame(
                 frame_type, frame_data, stream, stream_ended
             )
         except MessageError as exc:
