@@ -17,6 +17,7 @@ import h2.settings
 import helpers
 import hyperframe.frame
 import pytest
+from h2.errors import ErrorCodes
 from h2parts_helpers import (
     BIG,
     RESET,
@@ -135,6 +136,27 @@ async def test_a_frame_h2_refuses_fails_the_connection_with_remote_protocol_erro
         assert conn.is_closed()
         with pytest.raises(httpcore.ConnectionNotAvailable):
             await conn.request("GET", URL)
+    # The server is told why (RFC 9113 §5.4.1): h2's GOAWAY went out before the close.
+    goaways = of_type(client_events(stream), h2.events.ConnectionTerminated)
+    assert [(g.error_code, g.last_stream_id) for g in goaways] == [(ErrorCodes.PROTOCOL_ERROR, 0)]
+
+
+@pytest.mark.parametrize(("write_timeout", "goaway_timeout"), [(None, 1.0), (5.0, 1.0), (0.3, 0.3)])
+async def test_the_goaway_of_a_connection_error_is_written_within_a_second(
+    api: Any, write_timeout: Any, goaway_timeout: float
+) -> None:
+    """The caller waits for the error while the GOAWAY goes out: the request's write timeout
+    bounds that write, and never more than a second."""
+    server = FakeServer()
+    server.expect(1)
+    server.raw(hyperframe.frame.DataFrame(1, b"early").serialize())
+    stream = quiet_stream(api, server.chunks)
+    async with h2_connection(api, stream) as conn:
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await conn.request("GET", URL, extensions={"timeout": {"write": write_timeout}})
+    writes = [timeout for kind, timeout in stream.timeouts if kind == "write"]
+    assert writes[-1] == goaway_timeout
+    assert writes[:-1] == [write_timeout] * (len(writes) - 1)
 
 
 @pytest.mark.parametrize("body", ["in memory", "streamed"])

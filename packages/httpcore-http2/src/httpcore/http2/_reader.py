@@ -135,14 +135,20 @@ class FrameReader(ReaderRole[Stream, Request]):
             with self._lock:
                 self.fail_locked(disconnected)
             raise disconnected
+        failed: Optional[h2.exceptions.ProtocolError] = None
         with self._lock:
             try:
                 events = self._h2_state.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
-                error = RemoteProtocolError(exc)
-                self.fail_locked(error)
-                raise error from exc
-            settings = self._dispatch_locked(events)
+                failed = exc
+                goaway = writer.take_last_words_locked()
+                self.fail_locked(RemoteProtocolError(exc))
+            else:
+                settings = self._dispatch_locked(events)
+        if failed is not None:
+            if goaway:
+                yield from writer.write_last_words(goaway, stream.write_timeout)
+            raise RemoteProtocolError(failed) from failed
         if settings is not None and is_traced(logger, request):
             yield from traced(logger, "receive_remote_settings", request, {}, _returning(settings))
         # Settings and PING acknowledgements, window updates, resets: out they go. A write

@@ -8,6 +8,8 @@ Rules:
 - Nothing is written once the connection's health says so (`send_error`) or once the
   connection closed its network stream (`closed`); what is queued then is dropped, never to
   be sent (e.g. the GOAWAY of the close, or the WINDOW_UPDATE of a body read after it).
+  One exception: the GOAWAY h2 queues when it finds a connection error in what the server
+  sent is taken just before the connection fails, and written (`write_last_words`).
 - A write the network refuses (typically: the server closed) stops writing for good
   (WRITE_FAILED) but not reading: the streams are woken to read what the server sent.
 - A writer interrupted while holding the role (cancelled, timed out) must not leave a torn
@@ -33,6 +35,9 @@ from httpcore.base._multiplex import ConnectionHealth, renewed
 
 from ._patches import H2Connection
 from ._stream import AnyNetworkStream, StateLock, Stream
+
+#: The longest the GOAWAY of a connection error may take to write (seconds).
+LAST_WORDS_TIMEOUT = 1.0
 
 
 def _no_op(*args: Any) -> None:
@@ -141,6 +146,30 @@ class FrameWriter:
         except BaseException as exc:
             yield from self._after_cancelled_write(timeout, exc)
             raise
+
+    def take_last_words_locked(self) -> bytes:
+        """What h2 queued on a connection error it found (its GOAWAY), for
+        `write_last_words`; empty if another request is writing or the stream is closed."""
+        if self.writing or self.closed or self._health.send_error is not None:
+            return b""
+        data = self._h2_state.data_to_send()
+        if data:
+            self.writing = True  # nobody else writes until `write_last_words` is done
+        return data
+
+    def write_last_words(self, data: bytes, timeout: Optional[float]) -> Gen[None]:
+        """Tell the server why the connection ends (RFC 9113 §5.4.1), if it still listens:
+        within the write timeout, and never more than `LAST_WORDS_TIMEOUT`, since the error
+        is what the caller waits for."""
+        if timeout is None or timeout > LAST_WORDS_TIMEOUT:
+            timeout = LAST_WORDS_TIMEOUT
+        try:
+            yield (WRITE, self._network_stream, data, timeout)
+        except Exception:
+            pass  # the connection has failed already
+        finally:
+            with self._lock:
+                self.writing = False
 
     def _after_cancelled_write(self, timeout: Optional[float], exc: BaseException) -> Gen[None]:
         """The writer was interrupted (cancelled, timed out) while holding the write role.
