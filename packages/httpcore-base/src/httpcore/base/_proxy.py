@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Sequence, 
 from ._backends import SOCKET_OPTION
 from ._connection import HTTPConnection, HTTPConnectionCore, start_tls_and_pick_protocol
 from ._drive import Flavour, Gen
-from ._exceptions import ProxyError
+from ._exceptions import ConnectionNotAvailable, ProxyError
 from ._http11 import HTTP11Connection
 from ._interfaces import AnyConnection, ConnectionInterface, SyncShell, lost_unanswered
 from ._models import (
@@ -166,27 +166,54 @@ class TunnelCore(_Delegating):
         self._http2 = http2
         self._connect_lock = self._io.io_lock()
         self._connected = False
+        self._opening = False  # a request is opening the tunnel
+        self._open_failed = False  # it failed, or nobody will ever open it: the pool drops it
+
+    def is_available(self) -> bool:
+        """Whether it can take another request now."""
+        if not self._connected:
+            # Until the tunnel is open, one that may turn out HTTP/2 takes more requests,
+            # which wait for it (as a direct connection does; one tunnel, not one each).
+            return self._http2 and not self._open_failed
+        return bool(self._connection.is_available())
+
+    def has_expired(self) -> bool:
+        """Whether the pool should close it (keep-alive expired, closed by the server)."""
+        return self._open_failed or bool(self._connection.has_expired())
+
+    def _has_timed_out(self, now: float) -> bool:
+        return self._open_failed or _Delegating._has_timed_out(self, now)
 
     def _handle(self, request: Request) -> Gen[Response]:
         if not self._connected:
             try:
                 yield from lock(self._connect_lock)
             except BaseException:
-                # Cancelled before opening the tunnel: mark the unused proxy connection failed,
-                # or the pool would keep it as a connection that never becomes available.
-                proxy_connection = self._connection
-                if (
-                    isinstance(proxy_connection, HTTPConnectionCore)
-                    and proxy_connection._connection is None
-                ):
-                    proxy_connection._connect_failed = True
+                # Cancelled waiting. If another request is opening the tunnel, it settles the
+                # outcome; otherwise nobody ever will: mark it failed so the pool drops it.
+                if not self._opening:
+                    self._fail_open()
                 raise
             try:
+                if self._open_failed:
+                    # The request opening it failed or was cancelled while we waited; the
+                    # pool has dropped this connection: go back to the pool for another.
+                    raise ConnectionNotAvailable()
                 if not self._connected:
+                    self._opening = True
                     yield from self._open_tunnel(request)
+            except BaseException:
+                self._fail_open()
+                raise
             finally:
                 yield from unlock(self._connect_lock)
         return (yield from handle(self._connection, request))
+
+    def _fail_open(self) -> None:
+        self._open_failed = True
+        proxy = self._connection
+        if isinstance(proxy, HTTPConnectionCore) and proxy._connection is None:
+            proxy._connect_failed = True  # never connected: it says so itself too
 
     def _open_tunnel(self, request: Request) -> Gen[None]:
         remote, proxy = self._remote_origin, self._proxy_origin
