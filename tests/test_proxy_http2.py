@@ -138,3 +138,25 @@ async def test_cancelling_the_request_opening_the_tunnel_sends_the_waiting_ones_
         assert outcomes == ["502 Bad Gateway"] * 2
         assert proxy_pool.connections == []
     assert connects == [b"CONNECT example.com:443 HTTP/1.1"] * 3
+
+
+@pytest.mark.parametrize(
+    ("scheme", "http1", "http2", "available"),
+    [
+        (b"https", True, True, True),
+        (b"wss", True, True, True),
+        (b"ws", True, True, False),  # plain: HTTP/1.1, unless HTTP/2 is all it may speak
+        (b"ws", False, True, True),
+        (b"https", True, False, False),
+    ],
+)
+def test_a_tunnel_not_yet_open_takes_more_requests_only_if_it_may_turn_out_http2(
+    scheme: bytes, http1: bool, http2: bool, available: bool
+) -> None:
+    from httpcore.base._proxy import TunnelHTTPConnection
+
+    proxy = httpcore.Origin(b"http", b"proxy.example", 3128)
+    remote = httpcore.Origin(scheme, b"example.com", 443)
+    with TunnelHTTPConnection(proxy, remote, http1=http1, http2=http2) as connection:
+        assert connection.is_available() is available
+        assert not connection.has_expired()

@@ -81,6 +81,7 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_safety_net.py::test_connect_answered_502_with_keep_alive",
         "tests/test_async_integration.py",
         "tests/test_proxy_mutants.py",
+        "tests/test_proxy_http2.py",
         "tests/test_pool_mutants.py",
         "tests/test_cancellation.py",
     ],

@@ -174,7 +174,11 @@ class TunnelCore(_Delegating):
         if not self._connected:
             # Until the tunnel is open, one that may turn out HTTP/2 takes more requests,
             # which wait for it (as a direct connection does; one tunnel, not one each).
-            return self._http2 and not self._open_failed
+            return (
+                self._http2
+                and (self._remote_origin.scheme in (b"https", b"wss") or not self._http1)
+                and not self._open_failed
+            )
         return bool(self._connection.is_available())
 
     def has_expired(self) -> bool:
