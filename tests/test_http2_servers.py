@@ -92,6 +92,18 @@ def test_h2c_prior_knowledge(server: Any) -> None:
         assert response.extensions["http_version"] == b"HTTP/2"
 
 
+def test_sync_h2c_waits_for_each_call_s_own_timeout(server: Any) -> None:
+    """One thread reads while others write: the plain socket is non-blocking and each call
+    waits (poll) for its own timeout; the socket's one `settimeout()` would be raced on."""
+    timeouts = {"timeout": {"read": 5.0, "write": 0.5}}
+    with h2c_pool() as pool:
+        response = pool.request("GET", server.url + "/", extensions=timeouts)
+        assert response.content == b"Hello, world!"
+        sock = response.extensions["network_stream"].get_extra_info("socket")
+        assert sock.gettimeout() == 0.0
+        assert pool.request("GET", server.url + "/", extensions=timeouts).status == 200
+
+
 def test_concurrent_requests_share_one_connection(
     tls_server: Any, client_ssl_context: ssl.SSLContext
 ) -> None:

@@ -138,6 +138,16 @@ class SyncStream(NetworkStream):
     def close(self) -> None:
         self._sock.close()
 
+    def shared_by_threads(self) -> NetworkStream:
+        """This connection as a stream that threads may read and write at once (sync HTTP/2
+        without TLS): each call waits for its own timeout, where `settimeout()` is one
+        setting per socket that a read and a write of two threads would race on. It owns
+        the socket from now on."""
+        from ._sync_tls import SocketTransport
+
+        self._timeout = _UNKNOWN_TIMEOUT
+        return SocketTransport(self._sock)
+
     def start_tls(
         self,
         ssl_context: ssl.SSLContext,
