@@ -160,3 +160,76 @@ def test_a_tunnel_not_yet_open_takes_more_requests_only_if_it_may_turn_out_http2
     with TunnelHTTPConnection(proxy, remote, http1=http1, http2=http2) as connection:
         assert connection.is_available() is available
         assert not connection.has_expired()
+
+
+def _relay(conn: socket.socket, port: int) -> None:
+    """Answer a CONNECT with 200 and relay the tunnel to 127.0.0.1:`port` until either side
+    closes."""
+    upstream = socket.create_connection(("127.0.0.1", port))
+    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    back = threading.Thread(target=pipe, args=(upstream, conn), daemon=True)
+    back.start()
+    pipe(conn, upstream)
+    back.join(10)
+    upstream.close()
+
+
+@pytest.mark.parametrize("flavour", ["asyncio", "trio"])  # tasks are cancelled, not threads
+async def test_a_request_cancelled_while_waiting_for_the_tunnel_leaves_it_to_the_others(
+    api: Any,
+    raw_server: Callable[..., RawServer],
+    tls_server: Any,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    """Two requests wait for the tunnel the first one opens; one of them is cancelled. The
+    tunnel opens all the same and the other request shares it (one CONNECT in all)."""
+    connects: List[bytes] = []
+    connect_arrived, release = threading.Event(), threading.Event()
+
+    def proxy(conn: socket.socket, server: RawServer) -> None:
+        request = server.read_request(conn)
+        assert request is not None
+        connects.append(request.split(b"\r\n", 1)[0])
+        connect_arrived.set()
+        assert release.wait(10)
+        _relay(conn, tls_server.port)
+
+    srv = raw_server(proxy)
+    url = tls_server.url + "/"
+    versions: List[bytes] = []
+    async with api.HTTPProxy(
+        proxy_url=srv.url, ssl_context=client_ssl_context, http2=True
+    ) as proxy_pool:
+
+        async def get() -> None:
+            response = await proxy_pool.request("GET", url)
+            versions.append(response.extensions["http_version"])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get)  # opens the tunnel
+            assert await anyio.to_thread.run_sync(connect_arrived.wait, 10)
+            with anyio.CancelScope() as cancelled:
+                async with anyio.create_task_group() as waiting:
+                    waiting.start_soon(get)
+                    tg.start_soon(get)
+                    await anyio.wait_all_tasks_blocked()  # both wait for the tunnel
+                    cancelled.cancel()
+            release.set()
+        assert cancelled.cancelled_caught
+        assert versions == [b"HTTP/2", b"HTTP/2"]
+        assert len(proxy_pool.connections) == 1
+    assert connects == [f"CONNECT 127.0.0.1:{tls_server.port} HTTP/1.1".encode()]

@@ -167,7 +167,9 @@ class TunnelCore(_Delegating):
         self._connect_lock = self._io.io_lock()
         self._connected = False
         self._opening = False  # a request is opening the tunnel
-        self._open_failed = False  # it failed, or nobody will ever open it: the pool drops it
+        # It failed, or nobody will ever open it. (The pool drops it as its proxy connection
+        # is then closed or failed.)
+        self._open_failed = False
 
     def is_available(self) -> bool:
         """Whether it can take another request now."""
@@ -180,13 +182,6 @@ class TunnelCore(_Delegating):
                 and not self._open_failed
             )
         return bool(self._connection.is_available())
-
-    def has_expired(self) -> bool:
-        """Whether the pool should close it (keep-alive expired, closed by the server)."""
-        return self._open_failed or bool(self._connection.has_expired())
-
-    def _has_timed_out(self, now: float) -> bool:
-        return self._open_failed or _Delegating._has_timed_out(self, now)
 
     def _handle(self, request: Request) -> Gen[Response]:
         if not self._connected:
