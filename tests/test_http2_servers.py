@@ -6,7 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import ssl
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import anyio
 import pytest
@@ -263,6 +263,39 @@ async def test_cancellation_storm(tls_server: Any, client_ssl_context: ssl.SSLCo
 UPLOAD = 32 * 1024 * 1024  # far beyond what the socket buffers hold
 
 
+async def cancel_an_upload_behind_a_stall(
+    pool: Any,
+    srv: H2Server,
+    get: Callable[[str], Any],
+    upload_extensions: Optional[Dict[str, Any]] = None,
+    resume: bool = False,
+) -> None:
+    """`get("/stall")` makes the server stop reading; an upload then blocks in its write,
+    `get("/after")` queues its frames behind it, and the upload is cancelled (the server
+    reading again at that moment if `resume`)."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(get, "/stall")
+        assert await anyio.to_thread.run_sync(srv.stalled.wait, 10)
+        with anyio.CancelScope() as upload_scope:
+            async with anyio.create_task_group() as doomed:
+                doomed.start_soon(
+                    functools.partial(
+                        pool.request,
+                        "POST",
+                        srv.url + "/upload",
+                        content=b"x" * UPLOAD,
+                        extensions=upload_extensions or {},
+                    )
+                )
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(get, "/after")
+                await anyio.wait_all_tasks_blocked()
+                upload_scope.cancel()
+                if resume:
+                    srv.resume.set()
+        assert upload_scope.cancelled_caught
+
+
 def stall_server(
     transport: str,
     h2_server: Callable[..., H2Server],
@@ -393,22 +426,7 @@ async def test_a_cancelled_upload_whose_resumed_write_fails(
 
         await get("/warm")
         with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(get, "/stall")
-                assert await anyio.to_thread.run_sync(srv.stalled.wait, 10)
-                with anyio.CancelScope() as upload_scope:
-                    async with anyio.create_task_group() as doomed:
-                        doomed.start_soon(
-                            functools.partial(
-                                pool.request, "POST", url + "/upload", content=b"x" * UPLOAD
-                            )
-                        )
-                        await anyio.wait_all_tasks_blocked()
-                        tg.start_soon(get, "/after")
-                        await anyio.wait_all_tasks_blocked()
-                        upload_scope.cancel()
-                        srv.resume.set()
-                assert upload_scope.cancelled_caught
+            await cancel_an_upload_behind_a_stall(pool, srv, get, resume=True)
         assert outcomes[0] == b"ok /warm"
         assert len(outcomes) == 3
         assert all(isinstance(outcome, str) for outcome in outcomes[1:]), outcomes

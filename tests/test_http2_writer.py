@@ -7,7 +7,6 @@ frames (type, stream id) each single `write` carried.
 
 from __future__ import annotations
 
-import functools
 import ssl
 import types
 from typing import Any, Callable, List, Optional, Tuple
@@ -17,7 +16,7 @@ import hyperframe.frame
 import pytest
 from h2servers import H2Server
 from test_http2 import ORIGIN, URL, FakeServer
-from test_http2_servers import UPLOAD, stall_server
+from test_http2_servers import cancel_an_upload_behind_a_stall, stall_server
 
 import httpcore
 from httpcore.http2 import AsyncHTTP2Connection
@@ -321,25 +320,9 @@ async def test_a_failed_resumed_write_ends_the_waits_of_the_other_requests(
     ) as pool:
         await get("/warm")
         with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(get, "/stall")
-                assert await anyio.to_thread.run_sync(srv.stalled.wait, 10)
-                with anyio.CancelScope() as upload_scope:
-                    async with anyio.create_task_group() as doomed:
-                        doomed.start_soon(
-                            functools.partial(
-                                pool.request,
-                                "POST",
-                                url + "/upload",
-                                content=b"x" * UPLOAD,
-                                extensions={"timeout": {"write": 0.5}},
-                            )
-                        )
-                        await anyio.wait_all_tasks_blocked()
-                        tg.start_soon(get, "/after")
-                        await anyio.wait_all_tasks_blocked()
-                        upload_scope.cancel()
-                assert upload_scope.cancelled_caught
+            await cancel_an_upload_behind_a_stall(
+                pool, srv, get, upload_extensions={"timeout": {"write": 0.5}}
+            )
         failed = "Timed out finishing an interrupted write."
         assert outcomes == [b"ok /warm", failed, failed]
         assert pool.connections == []

@@ -237,6 +237,23 @@ async def test_read_timeout_fails_only_its_request(
         assert conn.is_idle() and conn.is_available()
 
 
+def _recorded(conn: Any, url: str, outcomes: Dict[str, Any]) -> Any:
+    """`run(path)`: a task that GETs `url + path` on `conn` and puts its content (or
+    exception) in `outcomes[path]`."""
+
+    def run(path: str) -> Any:
+        async def one() -> None:
+            try:
+                response = await conn.request("GET", url + path, extensions=TIMEOUTS)
+                outcomes[path] = response.content
+            except Exception as exc:
+                outcomes[path] = exc
+
+        return one
+
+    return run
+
+
 async def test_reset_stream_fails_only_its_request(
     api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
 ) -> None:
@@ -244,16 +261,7 @@ async def test_reset_stream_fails_only_its_request(
     outcomes: Dict[str, Any] = {}
     async with h3(api, server.port, client_ssl_context) as conn:
         await conn.request("GET", server.url + "/warm-up", extensions=TIMEOUTS)
-
-        def run(path: str) -> Any:
-            async def one() -> None:
-                try:
-                    response = await conn.request("GET", server.url + path, extensions=TIMEOUTS)
-                    outcomes[path] = response.content
-                except Exception as exc:
-                    outcomes[path] = exc
-
-            return one
+        run = _recorded(conn, server.url, outcomes)
 
         await api.concurrently(run("/a"), run("/reset"), run("/b"))
         assert outcomes["/a"] == b"ok:/a:" and outcomes["/b"] == b"ok:/b:"
@@ -271,16 +279,7 @@ async def test_a_malformed_response_fails_only_its_request(
     outcomes: Dict[str, Any] = {}
     async with h3(api, server.port, client_ssl_context) as conn:
         await conn.request("GET", server.url + "/warm-up", extensions=TIMEOUTS)
-
-        def run(path: str) -> Any:
-            async def one() -> None:
-                try:
-                    response = await conn.request("GET", server.url + path, extensions=TIMEOUTS)
-                    outcomes[path] = response.content
-                except Exception as exc:
-                    outcomes[path] = exc
-
-            return one
+        run = _recorded(conn, server.url, outcomes)
 
         await api.concurrently(run("/a"), run("/connection-header"), run("/short-body"), run("/b"))
         assert outcomes["/a"] == b"ok:/a:" and outcomes["/b"] == b"ok:/b:"
