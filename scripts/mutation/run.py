@@ -84,6 +84,7 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_proxy_http2.py",
         "tests/test_pool_mutants.py",
         "tests/test_cancellation.py",
+        "tests/test_cold_import.py",
     ],
     "base/_connection.py": [
         "tests/test_connection.py",
