@@ -141,6 +141,22 @@ async def test_a_frame_h2_refuses_fails_the_connection_with_remote_protocol_erro
     assert [(g.error_code, g.last_stream_id) for g in goaways] == [(ErrorCodes.PROTOCOL_ERROR, 0)]
 
 
+async def test_a_goaway_the_server_no_longer_takes_leaves_the_protocol_error(api: Any) -> None:
+    """Writing the GOAWAY of a connection error fails (the server is gone): the caller gets
+    the protocol error, not the write's."""
+    server = FakeServer()
+    server.expect(1)
+    server.raw(hyperframe.frame.DataFrame(1, b"early").serialize())
+    stream = quiet_stream(api, server.chunks)
+    # The preface, the request's HEADERS, the SETTINGS acknowledgement; not the GOAWAY.
+    stream.writes_before_failing = 3
+    async with h2_connection(api, stream) as conn:
+        with pytest.raises(httpcore.RemoteProtocolError, match="before headers"):
+            await conn.request("GET", URL)
+        assert conn.is_closed()
+    assert len(stream.written) == 3
+
+
 @pytest.mark.parametrize(("write_timeout", "goaway_timeout"), [(None, 1.0), (5.0, 1.0), (0.3, 0.3)])
 async def test_the_goaway_of_a_connection_error_is_written_within_a_second(
     api: Any, write_timeout: Any, goaway_timeout: float
