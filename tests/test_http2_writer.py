@@ -192,6 +192,39 @@ async def test_a_lone_request_is_not_delayed_by_one_starting_with_it() -> None:
     assert statuses == [200, 200]
 
 
+@pytest.mark.anyio
+async def test_no_goaway_is_written_into_another_request_s_write() -> None:
+    """Request 3 is stalled in its write when request 5, reading, gets a frame h2 refuses:
+    the connection fails without writing h2's GOAWAY, which would land in the middle of
+    request 3's bytes."""
+    server, stream = _connect()
+    outcome: List[Any] = []
+    async with AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        _answer(server, stream, 1)
+        await _request(conn, [])
+        stream.stall_next_write = True
+
+        async def request() -> None:
+            try:
+                await conn.request("GET", URL)
+            except httpcore.RemoteProtocolError as exc:
+                outcome.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request)  # 3: stalls in its HEADERS
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(request)  # 5: queued behind it, then reads
+            await anyio.wait_all_tasks_blocked()
+            writes = len(stream.writes)
+            stream.feed([hyperframe.frame.DataFrame(5, b"early").serialize()])
+            await anyio.wait_all_tasks_blocked()
+            assert [str(exc) for exc in outcome] == ["cannot receive data before headers"]
+            assert len(stream.writes) == writes
+            tg.cancel_scope.cancel()
+    kinds = [kind for write in stream.writes for kind, _ in frames(write)]
+    assert "GoAwayFrame" not in kinds
+
+
 # -- a write resumed after a cancellation, and its deadline --------------------------------
 #
 # The cancelled request finishes the interrupted write, shielded, then what others queued

@@ -149,13 +149,11 @@ class FrameWriter:
 
     def take_last_words_locked(self) -> bytes:
         """What h2 queued on a connection error it found (its GOAWAY), for
-        `write_last_words`; empty if another request is writing or the stream is closed."""
+        `write_last_words`; empty if another request is writing or the stream is closed.
+        Nobody else writes after it: the connection fails under the same lock."""
         if self.writing or self.closed or self._health.send_error is not None:
             return b""
-        data = self._h2_state.data_to_send()
-        if data:
-            self.writing = True  # nobody else writes until `write_last_words` is done
-        return data
+        return self._h2_state.data_to_send()
 
     def write_last_words(self, data: bytes, timeout: Optional[float]) -> Gen[None]:
         """Tell the server why the connection ends (RFC 9113 §5.4.1), if it still listens:
@@ -167,9 +165,6 @@ class FrameWriter:
             yield (WRITE, self._network_stream, data, timeout)
         except Exception:
             pass  # the connection has failed already
-        finally:
-            with self._lock:
-                self.writing = False
 
     def _after_cancelled_write(self, timeout: Optional[float], exc: BaseException) -> Gen[None]:
         """The writer was interrupted (cancelled, timed out) while holding the write role.
