@@ -2,7 +2,8 @@
 
 Over a scripted async stream whose reads wait until the test feeds them, so each request
 stays open while the next ones start. What the client wrote is checked write by write: which
-frames (type, stream id) each single `write` carried.
+frames (type, stream id) each single `write` carried. The last test, against the stalling h2
+server of tests/h2servers.py: what a failed resumed write does to the requests waiting.
 """
 
 from __future__ import annotations
