@@ -135,6 +135,13 @@ def tls_kwargs(
     return {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
 
 
+def may_pick_http2(http1: bool, http2: bool, origin: Origin) -> bool:
+    """Whether `start_tls_and_pick_protocol` may pick HTTP/2 for `origin`: by ALPN over TLS,
+    or by prior knowledge when HTTP/2 is all the connection may speak. A connection that may
+    takes more requests before it is connected; they wait for it."""
+    return http2 and (origin.scheme in (b"https", b"wss") or not http1)
+
+
 def start_tls_and_pick_protocol(
     owner: ProtocolChoice,
     stream: AnyNetworkStream,
@@ -196,8 +203,7 @@ class LazyConnectionState:
         if self._connection is None:
             # Until connected, only a connection that may turn out HTTP/2 takes more requests.
             return (
-                self._http2
-                and (self._remote_origin.scheme in (b"https", b"wss") or not self._http1)
+                may_pick_http2(self._http1, self._http2, self._remote_origin)
                 and not self._connect_failed
             )
         return bool(self._connection.is_available())

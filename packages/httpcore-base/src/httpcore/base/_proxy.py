@@ -6,7 +6,12 @@ import logging
 from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._backends import SOCKET_OPTION
-from ._connection import HTTPConnection, HTTPConnectionCore, start_tls_and_pick_protocol
+from ._connection import (
+    HTTPConnection,
+    HTTPConnectionCore,
+    may_pick_http2,
+    start_tls_and_pick_protocol,
+)
 from ._drive import Flavour, Gen
 from ._exceptions import ConnectionNotAvailable, ProxyError
 from ._http11 import HTTP11Connection
@@ -177,8 +182,7 @@ class TunnelCore(_Delegating):
             # Until the tunnel is open, one that may turn out HTTP/2 takes more requests,
             # which wait for it (as a direct connection does; one tunnel, not one each).
             return (
-                self._http2
-                and (self._remote_origin.scheme in (b"https", b"wss") or not self._http1)
+                may_pick_http2(self._http1, self._http2, self._remote_origin)
                 and not self._open_failed
             )
         return bool(self._connection.is_available())

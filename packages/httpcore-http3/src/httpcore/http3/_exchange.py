@@ -27,14 +27,14 @@ from httpcore.base._models import Request
 from httpcore.base._multiplex import ConnectionHealth, renewed
 from httpcore.base._trace import is_traced, traced
 
-from ._quic import response_head, unsent_bytes
+from ._quic import MalformedReceived, response_head, unsent_bytes
 from ._reader import QuicReader, deadline_after, logger
-from ._stream import Malformed, Reset, Stream
+from ._stream import Reset, Stream
 
 _STOP = object()  # "stop sending the request body"
 
 
-def _malformed(stream: Stream, event: Malformed) -> RemoteProtocolError:
+def _malformed(stream: Stream, event: MalformedReceived) -> RemoteProtocolError:
     return RemoteProtocolError(
         f"Malformed HTTP/3 response on stream {stream.stream_id}: {event.reason}"
     )
@@ -175,7 +175,7 @@ class StreamExchange:
                 continue  # an interim (1xx) response
             if kind is Reset:
                 raise RemoteProtocolError(f"Stream {stream.stream_id} reset by the server: {event}")
-            if kind is Malformed:
+            if kind is MalformedReceived:
                 raise _malformed(stream, event)
             if kind is DataReceived:
                 raise RemoteProtocolError("DATA before the response headers")
@@ -218,5 +218,5 @@ class StreamExchange:
                     return
             elif kind is Reset:
                 raise RemoteProtocolError(f"Stream {stream.stream_id} reset by the server: {event}")
-            elif kind is Malformed:
+            elif kind is MalformedReceived:
                 raise _malformed(stream, event)

@@ -40,11 +40,17 @@ Headers = List[Tuple[bytes, bytes]]
 
 
 class MalformedReceived(H3Event):
-    """aioquic found the response on `stream_id` malformed; the rest of it is dropped."""
+    """aioquic found the response on `stream_id` malformed (`reason`); the rest of it is
+    dropped. Filed with the stream as its last event, like a reset."""
+
+    __slots__ = ("reason", "stream_id")
 
     def __init__(self, stream_id: int, reason: str) -> None:
         self.stream_id = stream_id
         self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<MalformedReceived stream_id={self.stream_id} {self.reason!r}>"
 
 
 class ClientH3Connection(H3Connection):

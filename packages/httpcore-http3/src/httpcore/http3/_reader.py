@@ -52,7 +52,7 @@ from ._quic import (
     unpace_stream,
     unsent_bytes,
 )
-from ._stream import Malformed, Reset, Stream
+from ._stream import Reset, Stream
 
 logger = logging.getLogger("httpcore.http3")
 
@@ -339,7 +339,7 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                 elif h3_kind is MalformedReceived:
                     stream = streams.get(h3_event.stream_id)
                     if stream is not None:
-                        stream.events.append(Malformed(h3_event.reason))
+                        stream.events.append(h3_event)
                         self._wake_locked(stream)
         terminated = close_event(quic)
         if terminated is not None and self._health.error is None:

@@ -21,22 +21,10 @@ class Reset:
         return f"<StreamReset error_code={self.error_code:#x}>"
 
 
-class Malformed:
-    """The server's response on the stream is malformed (RFC 9114 §4.1.2), `reason` says how."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"<Malformed {self.reason!r}>"
-
-
 class Stream(StreamBase):
     """One request/response exchange on the connection (what HTTP/3 adds to `StreamBase`;
     its events are aioquic's HeadersReceived/DataReceived and a final `Reset` or
-    `Malformed`)."""
+    `_quic.MalformedReceived`)."""
 
     __slots__ = (
         "consumed",
