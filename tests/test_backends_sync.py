@@ -17,6 +17,7 @@ import pytest
 from backend_helpers import BIG, HAS_UNIX, Server, _hard_shutdown
 
 import httpcore.base._exceptions as exc_mod
+import httpcore.base._sync_backend as sync_backend
 from httpcore.base._sync_backend import SyncBackend
 
 ca, client_context, echo_server, hangup_server, refusing_port, server_context, stall_server = (
@@ -39,6 +40,18 @@ tls_echo_server, tls_proxy_server, unix_echo_server, unresponsive_port, untrusti
 
 # --------------------------------------------------------------------------------------------
 # SyncBackend
+
+
+@pytest.fixture(
+    autouse=True,
+    params=["kernel-timeouts", "settimeout"] if sync_backend._KERNEL_TIMEOUTS else ["settimeout"],
+)
+def plain_stream_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test over both plain streams: Linux's (blocking, with the kernel's timeouts) and
+    the one of other systems (`settimeout()`), which Linux would otherwise never run."""
+    if request.param == "settimeout":
+        monkeypatch.setattr(sync_backend, "_KERNEL_TIMEOUTS", False)
+    return str(request.param)
 
 
 def wait_readable(sock: Any, timeout: float = 5.0) -> None:

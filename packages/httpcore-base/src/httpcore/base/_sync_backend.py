@@ -3,6 +3,9 @@
 This is the hot path of every synchronous request, so the stream methods are written to do as
 little as possible per call: the socket timeout is only changed when it differs from the one
 set last, errors are mapped with a plain `try`/`except`, and writes go out with one `sendall`.
+On Linux the socket stays blocking and its timeouts are the kernel's (`SO_RCVTIMEO`,
+`SO_SNDTIMEO`): with `settimeout()`, CPython polls before every `recv` and `send`, two more
+syscalls a request (and two more releases of the GIL) for every caller that sets timeouts.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import select
 import selectors
 import socket
+import struct
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Protocol
@@ -34,6 +38,12 @@ __all__ = ["SyncBackend", "SyncStream", "is_socket_readable"]
 
 # A cached timeout that equals no timeout (NaN != anything): forces the next call to set it.
 _UNKNOWN_TIMEOUT = float("nan")
+
+# `SO_RCVTIMEO`/`SO_SNDTIMEO` take a `struct timeval` of two native longs on 64-bit Linux.
+_KERNEL_TIMEOUTS = sys.platform == "linux" and struct.calcsize("@l") == 8
+_TIMEVAL = struct.Struct("@ll")
+_NO_TIMEOUT = _TIMEVAL.pack(0, 0)  # zero is "wait for ever" to the kernel
+_MAX_SECONDS = 2**31
 
 
 if hasattr(select, "poll"):
@@ -196,7 +206,7 @@ class SyncBackend(NetworkBackend):
             raise ConnectError(exc) from exc
         # What the connect left on the socket (the time remaining, or non-blocking after a
         # race): the stream sets the caller's timeout on its first read or write.
-        return SyncStream(sock, sock.gettimeout())
+        return _stream(sock, sock.gettimeout())
 
     def connect_unix_socket(
         self,
@@ -221,7 +231,7 @@ class SyncBackend(NetworkBackend):
             raise ConnectTimeout(exc) from exc
         except OSError as exc:
             raise ConnectError(exc) from exc
-        return SyncStream(sock, timeout)
+        return _stream(sock, timeout)
 
     def connect_udp(
         self,
@@ -233,6 +243,90 @@ class SyncBackend(NetworkBackend):
         from ._udp import connect_udp_sync  # only HTTP/3 needs it
 
         return connect_udp_sync(host, port, local_address, timeout)
+
+
+def _timeval(timeout: float | None) -> bytes:
+    """`timeout` (seconds, positive, or `None` for none) as the kernel's `struct timeval`."""
+    if timeout is None:
+        return _NO_TIMEOUT
+    if timeout >= _MAX_SECONDS:
+        return _TIMEVAL.pack(_MAX_SECONDS, 0)
+    seconds = int(timeout)
+    # At least 1 µs: a positive timeout must not become zero, the kernel's "for ever".
+    return _TIMEVAL.pack(seconds, max(int((timeout - seconds) * 1_000_000), 0 if seconds else 1))
+
+
+def _timed_out() -> socket.timeout:
+    return socket.timeout("timed out")
+
+
+class _KernelTimeoutStream(SyncStream):
+    """A `SyncStream` whose socket stays blocking, with the kernel's per-direction timeouts
+    (Linux). A blocking `send` returns early only when its timeout ends (or a signal
+    interrupts it), so a write keeps one deadline however much of it had to wait."""
+
+    __slots__ = ("_read_timeout", "_write_timeout")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.settimeout(None)
+        super().__init__(sock, None)
+        # Unknown until set: a socket option of the caller's may have set either.
+        self._read_timeout: float | None = _UNKNOWN_TIMEOUT
+        self._write_timeout: float | None = _UNKNOWN_TIMEOUT
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout != self._read_timeout:
+                if timeout is not None and timeout <= 0:
+                    return self._sock.recv(max_bytes, socket.MSG_DONTWAIT)
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+                self._read_timeout = timeout
+            return self._sock.recv(max_bytes)
+        except BlockingIOError:
+            timed_out = _timed_out()
+            raise ReadTimeout(timed_out) from timed_out
+        except OSError as exc:
+            raise ReadError(exc) from exc
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        started = time.monotonic()
+        try:
+            if timeout != self._write_timeout:
+                if timeout is not None and timeout <= 0:
+                    sent = self._sock.send(buffer, socket.MSG_DONTWAIT)
+                    if sent < len(buffer):
+                        raise BlockingIOError
+                    return
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+                self._write_timeout = timeout
+            sent = self._sock.send(buffer)
+            if sent < len(buffer):
+                self._write_rest(memoryview(buffer)[sent:], timeout, started)
+        except BlockingIOError:
+            timed_out = _timed_out()
+            raise WriteTimeout(timed_out) from timed_out
+        except OSError as exc:
+            raise WriteError(exc) from exc
+
+    def _write_rest(self, view: memoryview, timeout: float | None, started: float) -> None:
+        # A short send: the timeout ran out, or a signal came while waiting for room.
+        while view:
+            if timeout is not None:
+                left = started + timeout - time.monotonic()
+                if left <= 0:
+                    raise BlockingIOError
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(left))
+                self._write_timeout = _UNKNOWN_TIMEOUT  # set for this write only
+            view = view[self._sock.send(view) :]
+
+
+def _stream(sock: socket.socket, timeout: float | None) -> SyncStream:
+    """The stream over a socket just connected (`timeout`: the one it was left with)."""
+    if _KERNEL_TIMEOUTS:
+        return _KernelTimeoutStream(sock)
+    return SyncStream(sock, timeout)
 
 
 def _open_tcp(

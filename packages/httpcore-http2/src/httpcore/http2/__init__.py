@@ -27,7 +27,7 @@ class HTTP2Connection(SyncShell, HTTP2Core, ConnectionInterface):
     def __init__(
         self, origin: Origin, stream: Any, keepalive_expiry: Optional[float] = None
     ) -> None:
-        if type(stream) is SyncStream:
+        if isinstance(stream, SyncStream):
             # One thread reads while others write: the plain socket's one timeout setting
             # would be raced on (TLS streams already wait per call).
             stream = stream.shared_by_threads()

@@ -1,0 +1,177 @@
+"""The sync backend's plain sockets on Linux: blocking, with the kernel's timeouts.
+
+`settimeout()` makes CPython poll before every `recv` and `send`; the stream instead keeps the
+socket blocking and sets `SO_RCVTIMEO` / `SO_SNDTIMEO` when the caller's timeout changes. These
+tests pin what that must keep: the exceptions and their causes, a zero timeout that does not
+wait, one deadline for a whole write however often it waits, and writes that a signal
+interrupts going on. `test_backends_sync.py` runs its tests over both streams.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+from typing import Any, Iterator
+
+import backend_helpers
+import pytest
+from backend_helpers import Server
+
+import httpcore.base._sync_backend as sync_backend
+from httpcore.base._exceptions import ReadTimeout, WriteTimeout
+
+pytestmark = pytest.mark.skipif(
+    not sync_backend._KERNEL_TIMEOUTS, reason="the kernel's socket timeouts are used on Linux only"
+)
+
+echo_server, stall_server = backend_helpers.echo_server, backend_helpers.stall_server
+
+# More than loopback's socket buffers hold, on both sides: a write of it must wait.
+HUGE = b"x" * (64 * 1024 * 1024)
+
+
+def _timeouts(stream: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    sock = stream.get_extra_info("socket")
+    read = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+    write = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
+    return struct.unpack("@ll", read), struct.unpack("@ll", write)
+
+
+def test_the_socket_stays_blocking_and_each_direction_keeps_its_own_timeout(
+    echo_server: Server,
+) -> None:
+    stream = sync_backend.SyncBackend().connect_tcp("127.0.0.1", echo_server.port, timeout=5)
+    try:
+        assert type(stream) is sync_backend._KernelTimeoutStream
+        assert stream.get_extra_info("socket").gettimeout() is None
+        with pytest.raises(ReadTimeout) as info:
+            stream.read(10, timeout=0.05)
+        assert isinstance(info.value.__cause__, socket.timeout)
+        assert str(info.value) == "timed out"
+        stream.write(b"abc", timeout=2.5)
+        # The kernel rounds up to its clock tick: compare with what it keeps.
+        read_timeout, write_timeout = _timeouts(stream)
+        assert read_timeout[0] == 0 and 50_000 <= read_timeout[1] < 70_000
+        assert write_timeout[0] == 2 and 500_000 <= write_timeout[1] < 520_000
+        assert stream.read(10, timeout=None) == b"abc"
+        assert _timeouts(stream)[0] == (0, 0)  # zero: no timeout
+    finally:
+        stream.close()
+
+
+def test_a_zero_timeout_does_not_wait(echo_server: Server, stall_server: Server) -> None:
+    stream = sync_backend.SyncBackend().connect_tcp("127.0.0.1", echo_server.port)
+    try:
+        with pytest.raises(ReadTimeout):
+            stream.read(10, timeout=0.2)
+        with pytest.raises(ReadTimeout):
+            stream.read(10, timeout=0)
+        with pytest.raises(ReadTimeout):
+            stream.read(10, timeout=-1.0)
+        stream.write(b"ping", timeout=0)
+        select.select([stream.get_extra_info("socket")], [], [], 5)
+        assert stream.read(10, timeout=0) == b"ping"
+        # Zero is "for ever" to the kernel: a zero timeout is never set on the socket.
+        assert _timeouts(stream)[0][0] == 0 and _timeouts(stream)[0][1] >= 200_000
+    finally:
+        stream.close()
+    stalled = sync_backend.SyncBackend().connect_tcp("127.0.0.1", stall_server.port)
+    try:
+        with pytest.raises(WriteTimeout) as info:
+            stalled.write(HUGE, timeout=0)
+        assert isinstance(info.value.__cause__, socket.timeout)
+        assert _timeouts(stalled)[1] == (0, 0)
+    finally:
+        stalled.close()
+
+
+def _slow_reader(conn: socket.socket, server: Server) -> None:
+    """Read 16 KiB every 20 ms: a write into it always makes some progress."""
+    while not server.stopped.wait(0.02):
+        if not conn.recv(16384):
+            return
+
+
+def test_a_write_has_one_deadline_however_much_it_progresses() -> None:
+    server = Server(_slow_reader)
+    try:
+        stream = sync_backend.SyncBackend().connect_tcp("127.0.0.1", server.port)
+        try:
+            with pytest.raises(WriteTimeout) as info:
+                stream.write(HUGE, timeout=0.3)
+            assert isinstance(info.value.__cause__, socket.timeout)
+        finally:
+            stream.close()
+    finally:
+        server.close()
+
+
+class _Gate:
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.received = 0
+
+
+def _drain_after_gate(conn: socket.socket, server: Server) -> None:
+    gate: _Gate = server.target
+    gate.open.wait()
+    while True:
+        data = conn.recv(1024 * 1024)
+        if not data:
+            return
+        gate.received += len(data)
+
+
+@pytest.fixture
+def gated_server() -> Iterator[Server]:
+    server = Server(_drain_after_gate, target=_Gate())
+    try:
+        yield server
+    finally:
+        server.target.open.set()
+        server.close()
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread() or sys.platform == "win32",
+    reason="signals are delivered to the main thread",
+)
+@pytest.mark.parametrize("timeout", [None, 10.0])
+def test_a_signal_while_a_write_waits_does_not_end_the_write(
+    gated_server: Server, timeout: float | None
+) -> None:
+    gate: _Gate = gated_server.target
+    signals = []
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        gate.open.set()  # the server only reads from now on: the write had to wait
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    stream = sync_backend.SyncBackend().connect_tcp("127.0.0.1", gated_server.port)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        stream.write(HUGE, timeout=timeout)
+        stream.get_extra_info("socket").shutdown(socket.SHUT_WR)
+        gated_server.threads[0].join(10)
+        assert signals == [signal.SIGALRM]
+        assert gate.received == len(HUGE)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        stream.close()
+
+
+def test_timevals() -> None:
+    timeval = sync_backend._timeval
+    assert struct.unpack("@ll", timeval(None)) == (0, 0)
+    assert struct.unpack("@ll", timeval(1.5)) == (1, 500_000)
+    assert struct.unpack("@ll", timeval(0.25)) == (0, 250_000)
+    assert struct.unpack("@ll", timeval(1e-9)) == (0, 1)  # never zero, which is "for ever"
+    assert struct.unpack("@ll", timeval(3.0)) == (3, 0)
+    assert struct.unpack("@ll", timeval(2.0**40)) == (2**31, 0)
+    assert struct.unpack("@ll", timeval(float(2**31))) == (2**31, 0)
