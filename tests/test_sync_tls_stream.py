@@ -397,3 +397,39 @@ def test_socket_transport_timeouts(raw_server: Callable[..., Any]) -> None:
         with pytest.raises(httpcore.WriteError):
             transport.write(b"x", timeout=1)
         srv.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_shutdown_ends_another_thread_s_read(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext, tls: bool
+) -> None:
+    """What a failed HTTP/2 connection does to the thread reading it: `shutdown()` ends a
+    read waiting without a timeout (as the end of the stream, or with TLS possibly a reset
+    from the peer), and leaves closing to `close()`; shutting down again, or after closing,
+    is harmless."""
+    srv = raw_server(stall, tls=tls, alpn=None)
+    with no_leaks():
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        stream: Any = SocketTransport(sock)
+        if tls:
+            stream = SyncTLSStream.handshake(stream, client_ssl_context, "127.0.0.1", 5)
+        reading = threading.Event()
+
+        def read() -> bytes:
+            reading.set()
+            data: bytes = stream.read(100, timeout=None)
+            return data
+
+        def shut_down() -> None:
+            assert reading.wait(10)
+            # The read is waiting, or about to: either way it ends with the end of the stream.
+            stream.shutdown()
+
+        data, _ = _run(read, shut_down)
+        assert data == b"" or (tls and isinstance(data, httpcore.ReadError))
+        assert sock.fileno() >= 0  # not closed
+        stream.shutdown()
+        stream.close()
+        stream.shutdown()
+        assert sock.fileno() == -1
+        srv.close()

@@ -167,6 +167,14 @@ class SocketTransport(NetworkStream):
         self._readable = self._writable = _NeverWait
         self._sock.close()
 
+    def shutdown(self) -> None:
+        """End both directions without closing: a read or write blocked in another thread
+        returns at once, and the descriptor stays this transport's until `close()`."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected any more, or closed
+
     def start_tls(
         self,
         ssl_context: ssl.SSLContext,
@@ -440,6 +448,12 @@ class SyncTLSStream(NetworkStream):
     def close(self) -> None:
         self._closed = True
         self._transport.close()
+
+    def shutdown(self) -> None:
+        """End the transport both ways without closing it (see `SocketTransport.shutdown`)."""
+        shutdown = getattr(self._transport, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
 
     def start_tls(
         self,

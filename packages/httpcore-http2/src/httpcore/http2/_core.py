@@ -34,7 +34,7 @@ import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
 
-from httpcore.base._drive import CLOSE, Flavour, Gen
+from httpcore.base._drive import CALL, CLOSE, Flavour, Gen
 from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter
 from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
@@ -105,7 +105,9 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             # A cancelled write can be finished (see `FrameWriter`); async only.
             resumable=self._io.is_async and bool(getattr(stream, "resumable_writes", False)),
             grace=self.CANCELLED_WRITE_GRACE,
-            close_network_stream=self._close_network_stream if self._io.is_async else None,
+            close_network_stream=(
+                self._close_network_stream if self._io.is_async else self._shut_down_network_stream
+            ),
         )
         self._reader.attach(self._writer)
 
@@ -221,6 +223,14 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             self._network_closed = True
             self._writer.closed = True
         yield (CLOSE, self._network_stream)
+
+    def _shut_down_network_stream(self) -> Gen[None]:
+        """Threads: shut the socket of a failed connection down, which ends a read another
+        thread has in progress. Closing a socket under a reading thread is not safe (its
+        descriptor may be reused at once); the connection's `close()` closes it later."""
+        shutdown = getattr(self._network_stream, "shutdown", None)
+        if shutdown is not None:
+            yield (CALL, shutdown, None, ())
 
     # -- the state a pool asks for ---------------------------------------------------------
 

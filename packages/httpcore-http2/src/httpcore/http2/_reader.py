@@ -133,7 +133,11 @@ class FrameReader(ReaderRole[Stream, Request]):
         if not data:
             disconnected = RemoteProtocolError("Server disconnected")
             with self._lock:
+                failure = self._health.error
                 self.fail_locked(disconnected)
+            if failure is not None:
+                # The connection failed while this read waited, and was shut down to end it.
+                raise renewed(failure) from disconnected
             raise disconnected
         failed: Optional[h2.exceptions.ProtocolError] = None
         with self._lock:
