@@ -6,8 +6,9 @@ pycurl and raw sockets.
 Starts a private nginx on loopback, builds virtualenvs under benchmarks/.work/ (our project and
 httpcore 1.0.9 share the import name, so they cannot share one), then measures each
 (scenario, client) pair in a fresh subprocess, several rounds with the clients interleaved, and
-prints a Markdown table of rates and ratios (also written to benchmarks/results.md), with one
-SVG bar chart per scenario in docs/assets/benchmarks/. It never passes or fails on the numbers.
+prints a Markdown table of rates and ratios, and of the client's CPU time per request (also
+written to benchmarks/results.md), with one SVG bar chart per scenario in
+docs/assets/benchmarks/. It never passes or fails on the numbers.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ VENVS = {
 # Units where a smaller number is better (memory, time): ratios are then value / value too,
 # so below 1.00x means "less than the other".
 LOWER_IS_BETTER = {"kB/conn", "kB/stream", "ms"}
+# The worker's CPU time over the timed phase, per unit of work: µs per request for request
+# rates, ms per 100 MB (10^8 bytes) for byte rates. Other scenarios report no CPU.
+# Rate unit: (unit in the table, unit in results.json, scale from CPU seconds per work unit).
+CPU_UNITS = {"req/s": ("µs", "µs/request", 1e6), "MB/s": ("ms/100 MB", "ms/10^8 bytes", 1e11)}
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,13 @@ class Scenario:
     @property
     def lower_is_better(self) -> bool:
         return self.unit in LOWER_IS_BETTER
+
+    def cpu_per_work(self, result: dict[str, Any]) -> Optional[float]:
+        """A run's CPU time in the unit of `CPU_UNITS`, or None if it has none."""
+        if self.unit not in CPU_UNITS or result.get("cpu_s") is None:
+            return None
+        work = result.get("count") if self.unit == "req/s" else result.get("bytes")
+        return float(result["cpu_s"]) * CPU_UNITS[self.unit][2] / work if work else None
 
 
 SCENARIOS = [
@@ -222,6 +234,7 @@ SCENARIOS = [
 class Cell:
     lower_is_better: bool = False
     samples: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # per run, in the unit of CPU_UNITS
     errors: list[str] = field(default_factory=list)
     request_errors: int = 0
     first_request_error: Optional[str] = None
@@ -234,6 +247,10 @@ class Cell:
         if not self.samples:
             return None
         return min(self.samples) if self.lower_is_better else max(self.samples)
+
+    @property
+    def least_cpu(self) -> Optional[float]:
+        return min(self.cpu) if self.cpu else None
 
     @property
     def broken(self) -> bool:
@@ -303,6 +320,17 @@ def fmt_ratio(value: Optional[float], other: Optional[float]) -> str:
     return f"{value / other:.2f}x"
 
 
+def fmt_cpu(cell: Optional[Cell], base: Optional[Cell], unit: str) -> str:
+    """The least CPU of `cell`'s runs and its ratio to the baseline's least (lower is better)."""
+    value = cell.least_cpu if cell else None
+    if value is None or unit not in CPU_UNITS:
+        return "—"
+    text = f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    base_value = base.least_cpu if base else None
+    ratio = f" ({fmt_ratio(value, base_value)})" if base_value else ""
+    return f"{text} {CPU_UNITS[unit][0]}{ratio}"
+
+
 def short(message: str, limit: int = 140) -> str:
     message = " ".join(message.split()).replace("|", "/")
     return message if len(message) <= limit else message[: limit - 1] + "…"
@@ -310,8 +338,9 @@ def short(message: str, limit: int = 140) -> str:
 
 def render(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) -> list[str]:
     lines = [
-        "| Scenario | Client | Rate (best) | vs httpcore 1.0.9 | vs peer | Runs |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
+        "| Scenario | Client | Rate (best) | vs httpcore 1.0.9 | vs peer | CPU/req (least) "
+        "| Runs |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for scenario in scenarios:
         cells = results.get(scenario.key)
@@ -326,7 +355,7 @@ def render(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) -> li
             rate = cell.rate
             if rate is None:
                 error = short(cell.errors[0]) if cell.errors else "no result"
-                lines.append(f"| {scenario.title} | {client.label} | error: {error} | | | |")
+                lines.append(f"| {scenario.title} | {client.label} | error: {error} | | | — | |")
                 continue
             vs_base = fmt_ratio(rate, base_rate)
             vs_peer = "—"
@@ -349,7 +378,7 @@ def render(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) -> li
                 runs += " — " + "; ".join(notes)
             lines.append(
                 f"| {scenario.title} | {client.label} | {fmt_rate(rate, scenario.unit)} "
-                f"| {vs_base} | {vs_peer} | {runs} |"
+                f"| {vs_base} | {vs_peer} | {fmt_cpu(cell, base, scenario.unit)} | {runs} |"
             )
     return lines
 
@@ -467,6 +496,9 @@ def main() -> None:
                     result = run_worker(python, client, scenario, server, args)
                     if result.get("ok"):
                         cell.samples.append(float(result["rate"]))
+                        cpu = scenario.cpu_per_work(result)
+                        if cpu is not None:
+                            cell.cpu.append(cpu)
                         cell.version = str(result.get("version", ""))
                         for extra in ("importtime_ms", "cpu_ms"):  # cold start
                             if extra in result:
@@ -511,18 +543,24 @@ def main() -> None:
         f"best of {args.rounds} interleaved run(s); total wall time {elapsed:.0f} s",
         "- MB/s is 10^6 bytes per second, kB is 10^3 bytes; ratios are best / best (for memory and "
         "import time, lower is better and the best is the lowest)",
+        "- CPU/req: the client process's CPU time (user + sys, all threads) over the timed phase "
+        "per request (per 100 MB for MB/s), least of the runs, and its ratio to the baseline's "
+        "least (lower is better); steadier than the rate on a busy machine",
         "",
     ]
     text = "\n".join(header + table) + "\n"
     print()
     print(text)
     args.output.write_text(text)
+    units = {scenario.key: scenario.unit for scenario in scenarios}
     RESULTS_JSON.write_text(
         json.dumps(
             {
                 scenario: {
                     key: {
                         "samples": c.samples,
+                        "cpu": c.cpu,
+                        "cpu_unit": CPU_UNITS.get(units[scenario], ("", None))[1],
                         "median": statistics.median(c.samples) if c.samples else None,
                         "errors": c.errors,
                         "request_errors": c.request_errors,

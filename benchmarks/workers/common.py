@@ -3,7 +3,9 @@
 A worker measures one (client, scenario) pair in a fresh process and prints one JSON line:
 ``{"ok": true, "rate": ..., "unit": "req/s" | "MB/s", ...}`` or ``{"ok": false, "error": ...}``.
 Every loop runs a warm-up phase (connections are opened there) and then a timed phase; tasks
-and threads run until a shared deadline and the rate is completed work / wall time.
+and threads run until a shared deadline and the rate is completed work / wall time. The
+process's CPU time over the timed phase (``time.process_time()``: user + system, all threads)
+goes into the result as ``cpu_s``.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def finish(elapsed: float, tally: Tally, unit: str) -> Result:
+def finish(elapsed: float, cpu_s: float, tally: Tally, unit: str) -> Result:
+    """The result of a timed phase: `elapsed` wall seconds, `cpu_s` seconds of process CPU."""
     if tally.count == 0:
         raise RuntimeError(f"no request completed; first error: {tally.first_error}")
     rate = tally.count / elapsed if unit == "req/s" else tally.nbytes / elapsed / 1e6
@@ -74,6 +77,7 @@ def finish(elapsed: float, tally: Tally, unit: str) -> Result:
         "count": tally.count,
         "bytes": tally.nbytes,
         "elapsed": elapsed,
+        "cpu_s": cpu_s,
         "errors": tally.errors,
         "first_error": tally.first_error,
     }
@@ -109,12 +113,17 @@ def run_sync(one: Callable[[], int], args: argparse.Namespace, unit: str = "req/
     if first.count == 0:
         raise RuntimeError(f"warm-up failed: {first.first_error}")
     tally = Tally()
+    cpu = time.process_time()
     start = time.perf_counter()
     _sync_loop(one, start + args.duration, tally)
-    return finish(time.perf_counter() - start, tally, unit)
+    elapsed = time.perf_counter() - start
+    return finish(elapsed, time.process_time() - cpu, tally, unit)
 
 
-def _threads_phase(one: Callable[[], int], threads: int, seconds: float) -> tuple[float, Tally]:
+def _threads_phase(
+    one: Callable[[], int], threads: int, seconds: float
+) -> tuple[float, float, Tally]:
+    """Run the threads until `seconds` have passed: (wall seconds, CPU seconds, work done)."""
     tallies = [Tally() for _ in range(threads)]
     barrier = threading.Barrier(threads + 1)
     deadline = [0.0]
@@ -126,21 +135,23 @@ def _threads_phase(one: Callable[[], int], threads: int, seconds: float) -> tupl
     workers = [threading.Thread(target=body, args=(t,), daemon=True) for t in tallies]
     for worker in workers:
         worker.start()
+    cpu = time.process_time()
     start = time.perf_counter()
     deadline[0] = start + seconds
     barrier.wait()
     for worker in workers:
         worker.join()
-    return time.perf_counter() - start, Tally.merge(tallies)
+    elapsed = time.perf_counter() - start
+    return elapsed, time.process_time() - cpu, Tally.merge(tallies)
 
 
 def run_threads(one: Callable[[], int], args: argparse.Namespace, unit: str = "req/s") -> Result:
     """``args.concurrency`` threads calling ``one()`` back to back on a shared client."""
-    _, first = _threads_phase(one, args.concurrency, args.warmup)
+    _, _, first = _threads_phase(one, args.concurrency, args.warmup)
     if first.count == 0:
         raise RuntimeError(f"warm-up failed: {first.first_error}")
-    elapsed, tally = _threads_phase(one, args.concurrency, args.duration)
-    return finish(elapsed, tally, unit)
+    elapsed, cpu_s, tally = _threads_phase(one, args.concurrency, args.duration)
+    return finish(elapsed, cpu_s, tally, unit)
 
 
 # -- async ------------------------------------------------------------------------------------
@@ -162,28 +173,34 @@ async def _async_loop(one: Callable[[], Awaitable[int]], deadline: float, tally:
 
 async def _asyncio_phase(
     one: Callable[[], Awaitable[int]], tasks: int, seconds: float
-) -> tuple[float, Tally]:
+) -> tuple[float, float, Tally]:
+    """Run the tasks until `seconds` have passed: (wall seconds, CPU seconds, work done)."""
     import asyncio
 
     tallies = [Tally() for _ in range(tasks)]
+    cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
     await asyncio.gather(*(_async_loop(one, deadline, t) for t in tallies))
-    return time.perf_counter() - start, Tally.merge(tallies)
+    elapsed = time.perf_counter() - start
+    return elapsed, time.process_time() - cpu, Tally.merge(tallies)
 
 
 async def _trio_phase(
     one: Callable[[], Awaitable[int]], tasks: int, seconds: float
-) -> tuple[float, Tally]:
+) -> tuple[float, float, Tally]:
+    """As `_asyncio_phase`, in a trio nursery."""
     import trio
 
     tallies = [Tally() for _ in range(tasks)]
+    cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
     async with trio.open_nursery() as nursery:
         for tally in tallies:
             nursery.start_soon(_async_loop, one, deadline, tally)
-    return time.perf_counter() - start, Tally.merge(tallies)
+    elapsed = time.perf_counter() - start
+    return elapsed, time.process_time() - cpu, Tally.merge(tallies)
 
 
 async def run_tasks(
@@ -194,11 +211,11 @@ async def run_tasks(
 ) -> Result:
     """``args.concurrency`` tasks awaiting ``one()`` back to back on a shared client."""
     phase = _trio_phase if backend == "trio" else _asyncio_phase
-    _, first = await phase(one, args.concurrency, args.warmup)
+    _, _, first = await phase(one, args.concurrency, args.warmup)
     if first.count == 0:
         raise RuntimeError(f"warm-up failed: {first.first_error}")
-    elapsed, tally = await phase(one, args.concurrency, args.duration)
-    return finish(elapsed, tally, unit)
+    elapsed, cpu_s, tally = await phase(one, args.concurrency, args.duration)
+    return finish(elapsed, cpu_s, tally, unit)
 
 
 def run_asyncio(main: Callable[[], Awaitable[Result]], loop: str) -> Result:

@@ -45,8 +45,9 @@ async def _multiplexed(args: argparse.Namespace) -> Result:
         if first.http_version != 20:
             raise RuntimeError(f"negotiated HTTP version {first.http_version}, not HTTP/2")
 
-        async def phase(seconds: float) -> tuple[float, Tally]:
+        async def phase(seconds: float) -> tuple[float, float, Tally]:
             tally = Tally()
+            cpu = time.process_time()
             start = time.perf_counter()
             deadline = start + seconds
             while time.perf_counter() < deadline:
@@ -58,11 +59,12 @@ async def _multiplexed(args: argparse.Namespace) -> Result:
                         tally.count += 1
                     except Exception as exc:
                         tally.fail(exc)
-            return time.perf_counter() - start, tally
+            elapsed = time.perf_counter() - start
+            return elapsed, time.process_time() - cpu, tally
 
         await phase(args.warmup)
-        elapsed, tally = await phase(args.duration)
-        return finish(elapsed, tally, "req/s")
+        elapsed, cpu_s, tally = await phase(args.duration)
+        return finish(elapsed, cpu_s, tally, "req/s")
 
 
 SCENARIOS = {
