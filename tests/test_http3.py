@@ -215,6 +215,9 @@ def _answer(server: Any, conn: Any, stream_id: int, headers: Dict[bytes, bytes],
     if path == b"/short-body":
         server.respond(conn, stream_id, body=b"abc", headers=[(b"content-length", b"10")])
         return
+    if path == b"/malformed-open":  # a malformed head, and the stream left open
+        conn.h3.send_headers(stream_id, [(b":status", b"200"), (b"connection", b"close")])
+        return
     if path == b"/goaway":
         # Requests on later streams will not be processed.
         server.goaway(conn, stream_id + 4)
@@ -299,6 +302,21 @@ async def test_a_malformed_response_fails_only_its_request(
         response = await conn.request("GET", server.url + "/c", extensions=TIMEOUTS)
         assert response.content == b"ok:/c:"
         assert "Request Count: 6" in repr(conn)
+
+
+async def test_a_malformed_response_still_open_is_stopped_with_h3_message_error(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    # RFC 9114 4.1.2: H3_MESSAGE_ERROR (0x10e), not the code of a request given up on.
+    server = quic_server(_answer)
+    async with h3(api, server.port, client_ssl_context) as conn:
+        with pytest.raises(httpcore.RemoteProtocolError, match="Malformed HTTP/3 response"):
+            await conn.request("GET", server.url + "/malformed-open", extensions=TIMEOUTS)
+        # In order after the stop, on the same connection: once answered, the stop arrived.
+        response = await conn.request("GET", server.url + "/after", extensions=TIMEOUTS)
+        assert response.content == b"ok:/after:"
+    stream_id = next(sid for sid, headers in server.requests if headers[b":path"] != b"/after")
+    assert server.stops == [(stream_id, 0x10E)]
 
 
 async def test_goaway_lets_processed_requests_finish_and_refuses_the_rest(

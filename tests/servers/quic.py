@@ -19,6 +19,7 @@ from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, encode_frame
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import StopSendingReceived
 from aioquic.quic.packet import pull_quic_header
 
 from .loop import BackgroundLoop
@@ -49,6 +50,7 @@ class QuicTestServer(asyncio.DatagramProtocol):
         self._connections: Dict[Address, ServerConnection] = {}
         self._transport: Optional[asyncio.DatagramTransport] = None
         self.requests: List[Tuple[int, Dict[bytes, bytes]]] = []  # (stream id, headers)
+        self.stops: List[Tuple[int, int]] = []  # STOP_SENDING received: (stream id, error code)
         self.errors: List[BaseException] = []
         bg.run(self._start())
         assert self._transport is not None
@@ -84,6 +86,8 @@ class QuicTestServer(asyncio.DatagramProtocol):
             event = conn.quic.next_event()
             if event is None:
                 return
+            if isinstance(event, StopSendingReceived):
+                self.stops.append((event.stream_id, event.error_code))
             for h3_event in conn.h3.handle_event(event):
                 if isinstance(h3_event, HeadersReceived):
                     headers = dict(h3_event.headers)

@@ -23,7 +23,8 @@ Rules (besides those of `MultiplexedCore`):
   of the stream are not yet acknowledged, the request reads (or waits for the reader) until
   the server's flow control and acknowledgements let them go.
 - Closing a response before its end cancels the stream (STOP_SENDING + RESET_STREAM with
-  H3_REQUEST_CANCELLED); closing the connection sends CONNECTION_CLOSE and closes the socket.
+  H3_REQUEST_CANCELLED, or H3_MESSAGE_ERROR for a malformed response); closing the connection
+  sends CONNECTION_CLOSE and closes the socket.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ._reader import QuicReader, logger
 from ._stream import Stream
 
 _H3_REQUEST_CANCELLED = 0x10C
+_H3_MESSAGE_ERROR = 0x10E  # a malformed response (RFC 9114 §4.1.2)
 _H3_NO_ERROR = 0x100
 
 
@@ -217,11 +219,12 @@ class HTTP3Core(StreamExchange, MultiplexedCore[Stream, Headers]):
                 and not (stream.remote_ended and stream.local_ended)
             ):
                 stream_id = stream.stream_id
+                code = _H3_MESSAGE_ERROR if stream.malformed else _H3_REQUEST_CANCELLED
                 try:
                     if stream.reset is None and not stream.remote_ended:
-                        quic.stop_stream(stream_id, _H3_REQUEST_CANCELLED)
+                        quic.stop_stream(stream_id, code)
                     if not stream.local_ended:
-                        quic.reset_stream(stream_id, _H3_REQUEST_CANCELLED)
+                        quic.reset_stream(stream_id, code)
                 except Exception:  # pragma: no cover - the stream is gone already
                     pass
                 flush = True

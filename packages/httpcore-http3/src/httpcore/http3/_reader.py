@@ -339,6 +339,7 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                 elif h3_kind is MalformedReceived:
                     stream = streams.get(h3_event.stream_id)
                     if stream is not None:
+                        stream.malformed = True
                         stream.events.append(h3_event)
                         self._wake_locked(stream)
         terminated = close_event(quic)

@@ -28,6 +28,7 @@ class Stream(StreamBase):
 
     __slots__ = (
         "consumed",
+        "malformed",
         "paced",
         "received",
         "remote_ended",
@@ -40,6 +41,7 @@ class Stream(StreamBase):
         self.response_started = False  # response headers received
         self.remote_ended = False  # the server's FIN received
         self.reset: Optional[Reset] = None  # the server reset the stream
+        self.malformed = False  # the response broke HTTP/3's rules (RFC 9114 §4.1.2)
         self.received = 0  # response body bytes filed by the reader
         self.consumed = 0  # response body bytes handed to the caller
         self.paced = False  # the receive window follows `consumed` (see `_quic.pace_stream`)
