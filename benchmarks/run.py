@@ -414,20 +414,20 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated scenarios: " + ", ".join(s.key for s in SCENARIOS),
     )
     parser.add_argument("--clients", help="comma-separated clients: " + ", ".join(CLIENTS))
-    parser.add_argument("--duration", type=float, help="timed seconds per run (default 2)")
+    parser.add_argument("--duration", type=float, help="timed seconds per run (default 1.5)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per run (default 0.3)")
-    parser.add_argument("--rounds", type=int, help="runs per client and scenario (default 3)")
+    parser.add_argument("--rounds", type=int, help="runs per client and scenario (default 5)")
     parser.add_argument("--output", type=Path, default=RESULTS_MD, help="Markdown file to write")
     parser.add_argument(
         "--no-charts", action="store_true", help=f"do not write the SVG charts to {CHARTS_DIR}"
     )
     args = parser.parse_args()
     if args.duration is None:
-        args.duration = 0.5 if args.quick else 2.0
+        args.duration = 0.5 if args.quick else 1.5
     if args.warmup is None:
         args.warmup = 0.1 if args.quick else 0.3
     if args.rounds is None:
-        args.rounds = 1 if args.quick else 3
+        args.rounds = 1 if args.quick else 5
     return args
 
 
