@@ -120,6 +120,14 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_safety_net.py",
         "tests/test_cold_import.py",
     ],
+    # The blocking backend: connects, and the plain stream (kernel timeouts on Linux).
+    "base/_sync_backend.py": [
+        "tests/test_sync_kernel_timeouts.py",
+        "tests/test_backends_sync.py",
+        "tests/test_backends_interfaces.py",
+        "tests/test_happy_eyeballs.py",
+        "tests/test_cold_import.py",
+    ],
     "socks/_core.py": SOCKS_TESTS,
     "http2/_core.py": HTTP2_TESTS,
     "http2/_send.py": HTTP2_PARTS_TESTS,
