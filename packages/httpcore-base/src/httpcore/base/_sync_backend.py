@@ -2,7 +2,7 @@
 
 This is the hot path of every synchronous request, so the stream methods are written to do as
 little as possible per call: the socket timeout is only changed when it differs from the one
-set last, errors are mapped with a plain `try`/`except`, and writes go out with one `sendall`.
+set last, errors are mapped with a plain `try`/`except`, and a write is one call.
 On Linux the socket stays blocking and its timeouts are the kernel's (`SO_RCVTIMEO`,
 `SO_SNDTIMEO`): with `settimeout()`, CPython polls before every `recv` and `send`, two more
 syscalls a request (and two more releases of the GIL) for every caller that sets timeouts.

@@ -18,9 +18,9 @@ Rules:
   write and what is queued behind it, shielded, within its write timeout
   (`CANCELLED_WRITE_GRACE` without one); on any other stream the connection fails.
 - When an interrupted write fails the connection, the frames queued behind it are lost, so
-  a request reading meanwhile waits for an answer that cannot come: under async the writer
-  closes the network stream, which ends that read (a sync reader's thread has its read
-  timeout: closing a socket another thread reads is not safe).
+  a request reading meanwhile waits for an answer that cannot come: the writer ends that read,
+  under async by closing the network stream, with threads by shutting its socket down
+  (closing a socket another thread reads is not safe).
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class FrameWriter:
         self._wake_all_locked = wake_all_locked
         self._resumable = resumable  # a cancelled write can be finished
         self._grace = grace
-        self._close_network_stream = close_network_stream  # after a failed interrupted write
+        # After a failed interrupted write: ends a read in progress (see the rules above).
+        self._close_network_stream = close_network_stream
         self.writing = False
         self.closed = False  # set by the connection, under the lock, when it closes the stream
 
