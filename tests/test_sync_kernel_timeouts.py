@@ -166,6 +166,24 @@ def test_a_signal_while_a_write_waits_does_not_end_the_write(
         stream.close()
 
 
+def test_a_write_with_a_short_timeout_waits_for_room(gated_server: Server) -> None:
+    """A timeout under a second is a wait, not a try: the write outlasts full socket buffers
+    until the server starts reading."""
+    gate: _Gate = gated_server.target
+    stream = sync_backend.SyncBackend().connect_tcp("127.0.0.1", gated_server.port)
+    opener = threading.Timer(0.05, gate.open.set)
+    try:
+        opener.start()
+        stream.write(HUGE[: 32 * 1024 * 1024], timeout=0.9)
+        assert gate.open.is_set()  # the write did wait for the server
+        stream.get_extra_info("socket").shutdown(socket.SHUT_WR)
+        gated_server.threads[0].join(10)
+        assert gate.received == 32 * 1024 * 1024
+    finally:
+        opener.cancel()
+        stream.close()
+
+
 def test_timevals() -> None:
     timeval = sync_backend._timeval
     assert struct.unpack("@ll", timeval(None)) == (0, 0)
