@@ -257,6 +257,7 @@ def _timeval(timeout: float | None) -> bytes:
 
 
 def _timed_out() -> socket.timeout:
+    """The exception a timed-out socket call raises, as the cause of our `*Timeout`."""
     return socket.timeout("timed out")
 
 

@@ -44,7 +44,7 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from ._sync_backend import _socket_info, is_socket_readable
+from ._sync_backend import _socket_info, _timed_out, is_socket_readable
 
 __all__ = ["SocketTransport", "SyncTLSStream", "TLSinTLSStream"]
 
@@ -58,10 +58,6 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
     if deadline is None:
         return None
     return max(deadline - time.monotonic(), 0.0)
-
-
-def _timed_out() -> socket.timeout:
-    return socket.timeout("timed out")
 
 
 def _closed() -> OSError:
