@@ -7,6 +7,7 @@ import os
 import select
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -118,6 +119,57 @@ def test_sync_write_timeout(stall_server: Server) -> None:
     with pytest.raises(exc_mod.WriteTimeout):
         stream.write(BIG, timeout=0.2)
     stream.close()
+
+
+def test_sync_zero_timeout_is_a_timeout(echo_server: Server, stall_server: Server) -> None:
+    stream = SyncBackend().connect_tcp("127.0.0.1", echo_server.port)
+    try:
+        with pytest.raises(exc_mod.ReadTimeout) as info:
+            stream.read(10, timeout=0)
+        assert isinstance(info.value.__cause__, socket.timeout)
+    finally:
+        stream.close()
+    stream = SyncBackend().connect_tcp("127.0.0.1", stall_server.port)
+    try:
+        with pytest.raises(exc_mod.WriteTimeout) as write_info:
+            stream.write(BIG, timeout=0)
+        assert isinstance(write_info.value.__cause__, socket.timeout)
+    finally:
+        stream.close()
+
+
+def _timeval(seconds: float) -> bytes:
+    return struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
+
+
+def test_the_caller_s_socket_timeouts_hold_where_no_timeout_is_set(
+    echo_server: Server, stall_server: Server
+) -> None:
+    # SO_RCVTIMEO / SO_SNDTIMEO in socket_options: a call without a timeout of its own ends
+    # when the kernel's runs out, before and after calls with their own timeout.
+    options = [
+        (socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.2)),
+        (socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.2)),
+    ]
+    stream = SyncBackend().connect_tcp("127.0.0.1", echo_server.port, socket_options=options)
+    try:
+        with pytest.raises(exc_mod.ReadTimeout) as info:
+            stream.read(10)
+        assert isinstance(info.value.__cause__, socket.timeout)
+        with pytest.raises(exc_mod.ReadTimeout):
+            stream.read(10, timeout=0.05)
+        stream.write(b"abc")
+        assert stream.read(10) == b"abc"
+        with pytest.raises(exc_mod.ReadTimeout):
+            stream.read(10, timeout=None)
+    finally:
+        stream.close()
+    stream = SyncBackend().connect_tcp("127.0.0.1", stall_server.port, socket_options=options)
+    try:
+        with pytest.raises(exc_mod.WriteTimeout):
+            stream.write(BIG)
+    finally:
+        stream.close()
 
 
 def test_sync_connect_refused(refusing_port: int) -> None:

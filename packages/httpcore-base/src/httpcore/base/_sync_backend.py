@@ -129,6 +129,10 @@ class SyncStream(NetworkStream):
             return self._sock.recv(max_bytes)
         except socket.timeout as exc:
             raise ReadTimeout(exc) from exc
+        except BlockingIOError:
+            # A zero timeout (a non-blocking socket), or the caller's SO_RCVTIMEO running out.
+            timed_out = _timed_out()
+            raise ReadTimeout(timed_out) from timed_out
         except OSError as exc:
             raise ReadError(exc) from exc
 
@@ -142,6 +146,9 @@ class SyncStream(NetworkStream):
             self._sock.sendall(buffer)
         except socket.timeout as exc:
             raise WriteTimeout(exc) from exc
+        except BlockingIOError:
+            timed_out = _timed_out()
+            raise WriteTimeout(timed_out) from timed_out
         except OSError as exc:
             raise WriteError(exc) from exc
 
@@ -206,7 +213,7 @@ class SyncBackend(NetworkBackend):
             raise ConnectError(exc) from exc
         # What the connect left on the socket (the time remaining, or non-blocking after a
         # race): the stream sets the caller's timeout on its first read or write.
-        return _stream(sock, sock.gettimeout())
+        return _stream(sock, sock.gettimeout(), options)
 
     def connect_unix_socket(
         self,
@@ -231,7 +238,7 @@ class SyncBackend(NetworkBackend):
             raise ConnectTimeout(exc) from exc
         except OSError as exc:
             raise ConnectError(exc) from exc
-        return _stream(sock, timeout)
+        return _stream(sock, timeout, options)
 
     def connect_udp(
         self,
@@ -266,21 +273,34 @@ class _KernelTimeoutStream(SyncStream):
     (Linux). A blocking `send` returns early only when its timeout ends (or a signal
     interrupts it), so a write keeps one deadline however much of it had to wait."""
 
-    __slots__ = ("_read_timeout", "_write_timeout")
+    __slots__ = ("_read_timeout", "_read_untimed", "_write_timeout", "_write_untimed")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, options: tuple[SOCKET_OPTION, ...] = ()) -> None:
         sock.settimeout(None)
         super().__init__(sock, None)
         # Unknown until set: a socket option of the caller's may have set either.
         self._read_timeout: float | None = _UNKNOWN_TIMEOUT
         self._write_timeout: float | None = _UNKNOWN_TIMEOUT
+        # What a call without a timeout sets: none, or the `SO_RCVTIMEO`/`SO_SNDTIMEO` the
+        # caller gave in `socket_options`, which stays in force where the pool sets no
+        # timeout (as it does on a blocking socket without this stream).
+        self._read_untimed = self._write_untimed = _NO_TIMEOUT
+        for option in options:
+            if option[0] == socket.SOL_SOCKET and option[1] == socket.SO_RCVTIMEO:
+                self._read_untimed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+            elif option[0] == socket.SOL_SOCKET and option[1] == socket.SO_SNDTIMEO:
+                self._write_untimed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
             if timeout != self._read_timeout:
                 if timeout is not None and timeout <= 0:
                     return self._sock.recv(max_bytes, socket.MSG_DONTWAIT)
-                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+                self._sock.setsockopt(
+                    socket.SOL_SOCKET,
+                    socket.SO_RCVTIMEO,
+                    self._read_untimed if timeout is None else _timeval(timeout),
+                )
                 self._read_timeout = timeout
             return self._sock.recv(max_bytes)
         except BlockingIOError:
@@ -300,7 +320,11 @@ class _KernelTimeoutStream(SyncStream):
                     if sent < len(buffer):
                         raise BlockingIOError
                     return
-                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+                self._sock.setsockopt(
+                    socket.SOL_SOCKET,
+                    socket.SO_SNDTIMEO,
+                    self._write_untimed if timeout is None else _timeval(timeout),
+                )
                 self._write_timeout = timeout
             sent = self._sock.send(buffer)
             if sent < len(buffer):
@@ -323,10 +347,13 @@ class _KernelTimeoutStream(SyncStream):
             view = view[self._sock.send(view) :]
 
 
-def _stream(sock: socket.socket, timeout: float | None) -> SyncStream:
-    """The stream over a socket just connected (`timeout`: the one it was left with)."""
+def _stream(
+    sock: socket.socket, timeout: float | None, options: tuple[SOCKET_OPTION, ...]
+) -> SyncStream:
+    """The stream over a socket just connected (`timeout`: the one it was left with;
+    `options`: the caller's socket options, applied)."""
     if _KERNEL_TIMEOUTS:
-        return _KernelTimeoutStream(sock)
+        return _KernelTimeoutStream(sock, options)
     return SyncStream(sock, timeout)
 
 
