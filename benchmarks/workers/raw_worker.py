@@ -1,4 +1,5 @@
-"""Raw-socket reference: hand-written request bytes, Content-Length parsing, blocking reads.
+"""Raw-socket reference: hand-written request bytes, Content-Length parsing, blocking reads
+(GETs, and for uploads the head then the body in one `sendall` each).
 
 This is roughly the ceiling for a pure-Python HTTP/1.1 client on one connection: no header
 validation, no pool, no state machine.
@@ -22,12 +23,25 @@ class RawConnection:
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request = f"GET {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        self.post_head = f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
         self.buffer = b""
         self.scratch = bytearray(CHUNK)
 
     def get(self) -> int:
+        self.sock.sendall(self.request)
+        return self.response()
+
+    def post(self, body: bytes) -> int:
+        """Send `body` as the head's one write and the body's one `sendall`; read the answer."""
         sock = self.sock
-        sock.sendall(self.request)
+        sock.sendall(self.post_head + b"Content-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(body)
+        self.response()
+        return len(body)
+
+    def response(self) -> int:
+        """Read a response; its body's length."""
+        sock = self.sock
         buffer = self.buffer
         end = buffer.find(b"\r\n\r\n")
         while end < 0:
@@ -66,6 +80,9 @@ def measure(args: argparse.Namespace) -> Result:
     def one() -> int:
         return check_size(connection.get(), size)
 
+    if args.scenario == "upload":
+        body = bytes(size)
+        return run_sync(lambda: connection.post(body), args, unit="MB/s")
     if args.scenario == "seq":
         return run_sync(one, args)
     if args.scenario == "stream":
