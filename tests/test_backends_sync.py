@@ -387,3 +387,40 @@ def test_sync_sleep() -> None:
     start = time.monotonic()
     SyncBackend().sleep(0.01)
     assert time.monotonic() - start >= 0.009
+
+
+class _BadFileno:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def fileno(self) -> int:
+        raise self.error
+
+
+def test_is_socket_readable(
+    echo_server: Server, tls_echo_server: Server, client_context: ssl.SSLContext
+) -> None:
+    # What cannot be asked counts as readable: such a connection must not be reused.
+    assert sync_backend.is_socket_readable(None) is True
+    assert sync_backend.is_socket_readable(_BadFileno(OSError("gone"))) is True
+    assert sync_backend.is_socket_readable(_BadFileno(ValueError("closed file"))) is True
+    sock = socket.create_connection(("127.0.0.1", echo_server.port), timeout=5)
+    try:
+        assert sync_backend.is_socket_readable(sock) is False
+        sock.sendall(b"ping")
+        wait_readable(sock)
+        assert sync_backend.is_socket_readable(sock) is True
+    finally:
+        sock.close()
+    assert sync_backend.is_socket_readable(sock) is True  # closed: fileno() is -1
+    # Bytes decrypted and buffered inside an SSLSocket count, though its descriptor has none.
+    raw = socket.create_connection(("127.0.0.1", tls_echo_server.port), timeout=5)
+    tls = client_context.wrap_socket(raw, server_hostname="localhost")
+    try:
+        tls.sendall(b"0123456789")
+        assert tls.recv(1) == b"0"  # the echo is one record: nine bytes of it stay inside
+        assert tls.pending() == 9
+        assert not select.select([tls.fileno()], [], [], 0)[0]
+        assert sync_backend.is_socket_readable(tls) is True
+    finally:
+        tls.close()

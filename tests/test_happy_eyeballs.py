@@ -9,10 +9,12 @@ refusing port is bound but not listening.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
 import time
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import anyio
@@ -225,11 +227,17 @@ async def _close(stream: Any) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", NATIVE)
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("timeout", [5.0, None])
 async def test_black_holed_first_address_falls_over_to_the_second(
-    kind: str, dual: Any, black_hole: BlackHoles
+    kind: str, dual: Any, black_hole: BlackHoles, timeout: Any
 ) -> None:
     start = time.monotonic()
-    stream = await _connect(kind, NAME, dual.port, timeout=5.0)
+    with warnings.catch_warnings(record=True) as caught:
+        # The losing attempt is closed by us, not by the collector (with a warning).
+        warnings.simplefilter("always", ResourceWarning)
+        stream = await _connect(kind, NAME, dual.port, timeout=timeout)
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
     elapsed = time.monotonic() - start
     assert STAGGER * 0.9 <= elapsed < 1.0  # the second attempt started after the stagger
     assert stream.get_extra_info("server_addr") == ("127.0.0.1", dual.port)
@@ -343,6 +351,28 @@ async def test_socket_options_on_every_attempt(kind: str, dual: Any) -> None:
     # A socket option that fails fails each attempt, not just the first.
     with pytest.raises(httpcore.ConnectError):
         await _connect(kind, NAME, dual.port, timeout=5.0, socket_options=[(-1, -1, 1)])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", NATIVE)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_address_whose_socket_refuses_an_option_is_skipped(
+    kind: str, resolver: Resolver
+) -> None:
+    # IPV6_V6ONLY cannot be set on an IPv4 socket: that attempt fails, the IPv6 one goes on.
+    listener = _listener("::1")
+    listener.listen(5)
+    try:
+        port = listener.getsockname()[1]
+        resolver.table[NAME] = [("127.0.0.1", port), ("::1", port)]
+        options = [(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)]
+        start = time.monotonic()
+        stream = await _connect(kind, NAME, port, timeout=5.0, socket_options=options)
+        assert time.monotonic() - start < STAGGER  # a failure starts the next one at once
+        assert stream.get_extra_info("server_addr")[:2] == ("::1", port)
+        await _close(stream)
+    finally:
+        listener.close()
 
 
 # -- through the pool, sync / asyncio / trio --------------------------------------------------
