@@ -186,7 +186,7 @@ SCENARIOS = [
     ),
     Scenario(
         "https-seq", "8a. HTTPS keep-alive, sequential GET /2k", "tls", 1, "req/s",
-        ("ours", "httpcore", "urllib3", "pycurl"), "urllib3",
+        ("ours", "httpcore", "urllib3", "pycurl", "raw"), "urllib3",
         "one thread, back-to-back GETs on one TLS connection (HTTP/1.1)",
     ),
     Scenario(

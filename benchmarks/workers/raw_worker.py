@@ -1,5 +1,6 @@
 """Raw-socket reference: hand-written request bytes, Content-Length parsing, blocking reads
-(GETs, and for uploads the head then the body in one `sendall` each).
+(GETs, over TLS a blocking `ssl.SSLSocket`; for uploads the head, then the body in one
+`sendall`).
 
 This is roughly the ceiling for a pure-Python HTTP/1.1 client on one connection: no header
 validation, no pool, no state machine.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import socket
+import ssl
+from typing import Optional
 from urllib.parse import urlsplit
 
 from common import Result, check_size, main, run_sync
@@ -17,11 +20,17 @@ CHUNK = 1024 * 1024  # a 64 KiB read size halves throughput on loopback
 
 
 class RawConnection:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cafile: Optional[str] = None) -> None:
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.sock = socket.create_connection((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if parts.scheme == "https":
+            # A blocking `ssl.SSLSocket`, offering ALPN http/1.1 as the Python clients do.
+            context = ssl.create_default_context(cafile=cafile)
+            context.set_alpn_protocols(["http/1.1"])
+            sock = context.wrap_socket(sock, server_hostname=host)
+        self.sock = sock
         self.request = f"GET {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
         self.post_head = f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
         self.buffer = b""
@@ -74,7 +83,7 @@ class RawConnection:
 
 
 def measure(args: argparse.Namespace) -> Result:
-    connection = RawConnection(args.url)
+    connection = RawConnection(args.url, args.cafile)
     size = args.size
 
     def one() -> int:
@@ -83,7 +92,7 @@ def measure(args: argparse.Namespace) -> Result:
     if args.scenario == "upload":
         body = bytes(size)
         return run_sync(lambda: connection.post(body), args, unit="MB/s")
-    if args.scenario == "seq":
+    if args.scenario in ("seq", "https-seq"):
         return run_sync(one, args)
     if args.scenario == "stream":
         return run_sync(one, args, unit="MB/s")
