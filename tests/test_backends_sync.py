@@ -424,3 +424,32 @@ def test_is_socket_readable(
         assert sync_backend.is_socket_readable(tls) is True
     finally:
         tls.close()
+
+
+def test_start_tls_on_a_closed_stream_is_a_connect_error(
+    echo_server: Server, client_context: ssl.SSLContext
+) -> None:
+    stream = SyncBackend().connect_tcp("127.0.0.1", echo_server.port)
+    stream.close()
+    with pytest.raises(exc_mod.ConnectError):
+        stream.start_tls(client_context, server_hostname="localhost", timeout=5)
+
+
+def test_a_connect_timeout_under_a_second_is_time_enough(echo_server: Server) -> None:
+    stream = SyncBackend().connect_tcp("127.0.0.1", echo_server.port, timeout=0.5)
+    try:
+        stream.write(b"ok", timeout=0.5)
+        assert stream.read(10, timeout=0.5) == b"ok"
+    finally:
+        stream.close()
+
+
+@pytest.mark.skipif(not HAS_UNIX, reason="needs UNIX sockets")
+def test_unix_socket_options_are_applied(unix_echo_server: Server) -> None:
+    options = [(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.2))]
+    stream = SyncBackend().connect_unix_socket(unix_echo_server.address, socket_options=options)
+    try:
+        with pytest.raises(exc_mod.ReadTimeout):
+            stream.read(10)  # the option's timeout: the call has none of its own
+    finally:
+        stream.close()

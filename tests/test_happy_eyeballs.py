@@ -265,6 +265,35 @@ async def test_refused_first_address_falls_over_at_once(
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", NATIVE)
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_address_failing_at_once_falls_over_at_once(
+    kind: str, resolver: Resolver, raw_server: Any
+) -> None:
+    # A link-local address without its interface: connect() fails there and then (EINVAL).
+    server = raw_server(OK)
+    resolver.table[NAME] = [("fe80::1", server.port), ("127.0.0.1", server.port)]
+    start = time.monotonic()
+    stream = await _connect(kind, NAME, server.port, timeout=5.0)
+    assert time.monotonic() - start < STAGGER
+    assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
+    await _close(stream)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", NATIVE)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_slow_lookup_of_one_address_counts_against_the_connect_timeout(
+    kind: str, resolver: Resolver, raw_server: Any
+) -> None:
+    server = raw_server(OK)
+    resolver.table[NAME] = [("127.0.0.1", server.port)]
+    resolver.delay = 0.3
+    with pytest.raises(httpcore.ConnectTimeout):
+        await _connect(kind, NAME, server.port, timeout=0.2)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", NATIVE)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_all_black_holes_time_out_within_the_connect_timeout(
     kind: str, resolver: Resolver, black_hole: BlackHoles
 ) -> None:

@@ -143,7 +143,8 @@ def gated_server() -> Iterator[Server]:
     threading.current_thread() is not threading.main_thread() or sys.platform == "win32",
     reason="signals are delivered to the main thread",
 )
-@pytest.mark.parametrize("timeout", [None, 10.0])
+# 1.0: the signal comes with less than a second left, which is still time to finish.
+@pytest.mark.parametrize("timeout", [None, 10.0, 1.0])
 def test_a_signal_while_a_write_waits_does_not_end_the_write(
     gated_server: Server, timeout: float | None
 ) -> None:
@@ -196,3 +197,7 @@ def test_timevals() -> None:
     assert struct.unpack("@ll", timeval(3.0)) == (3, 0)
     assert struct.unpack("@ll", timeval(2.0**40)) == (2**31, 0)
     assert struct.unpack("@ll", timeval(float(2**31))) == (2**31, 0)
+    # Microseconds stay under a million (the kernel refuses more), however close to the next
+    # second the fraction is.
+    assert struct.unpack("@ll", timeval(2.9999999)) == (2, 999_999)
+    assert struct.unpack("@ll", timeval(0.9999999)) == (0, 999_999)
