@@ -250,30 +250,18 @@ async def test_black_holed_first_address_falls_over_to_the_second(
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", NATIVE)
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_refused_first_address_falls_over_at_once(
-    kind: str, resolver: Resolver, raw_server: Any, refusing: Callable[[str], Address]
+@pytest.mark.parametrize("first", ["refused", "invalid"])
+async def test_a_first_address_failing_at_once_falls_over_at_once(
+    kind: str, first: str, resolver: Resolver, raw_server: Any, refusing: Callable[[str], Address]
 ) -> None:
     server = raw_server(OK)
-    resolver.table[NAME] = [refusing("::1"), ("127.0.0.1", server.port)]
-    start = time.monotonic()
-    stream = await _connect(kind, NAME, 0, timeout=5.0)
-    assert time.monotonic() - start < STAGGER  # no stagger after a failure
-    assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
-    await _close(stream)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("kind", NATIVE)
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_an_address_failing_at_once_falls_over_at_once(
-    kind: str, resolver: Resolver, raw_server: Any
-) -> None:
-    # A link-local address without its interface: connect() fails there and then (EINVAL).
-    server = raw_server(OK)
-    resolver.table[NAME] = [("fe80::1", server.port), ("127.0.0.1", server.port)]
+    # "refused": bound, not listening. "invalid": a link-local address without its interface,
+    # which connect() rejects there and then (EINVAL), before any packet is sent.
+    failing = refusing("::1") if first == "refused" else ("fe80::1", server.port)
+    resolver.table[NAME] = [failing, ("127.0.0.1", server.port)]
     start = time.monotonic()
     stream = await _connect(kind, NAME, server.port, timeout=5.0)
-    assert time.monotonic() - start < STAGGER
+    assert time.monotonic() - start < STAGGER  # no stagger after a failure
     assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
     await _close(stream)
 
