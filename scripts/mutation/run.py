@@ -131,6 +131,12 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_happy_eyeballs.py",
         "tests/test_cold_import.py",
     ],
+    # Sync TLS: an SSLObject over memory BIOs, a reader and a writer thread at once.
+    "base/_sync_tls.py": [
+        "tests/test_sync_tls_stream.py",
+        "tests/test_sync_tls_threads.py",
+        "tests/test_backends_sync.py",
+    ],
     "socks/_core.py": SOCKS_TESTS,
     "http2/_core.py": HTTP2_TESTS,
     "http2/_send.py": HTTP2_PARTS_TESTS,
@@ -164,6 +170,7 @@ RECHECK: Dict[str, List[str]] = {
         "tests/test_stale_retry.py",
         "tests/test_leaks.py",
     ],
+    "base/_sync_tls.py": [*MODULES["base/_sync_tls.py"], "tests/test_leaks.py"],
     "base/_http11.py": [
         *MODULES["base/_http11.py"],
         "tests/test_simple_head.py",
