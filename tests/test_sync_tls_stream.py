@@ -433,3 +433,72 @@ def test_shutdown_ends_another_thread_s_read(
         stream.shutdown()
         assert sock.fileno() == -1
         srv.close()
+
+
+class HeldWrites(Recording):
+    """A transport whose writes wait, once `held` is set, until `release` is: a send stuck on
+    a full network, for as long as the test says."""
+
+    def __init__(self, inner: NetworkStream) -> None:
+        super().__init__(inner)
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if self.held.is_set():
+            self._enter(False)
+            try:
+                self.release.wait(10)
+            finally:
+                self._leave(False)
+        self.inner.write(buffer, timeout)
+
+
+def test_a_writer_waits_its_turn_while_another_thread_sends(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    """One thread's send is stuck; another thread's write waits for its turn, within its own
+    timeout, and says so when that runs out: it does not return with its records unsent. Once
+    the first send goes on, both writes' bytes arrive, in order."""
+    srv = raw_server(_echo, tls=True, alpn=None)
+    with no_leaks():
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        transport = HeldWrites(SocketTransport(sock))
+        stream = SyncTLSStream.handshake(transport, client_ssl_context, "localhost", timeout=5)
+        _settle(stream)
+        transport.held.set()
+        first = threading.Thread(target=lambda: stream.write(b"first", timeout=5))
+        first.start()
+        _until(lambda: transport.writing == 1)
+        started = time.monotonic()
+        with pytest.raises(httpcore.WriteTimeout):
+            stream.write(b"second", timeout=0.2)
+        assert 0.19 <= time.monotonic() - started < 2
+        transport.held.clear()
+        transport.release.set()
+        first.join(5)
+        assert not first.is_alive()
+        echoed = b""
+        while len(echoed) < 11:
+            echoed += stream.read(100, timeout=5)
+        assert echoed == b"firstsecond"  # the second's records went out with the first's
+        stream.close()
+        srv.close()
+
+
+class _NoSocket(NetworkStream):
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        return b""  # pragma: no cover
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        pass  # pragma: no cover
+
+    def close(self) -> None:
+        pass  # pragma: no cover
+
+
+def test_repr_without_a_socket() -> None:
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ssl_object = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="x")
+    stream = SyncTLSStream(_NoSocket(), ssl_object, incoming, outgoing)
+    assert repr(stream) == "<SyncTLSStream fd=-1>"
