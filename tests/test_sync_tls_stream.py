@@ -502,3 +502,33 @@ def test_repr_without_a_socket() -> None:
     ssl_object = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="x")
     stream = SyncTLSStream(_NoSocket(), ssl_object, incoming, outgoing)
     assert repr(stream) == "<SyncTLSStream fd=-1>"
+
+
+class FailingWritesAfterFirst(Recording):
+    """A transport whose writes fail (`WriteError`) after the first: a peer gone by the time
+    our TLS alert is sent."""
+
+    def __init__(self, inner: NetworkStream) -> None:
+        super().__init__(inner)
+        self.writes = 0
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self.writes += 1
+        if self.writes > 1:
+            raise httpcore.WriteError("peer gone")
+        self.inner.write(buffer, timeout)
+
+
+def test_a_failed_handshake_reports_the_tls_error_when_its_alert_cannot_be_sent(
+    raw_server: Callable[..., Any],
+) -> None:
+    srv = raw_server(_echo, tls=True, alpn=None)
+    untrusting = ssl.create_default_context()  # the test CA is not among its roots
+    with no_leaks():
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        transport = FailingWritesAfterFirst(SocketTransport(sock))
+        with pytest.raises(httpcore.ConnectError) as info:
+            SyncTLSStream.handshake(transport, untrusting, "localhost", timeout=5)
+        assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+        assert transport.writes == 2  # the ClientHello, then the alert that failed
+        srv.close()
