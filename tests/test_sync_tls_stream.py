@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, List, Optional
 
 import pytest
-from servers.raw import stall
+from servers.raw import reset_during_upload, stall
 from test_leaks import no_leaks
 
 import httpcore
@@ -388,6 +388,10 @@ def test_socket_transport_timeouts(raw_server: Callable[..., Any]) -> None:
         with pytest.raises(httpcore.WriteTimeout, match="timed out"):
             transport.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
         assert 0.19 <= time.monotonic() - started < 1.5
+        started = time.monotonic()
+        with pytest.raises(httpcore.WriteTimeout):
+            transport.write(b"x" * (64 * 1024 * 1024), timeout=0.05)
+        assert time.monotonic() - started < 0.8  # each wait is what is left, never more
         transport.write(b"")  # nothing to send: no wait
         assert repr(transport).startswith("<SocketTransport fd=")
         transport.close()
@@ -531,4 +535,46 @@ def test_a_failed_handshake_reports_the_tls_error_when_its_alert_cannot_be_sent(
             SyncTLSStream.handshake(transport, untrusting, "localhost", timeout=5)
         assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
         assert transport.writes == 2  # the ClientHello, then the alert that failed
+        srv.close()
+
+
+def _count_then_answer(conn: socket.socket, server: Any) -> None:
+    received = 0
+    while True:
+        data = conn.recv(1024 * 1024)
+        if not data:
+            break
+        received += len(data)
+    conn.sendall(b"%d" % received)
+
+
+def test_socket_transport_writes_all_of_a_big_buffer(raw_server: Callable[..., Any]) -> None:
+    """More than the socket buffers hold: the first send takes part, the rest follows as the
+    server reads, all of it."""
+    srv = raw_server(_count_then_answer)
+    with no_leaks():
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        transport = SocketTransport(sock)
+        transport.write(b"x" * (64 * 1024 * 1024), timeout=10)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while True:
+            data = transport.read(100, timeout=10)
+            if not data:
+                break
+            answer += data
+        assert answer == b"%d" % (64 * 1024 * 1024)
+        transport.close()
+        srv.close()
+
+
+def test_socket_transport_write_to_a_reset_connection_is_a_write_error(
+    raw_server: Callable[..., Any],
+) -> None:
+    srv = raw_server(reset_during_upload)
+    with no_leaks():
+        transport = SocketTransport(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        with pytest.raises(httpcore.WriteError):
+            transport.write(b"x" * (64 * 1024 * 1024), timeout=10)
+        transport.close()
         srv.close()
