@@ -257,6 +257,11 @@ def test_stream_introspection(
         while len(rest) < 4990:
             rest += stream.read(65536, timeout=5)
         assert stream.get_extra_info("is_readable") is False
+        stream.write(b"ab")  # echoed in one record
+        assert stream.read(1, timeout=5) == b"a"
+        assert stream.get_extra_info("is_readable") is True  # one byte left inside
+        assert stream.read(1, timeout=5) == b"b"
+        assert stream.get_extra_info("is_readable") is False
         stream.close()
         assert stream.get_extra_info("is_readable") is True
         srv.close()
@@ -509,28 +514,32 @@ def test_repr_without_a_socket() -> None:
 
 
 class FailingWritesAfterFirst(Recording):
-    """A transport whose writes fail (`WriteError`) after the first: a peer gone by the time
-    our TLS alert is sent."""
+    """A transport whose writes fail (with `error`) after the first: a peer gone, or not
+    reading, by the time our TLS alert is sent."""
 
-    def __init__(self, inner: NetworkStream) -> None:
+    def __init__(self, inner: NetworkStream, error: Exception) -> None:
         super().__init__(inner)
+        self.error = error
         self.writes = 0
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
         self.writes += 1
         if self.writes > 1:
-            raise httpcore.WriteError("peer gone")
+            raise self.error
         self.inner.write(buffer, timeout)
 
 
+@pytest.mark.parametrize(
+    "error", [httpcore.WriteError("peer gone"), httpcore.WriteTimeout("timed out")]
+)
 def test_a_failed_handshake_reports_the_tls_error_when_its_alert_cannot_be_sent(
-    raw_server: Callable[..., Any],
+    raw_server: Callable[..., Any], error: Exception
 ) -> None:
     srv = raw_server(_echo, tls=True, alpn=None)
     untrusting = ssl.create_default_context()  # the test CA is not among its roots
     with no_leaks():
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-        transport = FailingWritesAfterFirst(SocketTransport(sock))
+        transport = FailingWritesAfterFirst(SocketTransport(sock), error)
         with pytest.raises(httpcore.ConnectError) as info:
             SyncTLSStream.handshake(transport, untrusting, "localhost", timeout=5)
         assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
