@@ -587,3 +587,102 @@ def test_socket_transport_write_to_a_reset_connection_is_a_write_error(
             transport.write(b"x" * (64 * 1024 * 1024), timeout=10)
         transport.close()
         srv.close()
+
+
+def test_a_tls_read_waits_no_longer_than_its_timeout(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(stall, tls=True, alpn=None)
+    with no_leaks():
+        stream = _connect(srv.port, client_ssl_context)
+        started = time.monotonic()
+        with pytest.raises(httpcore.ReadTimeout):
+            stream.read(100, timeout=0.05)
+        assert time.monotonic() - started < 0.8
+        stream.close()
+        srv.close()
+
+
+def _tail_after(gate: threading.Event) -> Callable[[socket.socket, Any], None]:
+    """A handler that reads nothing until `gate` opens, then all of it, and answers the last
+    4 bytes."""
+
+    def handler(conn: socket.socket, server: Any) -> None:
+        gate.wait(10)
+        tail = b""
+        while True:
+            data = conn.recv(1024 * 1024)
+            if not data:
+                break
+            tail = (tail + data)[-4:]
+        conn.sendall(tail)
+
+    return handler
+
+
+def test_socket_transport_write_into_full_buffers_sends_every_byte(
+    raw_server: Callable[..., Any],
+) -> None:
+    """A write whose first send finds the socket buffers full (the server reads nothing yet)
+    waits, then sends all of it, from its first byte."""
+    gate = threading.Event()
+    srv = raw_server(_tail_after(gate))
+    with no_leaks():
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        transport = SocketTransport(sock)
+        with pytest.raises(httpcore.WriteTimeout):
+            transport.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+        while True:  # to the brim: the next send cannot take a byte
+            try:
+                sock.send(b"x" * 65536)
+            except BlockingIOError:
+                break
+        opener = threading.Timer(0.1, gate.set)
+        opener.start()
+        try:
+            transport.write(b"tail", timeout=10)
+        finally:
+            opener.join()
+        sock.shutdown(socket.SHUT_WR)
+        assert transport.read(100, timeout=10) == b"tail"
+        transport.close()
+        srv.close()
+
+
+def test_socket_transport_is_readable_while_another_thread_polls(
+    raw_server: Callable[..., Any],
+) -> None:
+    """A poll object cannot be polled by two threads: asked while a reader waits on it, the
+    transport answers with a poll object of its own."""
+    srv = raw_server(stall)
+    with no_leaks():
+        transport = SocketTransport(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        reader = threading.Thread(target=lambda: transport._readable.poll(3000))
+        reader.start()
+        try:
+
+            def polled_elsewhere() -> bool:
+                try:
+                    transport._readable.poll(0)
+                except RuntimeError:
+                    return True
+                return False
+
+            _until(polled_elsewhere)
+            assert transport.get_extra_info("is_readable") is False
+        finally:
+            reader.join(10)
+        transport.close()
+        srv.close()
+
+
+def test_a_handshake_failing_before_any_io_closes_the_transport(
+    raw_server: Callable[..., Any], client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(stall)
+    with no_leaks():
+        transport = SocketTransport(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        with pytest.raises(ValueError):
+            SyncTLSStream.handshake(transport, client_ssl_context, server_hostname=".", timeout=5)
+        assert transport.get_extra_info("socket").fileno() == -1
+        srv.close()
