@@ -44,7 +44,13 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from ._sync_backend import _socket_info, _timed_out, is_socket_readable
+from ._sync_backend import (
+    _socket_info,
+    _timed_out,
+    is_socket_readable,
+    tcp_readable,
+    tcp_state_check,
+)
 
 __all__ = ["SocketTransport", "SyncTLSStream", "TLSinTLSStream"]
 
@@ -105,11 +111,12 @@ class SocketTransport(NetworkStream):
     its own timeout, so a read and a write of two threads never race on the socket's one
     `settimeout()` setting. The transport under `SyncTLSStream`."""
 
-    __slots__ = ("_readable", "_sock", "_writable")
+    __slots__ = ("_readable", "_sock", "_tcp_state_check", "_writable")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._sock = sock
+        self._tcp_state_check = tcp_state_check(sock)
         # One poll object per direction: a poll object must not be polled by two threads.
         self._readable = _poller(sock, _POLLIN)
         self._writable = _poller(sock, _POLLOUT)
@@ -183,6 +190,8 @@ class SocketTransport(NetworkStream):
         if info == "is_readable":
             if self._sock.fileno() < 0:
                 return True
+            if self._tcp_state_check:
+                return tcp_readable(self._sock)
             try:
                 return bool(self._readable.poll(0))
             except RuntimeError:  # a reader is polling it: ask a poll object of our own
