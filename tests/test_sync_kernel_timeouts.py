@@ -32,6 +32,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 echo_server, stall_server = backend_helpers.echo_server, backend_helpers.stall_server
+tls_echo_server, client_context, server_context, ca = (
+    backend_helpers.tls_echo_server,
+    backend_helpers.client_context,
+    backend_helpers.server_context,
+    backend_helpers.ca,
+)
 
 # More than loopback's socket buffers hold, on both sides: a write of it must wait.
 HUGE = b"x" * (64 * 1024 * 1024)
@@ -201,3 +207,87 @@ def test_timevals() -> None:
     # second the fraction is.
     assert struct.unpack("@ll", timeval(2.9999999)) == (2, 999_999)
     assert struct.unpack("@ll", timeval(0.9999999)) == (0, 999_999)
+
+
+def _caller_s_timeouts(seconds: float) -> list[tuple[int, int, bytes]]:
+    timeval = struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
+    return [
+        (socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval),
+        (socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval),
+    ]
+
+
+def test_the_caller_s_socket_timeouts_hold_over_tls(
+    tls_echo_server: Server, client_context: Any
+) -> None:
+    """TLS hands the socket to a non-blocking transport, which the kernel's SO_RCVTIMEO would
+    not end: the transport takes the caller's value for the calls without a timeout."""
+    stream = sync_backend.SyncBackend().connect_tcp(
+        "127.0.0.1", tls_echo_server.port, timeout=5, socket_options=_caller_s_timeouts(0.2)
+    )
+    tls = stream.start_tls(client_context, server_hostname="localhost", timeout=5)
+    try:
+        with pytest.raises(ReadTimeout):
+            tls.read(10)  # the echo server has nothing to say
+        tls.write(b"abc")
+        assert tls.read(10, timeout=5) == b"abc"
+        with pytest.raises(ReadTimeout):
+            tls.read(10, timeout=None)
+    finally:
+        tls.close()
+
+
+def test_the_caller_s_socket_timeouts_hold_for_threads_sharing_a_socket(
+    echo_server: Server, stall_server: Server
+) -> None:
+    """Sync HTTP/2 without TLS: the stream its reader and writer threads share."""
+    stream = sync_backend.SyncBackend().connect_tcp(
+        "127.0.0.1", echo_server.port, timeout=5, socket_options=_caller_s_timeouts(0.2)
+    )
+    shared = stream.shared_by_threads()
+    try:
+        with pytest.raises(ReadTimeout):
+            shared.read(10)
+        shared.write(b"abc")
+        assert shared.read(10, timeout=5) == b"abc"
+    finally:
+        shared.close()
+    stream = sync_backend.SyncBackend().connect_tcp(
+        "127.0.0.1", stall_server.port, timeout=5, socket_options=_caller_s_timeouts(0.2)
+    )
+    shared = stream.shared_by_threads()
+    try:
+        with pytest.raises(WriteTimeout):
+            shared.write(HUGE)  # the stall server reads nothing
+    finally:
+        shared.close()
+
+
+def test_the_transport_takes_the_caller_s_timeouts_only(
+    tls_echo_server: Server, client_context: Any
+) -> None:
+    """Not the pool's: those were set on the socket by calls that had their own."""
+    stream = sync_backend.SyncBackend().connect_tcp("127.0.0.1", tls_echo_server.port, timeout=5)
+    tls = stream.start_tls(client_context, server_hostname="localhost", timeout=5)
+    transport = tls._transport
+    try:
+        assert (transport._read_untimed, transport._write_untimed) == (None, None)
+        shared = sync_backend.SyncBackend().connect_tcp(
+            "127.0.0.1", tls_echo_server.port, timeout=5, socket_options=_caller_s_timeouts(1.5)
+        )
+        transport2 = shared.shared_by_threads()
+        assert (transport2._read_untimed, transport2._write_untimed) == (1.5, 1.5)
+        transport2.close()
+    finally:
+        tls.close()
+
+
+def test_sync_http2_without_tls_keeps_the_caller_s_socket_timeouts(stall_server: Server) -> None:
+    """Through the pool, with no timeout of its own: a server that never answers."""
+    import httpcore
+
+    with httpcore.ConnectionPool(
+        http1=False, http2=True, socket_options=_caller_s_timeouts(0.2)
+    ) as pool:
+        with pytest.raises(httpcore.ReadTimeout):
+            pool.request("GET", f"http://127.0.0.1:{stall_server.port}/")

@@ -198,7 +198,7 @@ class SyncStream(NetworkStream):
         from ._sync_tls import SocketTransport
 
         self._timeout = _UNKNOWN_TIMEOUT
-        return SocketTransport(self._sock)
+        return SocketTransport(self._sock, *self._untimed())
 
     def start_tls(
         self,
@@ -211,11 +211,16 @@ class SyncStream(NetworkStream):
         # The TLS stream owns the socket from now on (non-blocking: see `_sync_tls`).
         self._timeout = _UNKNOWN_TIMEOUT
         try:
-            transport = SocketTransport(self._sock)
+            transport = SocketTransport(self._sock, *self._untimed())
         except OSError as exc:
             self.close()
             raise ConnectError(exc) from exc
         return SyncTLSStream.handshake(transport, ssl_context, server_hostname, timeout)
+
+    def _untimed(self) -> tuple[float | None, float | None]:
+        """The read and write timeouts of calls without their own: the caller's SO_RCVTIMEO
+        and SO_SNDTIMEO, where this stream knows them (see `_KernelTimeoutStream`)."""
+        return None, None
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
@@ -300,6 +305,12 @@ def _timeval(timeout: float | None) -> bytes:
     return _TIMEVAL.pack(seconds, max(int((timeout - seconds) * 1_000_000), 0 if seconds else 1))
 
 
+def _seconds(timeval: bytes) -> float | None:
+    """A `struct timeval` as seconds; zero, the kernel's "no timeout", as None."""
+    seconds, microseconds = _TIMEVAL.unpack(timeval)
+    return seconds + microseconds / 1_000_000 if seconds or microseconds else None
+
+
 def _timed_out() -> socket.timeout:
     """The exception a timed-out socket call raises, as the cause of our `*Timeout`."""
     return socket.timeout("timed out")
@@ -327,6 +338,9 @@ class _KernelTimeoutStream(SyncStream):
                 self._read_untimed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
             elif option[0] == socket.SOL_SOCKET and option[1] == socket.SO_SNDTIMEO:
                 self._write_untimed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
+
+    def _untimed(self) -> tuple[float | None, float | None]:
+        return _seconds(self._read_untimed), _seconds(self._write_untimed)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:

@@ -111,17 +111,35 @@ class SocketTransport(NetworkStream):
     its own timeout, so a read and a write of two threads never race on the socket's one
     `settimeout()` setting. The transport under `SyncTLSStream`."""
 
-    __slots__ = ("_readable", "_sock", "_tcp_state_check", "_writable")
+    __slots__ = (
+        "_read_untimed",
+        "_readable",
+        "_sock",
+        "_tcp_state_check",
+        "_writable",
+        "_write_untimed",
+    )
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        read_untimed: Optional[float] = None,
+        write_untimed: Optional[float] = None,
+    ) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._tcp_state_check = tcp_state_check(sock)
+        # The timeouts of calls without their own: the caller's SO_RCVTIMEO and SO_SNDTIMEO
+        # from `socket_options`, which a non-blocking socket would otherwise ignore.
+        self._read_untimed = read_untimed
+        self._write_untimed = write_untimed
         # One poll object per direction: a poll object must not be polled by two threads.
         self._readable = _poller(sock, _POLLIN)
         self._writable = _poller(sock, _POLLOUT)
 
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        if timeout is None:
+            timeout = self._read_untimed
         deadline = None if timeout is None else time.monotonic() + timeout
         wait = None if timeout is None else max(timeout, 0.0) * 1000.0
         while True:
@@ -151,6 +169,8 @@ class SocketTransport(NetworkStream):
             self._write_rest(memoryview(buffer)[sent:], timeout)
 
     def _write_rest(self, view: memoryview, timeout: Optional[float]) -> None:
+        if timeout is None:
+            timeout = self._write_untimed
         deadline = None if timeout is None else time.monotonic() + timeout
         while view:
             wait = None if deadline is None else max(deadline - time.monotonic(), 0.0) * 1000.0
