@@ -52,6 +52,14 @@ class QuicTestServer(asyncio.DatagramProtocol):
         self.requests: List[Tuple[int, Dict[bytes, bytes]]] = []  # (stream id, headers)
         self.stops: List[Tuple[int, int]] = []  # STOP_SENDING received: (stream id, error code)
         self.errors: List[BaseException] = []
+        # A stalling server (set by a behaviour): `drop_tail` datagrams at the end of the next
+        # transmission are lost; with `lazy_timers`, no timer is armed, and an overdue one is
+        # only handled when a datagram comes after `timers_from` (loop time): a server whose
+        # retransmission timer was lost, or set late.
+        self.drop_tail = 0
+        self.dropped = 0
+        self.lazy_timers = False
+        self.timers_from = 0.0
         bg.run(self._start())
         assert self._transport is not None
         self.port: int = self._transport.get_extra_info("sockname")[1]
@@ -75,6 +83,10 @@ class QuicTestServer(asyncio.DatagramProtocol):
             )
             conn = self._connections[addr] = ServerConnection(quic, addr)
         conn.quic.receive_datagram(data, addr, now=loop.time())
+        if self.lazy_timers and loop.time() >= self.timers_from:
+            at = conn.quic.get_timer()
+            if at is not None and at <= loop.time():
+                conn.quic.handle_timer(now=loop.time())
         try:
             self._process(conn)
         except Exception as exc:  # pragma: no cover - reported by the tests
@@ -136,11 +148,18 @@ class QuicTestServer(asyncio.DatagramProtocol):
     def transmit(self, conn: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
         assert self._transport is not None
-        for data, addr in conn.quic.datagrams_to_send(now=loop.time()):
+        datagrams = conn.quic.datagrams_to_send(now=loop.time())
+        if self.drop_tail and datagrams:
+            kept = max(0, len(datagrams) - self.drop_tail)
+            self.dropped += len(datagrams) - kept
+            datagrams, self.drop_tail = datagrams[:kept], 0
+        for data, addr in datagrams:
             self._transport.sendto(data, addr)
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
+        if self.lazy_timers:
+            return
         at = conn.quic.get_timer()
         if at is not None:
             conn.timer = loop.call_at(at, self._on_timer, conn)

@@ -67,6 +67,9 @@ MAX_WAIT = 0.05
 BATCH = 32
 #: Unread response bytes after which a stream's receive window follows the caller's reads.
 PACE_AFTER = STREAM_WINDOW // 4
+#: Silence from the server, while a request waits, after which it is sent a PING (seconds);
+#: the next PING waits for twice the silence of the one before.
+PROBE_AFTER = 1.0
 
 
 def deadline_after(timeout: Optional[float]) -> Optional[float]:
@@ -83,7 +86,10 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         "goaway",
         "h3",
         "handshake_done",
+        "heard_at",
         "network_closed",
+        "probed_at",
+        "probed_silence",
         "quic",
         "udp",
         "unsent",
@@ -113,6 +119,10 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         self.unsent = False
         #: A request is about to flush what others queue meanwhile (`send_soon`).
         self.flush_pending = False
+        #: When the last datagram came, and the probe (PING) sent in the silence after it.
+        self.heard_at = 0.0
+        self.probed_at = 0.0
+        self.probed_silence = 0.0
         self._reader: Optional[object] = None  # the stream (or handshake) now reading
         self._waiting: Dict[Stream, None] = {}  # streams waiting for the reader, in order
 
@@ -237,6 +247,8 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                     quic.handle_timer(now=now)
                     self._dispatch_locked()
                 yield from self.flush(None)
+            elif self.handshake_done and now - self.heard_at >= PROBE_AFTER:
+                yield from self._probe(now)
             return
         except Exception as exc:
             with lock:
@@ -244,8 +256,9 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
             raise
         udp = self.udp
         address = self.address
+        self.heard_at = now = time.monotonic()
         with lock:
-            quic.receive_datagram(data, address, now=time.monotonic())
+            quic.receive_datagram(data, address, now=now)
         # The datagrams already there are taken in too before answering: one pass of
         # aioquic's packet builder (and one ACK) per batch instead of per datagram.
         for _ in range(BATCH - 1):
@@ -264,6 +277,24 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
             due = self._send_due_locked(quic)
         if due:
             yield from self.flush(None)
+
+    def _probe(self, now: float) -> Gen[None]:
+        """A request waits and the server has said nothing for a while: send it a PING, which it
+        must acknowledge. Were the server's loss recovery stalled (its retransmission timer
+        lost or set late), the lost end of a response would otherwise never come, since we
+        have nothing else to send: a datagram from us makes it look at its timers again."""
+        if self.probed_at < self.heard_at:  # heard from the server since the last probe
+            self.probed_silence = 0.0
+        silence = now - self.heard_at
+        if silence < 2 * self.probed_silence:
+            return
+        self.probed_at, self.probed_silence = now, silence
+        with self._lock:
+            quic = self.quic
+            if quic is None or self.network_closed:
+                return
+            quic.send_ping(0)
+        yield from self.flush(None)
 
     def _send_due_locked(self, quic: QuicConnection) -> bool:
         """After datagrams came in: whether to ask aioquic what to send now. A pass of its
