@@ -63,3 +63,22 @@ async def test_a_stalled_server_is_probed_and_resends_the_lost_response(
     first_probe = _reader.PROBE_AFTER
     assert first_probe * 2 ** (probes - 1) <= elapsed < first_probe * 2**probes + 1.0
     assert server.errors == []
+
+
+async def test_the_probes_start_over_for_the_next_request(
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    """The silence before the first PING is 1 s again once the server was heard: a request
+    after one that needed a probe is not left to wait for twice as long."""
+    server = quic_server(_losing(0.5))
+    origin = h3helpers.origin(server.port)
+    async with api._client("HTTP3Connection", origin, ssl_context=client_ssl_context) as conn:
+        for _ in range(2):
+            started = time.monotonic()
+            response = await conn.request(
+                "GET", server.url + "/", extensions={"timeout": {"read": 8.0}}
+            )
+            elapsed = time.monotonic() - started
+            assert response.content == BODY
+            assert _reader.PROBE_AFTER <= elapsed < 2 * _reader.PROBE_AFTER
+    assert server.dropped == 2
