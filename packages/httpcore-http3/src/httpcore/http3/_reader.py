@@ -11,6 +11,9 @@ Rules:
   to `receive_datagram()`, a due timer to `handle_timer()`; then the events are filed and
   what aioquic wants to send is sent. A wait is capped at `MAX_WAIT`, so that a timer set
   meanwhile by another request (a retransmission) is not late by more than that.
+- A reader that has heard nothing from the server for `PROBE_AFTER` sends it a PING, and again
+  each time the silence doubles (`_probe`): a server whose loss recovery stalled resends once
+  it hears from us. Idle connections have no reader, so they send none.
 - A read deadline that passes concerns only the request that read (`ReadTimeout`); a
   socket error or the connection closing fails the connection (every stream gets it).
 - Connection-level events change the connection: the handshake sets the stream limit
