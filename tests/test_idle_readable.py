@@ -128,6 +128,23 @@ def test_closed_by_us(connected: Tuple[Any, socket.socket, socket.socket]) -> No
     assert stream.get_extra_info("is_readable") is True
 
 
+def test_over_ipv6() -> None:
+    listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    sock = socket.create_connection(listener.getsockname()[:2], timeout=5)
+    peer, _ = listener.accept()
+    listener.close()
+    stream = sync_backend._stream(sock, None, ())
+    try:
+        assert stream._tcp_state_check is LINUX
+        assert stream.get_extra_info("is_readable") is False
+        peer.shutdown(socket.SHUT_WR)
+        _wait_readable(sock)
+        assert stream.get_extra_info("is_readable") is True
+    finally:
+        stream.close()
+        peer.close()
+
+
 def test_a_closed_tcp_socket_counts_as_readable() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.close()
