@@ -145,6 +145,19 @@ def test_over_ipv6() -> None:
         peer.close()
 
 
+def test_a_socket_made_without_a_protocol_number_is_tcp_too() -> None:
+    """`socket.socket()` leaves `proto` 0 where `create_connection` has 6 (IPPROTO_TCP)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.connect(listener.getsockname())
+        assert sock.proto == 0
+        assert sync_backend.tcp_state_check(sock) is LINUX
+    finally:
+        sock.close()
+        listener.close()
+
+
 def test_a_closed_tcp_socket_counts_as_readable() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.close()

@@ -126,6 +126,7 @@ MODULES: Dict[str, List[str]] = {
     # The blocking backend: connects, and the plain stream (kernel timeouts on Linux).
     "base/_sync_backend.py": [
         "tests/test_sync_kernel_timeouts.py",
+        "tests/test_idle_readable.py",
         "tests/test_backends_sync.py",
         "tests/test_backends_interfaces.py",
         "tests/test_happy_eyeballs.py",
@@ -135,6 +136,8 @@ MODULES: Dict[str, List[str]] = {
     "base/_sync_tls.py": [
         "tests/test_sync_tls_stream.py",
         "tests/test_sync_tls_threads.py",
+        "tests/test_idle_readable.py",
+        "tests/test_sync_kernel_timeouts.py",
         "tests/test_backends_sync.py",
     ],
     "socks/_core.py": SOCKS_TESTS,
