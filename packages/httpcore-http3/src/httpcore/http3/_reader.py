@@ -91,7 +91,6 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         "handshake_done",
         "heard_at",
         "network_closed",
-        "probed_at",
         "probed_silence",
         "quic",
         "udp",
@@ -122,9 +121,8 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         self.unsent = False
         #: A request is about to flush what others queue meanwhile (`send_soon`).
         self.flush_pending = False
-        #: When the last datagram came, and the probe (PING) sent in the silence after it.
+        #: When the last datagram came, and the silence at the last probe (PING) since.
         self.heard_at = 0.0
-        self.probed_at = 0.0
         self.probed_silence = 0.0
         self._reader: Optional[object] = None  # the stream (or handshake) now reading
         self._waiting: Dict[Stream, None] = {}  # streams waiting for the reader, in order
@@ -260,6 +258,7 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         udp = self.udp
         address = self.address
         self.heard_at = now = time.monotonic()
+        self.probed_silence = 0.0
         with lock:
             quic.receive_datagram(data, address, now=now)
         # The datagrams already there are taken in too before answering: one pass of
@@ -286,12 +285,10 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         must acknowledge. Were the server's loss recovery stalled (its retransmission timer
         lost or set late), the lost end of a response would otherwise never come, since we
         have nothing else to send: a datagram from us makes it look at its timers again."""
-        if self.probed_at < self.heard_at:  # heard from the server since the last probe
-            self.probed_silence = 0.0
         silence = now - self.heard_at
         if silence < 2 * self.probed_silence:
             return
-        self.probed_at, self.probed_silence = now, silence
+        self.probed_silence = silence
         with self._lock:
             quic = self.quic
             if quic is None or self.network_closed:
