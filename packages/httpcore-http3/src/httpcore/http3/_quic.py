@@ -14,6 +14,8 @@ Rules:
 - A malformed response (aioquic's `MessageError`: a connection-specific field, a bad
   `content-length`, ...) fails its own request, not the connection: RFC 9114 §4.1.2 makes it
   a stream error, where aioquic closes the whole connection (`ClientH3Connection`).
+  Connection-specific fields (RFC 9114 §4.2) are checked here too: aioquic before 1.3 (the
+  last for Python 3.9) lets them through.
 - Every read of an aioquic attribute that is not public API is a function here, with a
   fallback, so that a change in aioquic shows up in one place.
 """
@@ -24,7 +26,7 @@ import ssl
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from aioquic.h3.connection import H3Connection, MessageError
-from aioquic.h3.events import H3Event
+from aioquic.h3.events import H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -53,6 +55,12 @@ class MalformedReceived(H3Event):
         return f"<MalformedReceived stream_id={self.stream_id} {self.reason!r}>"
 
 
+#: Fields that HTTP/3 forbids in a response (RFC 9114 §4.2; `te` is allowed in requests only).
+CONNECTION_SPECIFIC = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"transfer-encoding", b"upgrade")
+)
+
+
 class ClientH3Connection(H3Connection):
     """aioquic's HTTP/3 connection, with a malformed response a stream error (rules above).
 
@@ -71,14 +79,20 @@ class ClientH3Connection(H3Connection):
         if stream_id in self.malformed:
             return []
         try:
-            return super()._handle_request_or_push_frame(
+            events: List[H3Event] = super()._handle_request_or_push_frame(
                 frame_type, frame_data, stream, stream_ended
             )
+            for event in events:
+                if type(event) is HeadersReceived:
+                    for name, _ in event.headers:
+                        if name in CONNECTION_SPECIFIC:
+                            raise MessageError(f"Header {name!r} is connection-specific")
         except MessageError as exc:
             if stream.push_id is not None:  # pragma: no cover - push is never enabled
                 raise
             self.malformed.add(stream_id)
             return [MalformedReceived(stream_id, str(exc.reason_phrase))]
+        return events
 
 
 #: How much of a response the server may send beyond what the caller has read.
