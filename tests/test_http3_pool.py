@@ -83,7 +83,9 @@ async def test_alt_svc_discovery(
     async with api.ConnectionPool(ssl_context=client_ssl_context, http3=True) as pool:
         first = await pool.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
         assert first.extensions["http_version"] == b"HTTP/1.1"
-        assert dict(first.headers)[b"alt-svc"] == f'h3=":{h3_server.port}"; ma=3600'.encode()
+        # Under aioquic 1.0 hypercorn also advertises the drafts (h3-29...), each in its own field.
+        advertised = [value for name, value in first.headers if name == b"alt-svc"]
+        assert f'h3=":{h3_server.port}"; ma=3600'.encode() in advertised
         second = await pool.request("GET", h3_server.url + "/", extensions=TIMEOUTS)
         assert second.extensions["http_version"] == b"HTTP/3"
         third = await pool.request(
