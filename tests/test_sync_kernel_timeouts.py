@@ -15,6 +15,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from typing import Any, Iterator
 
 import backend_helpers
@@ -117,6 +118,72 @@ def test_a_write_has_one_deadline_however_much_it_progresses() -> None:
             stream.close()
     finally:
         server.close()
+
+
+class _EarlyTimerSocket(socket.socket):
+    """A socket whose first `early` waits end at once, as the kernel's timer sometimes does
+    when its jiffies lag the clock (on a VM): `recv`/`send` raise EAGAIN, nothing waited."""
+
+    early = 0
+
+    def recv(self, *args: Any) -> bytes:
+        if self.early:
+            self.early -= 1
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return super().recv(*args)
+
+    def send(self, *args: Any) -> int:
+        if self.early:
+            self.early -= 1
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return super().send(*args)
+
+
+def _early_stream(port: int, early: int) -> Any:
+    sock = _EarlyTimerSocket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.connect(("127.0.0.1", port))
+    sock.early = early
+    return sync_backend._KernelTimeoutStream(sock)
+
+
+@pytest.mark.parametrize("early", [1, 3])
+def test_a_read_waits_out_its_timeout_when_the_kernel_s_timer_ends_early(
+    echo_server: Server, early: int
+) -> None:
+    stream = _early_stream(echo_server.port, 0)
+    try:
+        stream.write(b"ping", timeout=5)
+        stream.get_extra_info("socket").early = early
+        assert stream.read(100, timeout=5) == b"ping"
+        # What is left of the 5 s was set for the last wait; the next read sets its own.
+        (seconds, micros), _ = _timeouts(stream)
+        assert 4 <= seconds + micros / 1e6 <= 5
+        stream.write(b"pong", timeout=5)
+        assert stream.read(100, timeout=0.5) == b"pong"
+        assert _timeouts(stream)[0][0] == 0
+    finally:
+        stream.close()
+
+
+def test_a_read_timeout_is_never_raised_before_its_time(stall_server: Server) -> None:
+    stream = _early_stream(stall_server.port, 0)
+    try:
+        stream.get_extra_info("socket").early = 10**9  # every wait ends at once
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout):
+            stream.read(100, timeout=0.2)
+        assert time.monotonic() - started >= 0.2
+    finally:
+        stream.close()
+
+
+def test_a_write_goes_on_when_the_kernel_s_timer_ends_early(echo_server: Server) -> None:
+    stream = _early_stream(echo_server.port, 2)
+    try:
+        stream.write(b"ping", timeout=5)
+        assert stream.read(100, timeout=5) == b"ping"
+    finally:
+        stream.close()
 
 
 class _Gate:

@@ -343,6 +343,7 @@ class _KernelTimeoutStream(SyncStream):
         return _seconds(self._read_untimed), _seconds(self._write_untimed)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        started = time.monotonic()
         try:
             if timeout != self._read_timeout:
                 if timeout is not None and timeout <= 0:
@@ -353,12 +354,31 @@ class _KernelTimeoutStream(SyncStream):
                     self._read_untimed if timeout is None else _timeval(timeout),
                 )
                 self._read_timeout = timeout
-            return self._sock.recv(max_bytes)
+            try:
+                return self._sock.recv(max_bytes)
+            except BlockingIOError:
+                if timeout is None:
+                    raise
+                return self._read_rest(max_bytes, timeout, started)
         except BlockingIOError:
             timed_out = _timed_out()
             raise ReadTimeout(timed_out) from timed_out
         except OSError as exc:
             raise ReadError(exc) from exc
+
+    def _read_rest(self, max_bytes: int, timeout: float, started: float) -> bytes:
+        # The kernel's timer counts in jiffies, which can lag the clock (on a VM, say): it may
+        # end a wait before `timeout` has passed. Wait for what is left.
+        while True:
+            left = started + timeout - time.monotonic()
+            if left <= 0:
+                raise BlockingIOError
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(left))
+            self._read_timeout = _UNKNOWN_TIMEOUT  # set for this read only
+            try:
+                return self._sock.recv(max_bytes)
+            except BlockingIOError:
+                pass
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -377,7 +397,12 @@ class _KernelTimeoutStream(SyncStream):
                     self._write_untimed if timeout is None else _timeval(timeout),
                 )
                 self._write_timeout = timeout
-            sent = self._sock.send(buffer)
+            try:
+                sent = self._sock.send(buffer)
+            except BlockingIOError:
+                if timeout is None:
+                    raise
+                sent = 0  # nothing went before the kernel's timer ended: early, perhaps
             if sent < len(buffer):
                 self._write_rest(memoryview(buffer)[sent:], timeout, started)
         except BlockingIOError:
@@ -387,7 +412,8 @@ class _KernelTimeoutStream(SyncStream):
             raise WriteError(exc) from exc
 
     def _write_rest(self, view: memoryview, timeout: float | None, started: float) -> None:
-        # A short send: the timeout ran out, or a signal came while waiting for room.
+        # A short send: the timeout ran out (or the kernel's timer ended early: see
+        # `_read_rest`), or a signal came while waiting for room.
         while view:
             if timeout is not None:
                 left = started + timeout - time.monotonic()
@@ -395,7 +421,12 @@ class _KernelTimeoutStream(SyncStream):
                     raise BlockingIOError
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(left))
                 self._write_timeout = _UNKNOWN_TIMEOUT  # set for this write only
-            view = view[self._sock.send(view) :]
+                try:
+                    view = view[self._sock.send(view) :]
+                except BlockingIOError:
+                    pass
+            else:
+                view = view[self._sock.send(view) :]
 
 
 def _stream(
