@@ -370,15 +370,19 @@ class _KernelTimeoutStream(SyncStream):
         # The kernel's timer counts in jiffies, which can lag the clock (on a VM, say): it may
         # end a wait before `timeout` has passed. Wait for what is left.
         while True:
-            left = started + timeout - time.monotonic()
-            if left <= 0:
-                raise BlockingIOError
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(left))
+            self._arm_for_rest(socket.SO_RCVTIMEO, timeout, started)
             self._read_timeout = _UNKNOWN_TIMEOUT  # set for this read only
             try:
                 return self._sock.recv(max_bytes)
             except BlockingIOError:
                 pass
+
+    def _arm_for_rest(self, option: int, timeout: float, started: float) -> None:
+        """Set `option` to what is left of `timeout`; BlockingIOError if nothing is."""
+        left = started + timeout - time.monotonic()
+        if left <= 0:
+            raise BlockingIOError
+        self._sock.setsockopt(socket.SOL_SOCKET, option, _timeval(left))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -416,10 +420,7 @@ class _KernelTimeoutStream(SyncStream):
         # `_read_rest`), or a signal came while waiting for room.
         while view:
             if timeout is not None:
-                left = started + timeout - time.monotonic()
-                if left <= 0:
-                    raise BlockingIOError
-                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(left))
+                self._arm_for_rest(socket.SO_SNDTIMEO, timeout, started)
                 self._write_timeout = _UNKNOWN_TIMEOUT  # set for this write only
                 try:
                     view = view[self._sock.send(view) :]
