@@ -121,21 +121,26 @@ def test_a_write_has_one_deadline_however_much_it_progresses() -> None:
 
 
 class _EarlyTimerSocket(socket.socket):
-    """A socket whose first `early` waits end at once, as the kernel's timer sometimes does
-    when its jiffies lag the clock (on a VM): `recv`/`send` raise EAGAIN, nothing waited."""
+    """A socket whose first `early` waits end after `waited` seconds, before their time, as the
+    kernel's timer sometimes does when its jiffies lag the clock (on a VM): `recv`/`send`
+    raise EAGAIN."""
 
     early = 0
+    waited = 0.0
+
+    def _end_early(self) -> None:
+        self.early -= 1
+        time.sleep(self.waited)  # the part of the wait the timer did count
+        raise BlockingIOError(11, "Resource temporarily unavailable")
 
     def recv(self, *args: Any) -> bytes:
         if self.early:
-            self.early -= 1
-            raise BlockingIOError(11, "Resource temporarily unavailable")
+            self._end_early()
         return super().recv(*args)
 
     def send(self, *args: Any) -> int:
         if self.early:
-            self.early -= 1
-            raise BlockingIOError(11, "Resource temporarily unavailable")
+            self._end_early()
         return super().send(*args)
 
 
@@ -153,14 +158,15 @@ def test_a_read_waits_out_its_timeout_when_the_kernel_s_timer_ends_early(
     stream = _early_stream(echo_server.port, 0)
     try:
         stream.write(b"ping", timeout=5)
-        stream.get_extra_info("socket").early = early
+        sock = stream.get_extra_info("socket")
+        sock.early, sock.waited = early, 0.1
         assert stream.read(100, timeout=5) == b"ping"
-        # What is left of the 5 s was set for the last wait; the next read sets its own.
+        # What was left of the 5 s was set for the last wait; the next read with 5 s sets 5 s.
         (seconds, micros), _ = _timeouts(stream)
-        assert 4 <= seconds + micros / 1e6 <= 5
+        assert 4 <= seconds + micros / 1e6 <= 5 - 0.1 * early
         stream.write(b"pong", timeout=5)
-        assert stream.read(100, timeout=0.5) == b"pong"
-        assert _timeouts(stream)[0][0] == 0
+        assert stream.read(100, timeout=5) == b"pong"
+        assert _timeouts(stream)[0] == (5, 0)
     finally:
         stream.close()
 
@@ -182,6 +188,21 @@ def test_a_write_goes_on_when_the_kernel_s_timer_ends_early(echo_server: Server)
     try:
         stream.write(b"ping", timeout=5)
         assert stream.read(100, timeout=5) == b"ping"
+    finally:
+        stream.close()
+
+
+def test_without_a_timeout_of_its_own_the_caller_s_timer_ending_ends_the_call(
+    echo_server: Server,
+) -> None:
+    # No deadline of ours to wait out: the EAGAIN is the caller's SO_SNDTIMEO/SO_RCVTIMEO.
+    stream = _early_stream(echo_server.port, 1)
+    try:
+        with pytest.raises(WriteTimeout):
+            stream.write(b"ping")
+        stream.get_extra_info("socket").early = 1
+        with pytest.raises(ReadTimeout):
+            stream.read(100)
     finally:
         stream.close()
 
