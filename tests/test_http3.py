@@ -326,7 +326,7 @@ async def test_connection_specific_fields_are_malformed_whatever_aioquic_checks(
     monkeypatch: pytest.MonkeyPatch,
     field: str,
 ) -> None:
-    # RFC 9114 4.2. aioquic before 1.3 (all Python 3.9 gets) checks none of these but a
+    # RFC 9114 4.2. aioquic before 1.7 (all Python 3.9 and 3.10 get) checks none of these but a
     # transfer-encoding other than "trailers"; here aioquic's own check is made to say nothing.
     import aioquic.h3.connection
 

@@ -14,8 +14,8 @@ Rules:
 - A malformed response (aioquic's `MessageError`: a connection-specific field, a bad
   `content-length`, ...) fails its own request, not the connection: RFC 9114 §4.1.2 makes it
   a stream error, where aioquic closes the whole connection (`ClientH3Connection`).
-  Connection-specific fields (RFC 9114 §4.2) are checked here too: aioquic before 1.3 (the
-  last for Python 3.9) lets them through.
+  Connection-specific fields (RFC 9114 §4.2) are checked here too: aioquic before 1.7 lets
+  them through (Python 3.9 gets at most 1.2, Python 3.10 at most 1.3).
 - Every read of an aioquic attribute that is not public API is a function here, with a
   fallback, so that a change in aioquic shows up in one place.
 """
