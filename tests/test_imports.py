@@ -201,3 +201,25 @@ for name, message in {expected!r}.items():
 print("ok")
 """
     assert run_python(code).strip() == "ok"
+
+
+def test_every_module_of_the_sub_packages_imports() -> None:
+    # What an older interpreter would refuse (syntax, annotations evaluated at run time) shows
+    # up here on the matrix's Python 3.9, private modules included.
+    import importlib
+    import pkgutil
+
+    names = []
+    for package_name in (
+        "httpcore.base",
+        "httpcore.aio",
+        "httpcore.http2",
+        "httpcore.http3",
+        "httpcore.socks",
+    ):
+        package = importlib.import_module(package_name)
+        for module in pkgutil.walk_packages(package.__path__, package_name + "."):
+            importlib.import_module(module.name)
+            names.append(module.name)
+    assert "httpcore.base._sync_backend" in names and "httpcore.http3._quic" in names
+    assert len(names) > 40
