@@ -422,12 +422,11 @@ class _KernelTimeoutStream(SyncStream):
             if timeout is not None:
                 self._arm_for_rest(socket.SO_SNDTIMEO, timeout, started)
                 self._write_timeout = _UNKNOWN_TIMEOUT  # set for this write only
-                try:
-                    view = view[self._sock.send(view) :]
-                except BlockingIOError:
-                    pass
-            else:
+            try:
                 view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                if timeout is None:
+                    raise
 
 
 def _stream(
