@@ -144,6 +144,17 @@ class Server:
         """TLS (HTTP/1.1 or h2 by ALPN) without request limits per connection."""
         return f"https://127.0.0.1:{self.wide_port}/2k"
 
+    def pin(self, cpus: set[int]) -> None:
+        """Let nginx's master and worker processes run on `cpus` only (Linux)."""
+        pids = [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            pids += [int(pid) for pid in children.read_text().split()]
+        except OSError:  # a kernel without the children file: the workers keep their CPUs
+            pass
+        for pid in pids:
+            os.sched_setaffinity(pid, cpus)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             # SIGQUIT is nginx's graceful shutdown; fall back to SIGKILL of our own child.

@@ -103,6 +103,9 @@ class Scenario:
     description: str
     baseline: str = "httpcore"
     loop: str = "asyncio"
+    # One connection, one request at a time: the client and nginx take turns, never run at
+    # once, so with `--placement turns` they share one CPU (see README, "Reading the numbers").
+    takes_turns: bool = False
 
     @property
     def lower_is_better(self) -> bool:
@@ -121,6 +124,7 @@ SCENARIOS = [
         "seq", "1. sequential GET /2k, one connection", "small", 1, "req/s",
         ("ours", "httpcore", "urllib3", "pycurl", "raw"), "urllib3",
         "one thread, back-to-back GETs of a 2 kB body on one keep-alive connection",
+        takes_turns=True,
     ),
     Scenario(
         "threads", "2. 8 threads, shared pool, GET /2k", "small", 8, "req/s",
@@ -163,6 +167,7 @@ SCENARIOS = [
         ("httpx", "httpx-1.0.9", "niquests"), "niquests",
         "httpx.Client over ours vs over httpcore 1.0.9; niquests.Session",
         baseline="httpx-1.0.9",
+        takes_turns=True,
     ),
     Scenario(
         "httpx-threads", "7b. httpx.Client, 8 threads, GET /2k", "small", 8, "req/s",
@@ -188,12 +193,14 @@ SCENARIOS = [
         "https-seq", "8a. HTTPS keep-alive, sequential GET /2k", "tls", 1, "req/s",
         ("ours", "httpcore", "urllib3", "pycurl", "raw"), "urllib3",
         "one thread, back-to-back GETs on one TLS connection (HTTP/1.1)",
+        takes_turns=True,
     ),
     Scenario(
         "https-new", "8b. HTTPS, new TLS connection per GET", "tls", 1, "req/s",
         ("ours", "httpcore", "urllib3"), "urllib3",
         "one thread, each GET sends Connection: close, so each opens a TLS connection "
         "(handshake rate)",
+        takes_turns=True,
     ),
     Scenario(
         "upload", "9. upload 16 MiB POST bodies", "upload", 1, "MB/s",
@@ -396,6 +403,19 @@ def machine_info() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
+def placement_line(placement: str, one_cpu: set[int], all_cpus: set[int]) -> str:
+    if not all_cpus:
+        return "free (this OS cannot pin processes to CPUs)"
+    if placement == "free" or one_cpu == all_cpus:
+        return f"free: the OS places the client and nginx on CPUs {sorted(all_cpus)}"
+    (cpu,) = one_cpu
+    turns = ", ".join(s.title.split(".")[0] for s in SCENARIOS if s.takes_turns)
+    return (
+        f"turns: where the client and nginx take turns (scenarios {turns}), both run on "
+        f"CPU {cpu} only; elsewhere the OS places them on CPUs {sorted(all_cpus)}"
+    )
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -419,6 +439,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="warm-up seconds per run (default 0.3)")
     parser.add_argument("--rounds", type=int, help="runs per client and scenario (default 5)")
     parser.add_argument("--output", type=Path, default=RESULTS_MD, help="Markdown file to write")
+    parser.add_argument(
+        "--placement",
+        choices=("turns", "free"),
+        default="turns",
+        help="turns (default): in the scenarios where the client and nginx take turns (one "
+        "connection, one request at a time), both run on one CPU; free: the OS places every "
+        "process (Linux; elsewhere always free)",
+    )
     parser.add_argument(
         "--no-charts", action="store_true", help=f"do not write the SVG charts to {CHARTS_DIR}"
     )
@@ -474,11 +502,18 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = nginx_server.start(WORK, peer_python)
     results: dict[str, dict[str, Cell]] = {}
+    all_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    one_cpu = {max(all_cpus)} if all_cpus and args.placement == "turns" else all_cpus
     try:
         for scenario in scenarios:
             keys = [k for k in scenario.clients if k in chosen]
             if not keys:
                 continue
+            if all_cpus:
+                # Workers inherit this process's CPUs.
+                cpus = one_cpu if scenario.takes_turns else all_cpus
+                os.sched_setaffinity(0, cpus)
+                server.pin(cpus)
             cells = {key: Cell(scenario.lower_is_better) for key in keys}
             results[scenario.key] = cells
             for key in keys:
@@ -521,6 +556,8 @@ def main() -> None:
                     )
     finally:
         server.stop()
+        if all_cpus:
+            os.sched_setaffinity(0, all_cpus)
 
     elapsed = time.monotonic() - started
     table = render(results, scenarios)
@@ -542,6 +579,7 @@ def main() -> None:
         f"- ours: httpcore {ours_version} (commit {git_commit()}); peers: {peer_list}",
         f"- each run: {args.warmup} s warm-up + {args.duration} s timed, in a fresh process; "
         f"best of {args.rounds} interleaved run(s); total wall time {elapsed:.0f} s",
+        f"- placement: {placement_line(args.placement, one_cpu, all_cpus)}",
         "- MB/s is 10^6 bytes per second, kB is 10^3 bytes; ratios are best / best (for memory and "
         "import time, lower is better and the best is the lowest)",
         "- CPU/req: the client process's CPU time (user + sys, all threads) over the timed phase "
