@@ -416,6 +416,26 @@ def placement_line(placement: str, one_cpu: set[int], all_cpus: set[int]) -> str
     )
 
 
+def cpu_ticks() -> Optional[list[int]]:
+    """The machine's CPU time counters (/proc/stat's "cpu" line), or None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(n) for n in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_line(before: Optional[list[int]], after: Optional[list[int]]) -> str:
+    """What share of this VM's CPU time the hypervisor gave to others while the run ran."""
+    if not before or not after or len(before) < 8:
+        return "unknown (no /proc/stat)"
+    # user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is also
+    # counted in user, so the total is the first eight.
+    spent = [b - a for a, b in zip(before[:8], after[:8])]
+    total = sum(spent)
+    return f"{100 * spent[7] / total:.1f} % of the CPU time (/proc/stat)" if total else "0 %"
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -502,6 +522,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = nginx_server.start(WORK, peer_python)
     results: dict[str, dict[str, Cell]] = {}
+    ticks_before = cpu_ticks()
     all_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     one_cpu = {max(all_cpus)} if all_cpus and args.placement == "turns" else all_cpus
     try:
@@ -555,6 +576,7 @@ def main() -> None:
                         flush=True,
                     )
     finally:
+        ticks_after = cpu_ticks()
         server.stop()
         if all_cpus:
             os.sched_setaffinity(0, all_cpus)
@@ -580,6 +602,8 @@ def main() -> None:
         f"- each run: {args.warmup} s warm-up + {args.duration} s timed, in a fresh process; "
         f"best of {args.rounds} interleaved run(s); total wall time {elapsed:.0f} s",
         f"- placement: {placement_line(args.placement, one_cpu, all_cpus)}",
+        f"- steal (the host running others on this machine's CPUs during the runs): "
+        f"{steal_line(ticks_before, ticks_after)}",
         "- MB/s is 10^6 bytes per second, kB is 10^3 bytes; ratios are best / best (for memory and "
         "import time, lower is better and the best is the lowest)",
         "- CPU/req: the client process's CPU time (user + sys, all threads) over the timed phase "
