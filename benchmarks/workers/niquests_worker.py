@@ -36,35 +36,56 @@ async def _asyncio(args: argparse.Namespace) -> Result:
         return await run_tasks(one, args, "asyncio")
 
 
+async def _open_multiplexed(url: str, cafile: str) -> niquests.AsyncSession:
+    # The CA is given per request: the session-level `verify` is not applied here.
+    session = niquests.AsyncSession(multiplexed=True)
+    first = await session.get(url, verify=cafile)
+    await session.gather()
+    if first.http_version != 20:
+        await session.close()
+        raise RuntimeError(f"negotiated HTTP version {first.http_version}, not HTTP/2")
+    return session
+
+
 async def _multiplexed(args: argparse.Namespace) -> Result:
     url, size, batch, cafile = args.url, args.size, args.concurrency, args.cafile
-    # The CA is given per request: the session-level `verify` is not applied here.
-    async with niquests.AsyncSession(multiplexed=True) as session:
-        first = await session.get(url, verify=cafile)
-        await session.gather()
-        if first.http_version != 20:
-            raise RuntimeError(f"negotiated HTTP version {first.http_version}, not HTTP/2")
+    session = await _open_multiplexed(url, cafile)
 
-        async def phase(seconds: float) -> tuple[float, float, Tally]:
-            tally = Tally()
-            cpu = time.process_time()
-            start = time.perf_counter()
-            deadline = start + seconds
-            while time.perf_counter() < deadline:
-                responses = [await session.get(url, verify=cafile) for _ in range(batch)]
+    async def phase(seconds: float) -> tuple[float, float, Tally]:
+        nonlocal session
+        tally = Tally()
+        cpu = time.process_time()
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline:
+            responses = [await session.get(url, verify=cafile) for _ in range(batch)]
+            try:
                 await session.gather()
-                for response in responses:
-                    try:
-                        tally.nbytes += check_size(len(response.content or b""), size)
-                        tally.count += 1
-                    except Exception as exc:
-                        tally.fail(exc)
-            elapsed = time.perf_counter() - start
-            return elapsed, time.process_time() - cpu, tally
+                failed = None
+            except Exception as exc:  # niquests 3.21 fails a batch a GOAWAY cuts
+                failed = exc
+                if tally.first_error is None:
+                    tally.first_error = f"{type(exc).__name__}: {exc}"
+            for response in responses:
+                try:
+                    tally.nbytes += check_size(len(response.content or b""), size)
+                    tally.count += 1
+                except Exception as exc:
+                    tally.fail(exc)
+            if failed is not None:
+                # As a user would after a ConnectionError: a new session. The old one's
+                # next gather() raises RecursionError.
+                await session.close()
+                session = await _open_multiplexed(url, cafile)
+        elapsed = time.perf_counter() - start
+        return elapsed, time.process_time() - cpu, tally
 
+    try:
         await phase(args.warmup)
         elapsed, cpu_s, tally = await phase(args.duration)
-        return finish(elapsed, cpu_s, tally, "req/s")
+    finally:
+        await session.close()
+    return finish(elapsed, cpu_s, tally, "req/s")
 
 
 SCENARIOS = {
