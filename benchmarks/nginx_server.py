@@ -153,7 +153,10 @@ class Server:
         except OSError:  # a kernel without the children file: the workers keep their CPUs
             pass
         for pid in pids:
-            os.sched_setaffinity(pid, cpus)
+            try:
+                os.sched_setaffinity(pid, cpus)
+            except ProcessLookupError:  # a worker nginx has just replaced
+                pass
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -104,7 +104,8 @@ class Scenario:
     baseline: str = "httpcore"
     loop: str = "asyncio"
     # One connection, one request at a time: the client and nginx take turns, never run at
-    # once, so with `--placement turns` they share one CPU (see README, "Reading the numbers").
+    # once, so with `--placement turns` they share one CPU (benchmarks/README.md, "Where the
+    # processes run").
     takes_turns: bool = False
 
     @property
