@@ -240,9 +240,12 @@ class Scenario:
             if tunnel:
                 assert recv_head(sock, bytearray())
                 sock.sendall(CONNECTED)
-            if self.tls_context is not None:
-                sock = self.tls_context.wrap_socket(sock, server_side=True)
-            serve_ok(sock)
+            if self.tls_context is None:
+                serve_ok(sock)
+            else:
+                # The raw server closes the plain socket, which wrap_socket detached.
+                with self.tls_context.wrap_socket(sock, server_side=True) as tls:
+                    serve_ok(tls)
             return
         if self.mode == "proxy_connect":
             assert recv_head(sock, bytearray())  # the CONNECT request; never answered

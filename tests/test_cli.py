@@ -154,6 +154,8 @@ def test_progress_bar_on_a_terminal(server: HTTPServer, tmp_path: Path) -> None:
                 break
             output += chunk
         assert process.wait(30) == 0
+        assert process.stdout is not None
+        process.stdout.close()
     finally:
         os.close(controller)
         if terminal >= 0:
