@@ -243,7 +243,7 @@ class Scenario:
             if self.tls_context is None:
                 serve_ok(sock)
             else:
-                # The raw server closes the plain socket, which wrap_socket detached.
+                # wrap_socket detaches the plain socket the raw server closes.
                 with self.tls_context.wrap_socket(sock, server_side=True) as tls:
                     serve_ok(tls)
             return
