@@ -141,6 +141,41 @@ async def test_a_status_that_is_not_a_number_is_a_remote_protocol_error(api: Any
         await response_to(api, raw_response([(b":status", b"OK")]))
 
 
+async def test_repeated_response_headers_are_shared_not_copied(api: Any) -> None:
+    """Responses on one connection with the same header block share its header pairs
+    (immutable) rather than each holding copies; each still has a list of its own, of
+    plain tuples."""
+    chunks = FakeServer().respond(1).respond(3).respond(5, status=404).chunks
+    backend = api.backend(chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        first = await pool.request("GET", URL)
+        first.headers.append((b"x-mine", b"1"))
+        second = await pool.request("GET", URL)
+        third = await pool.request("GET", URL)
+    assert second.headers == [(b"content-type", b"plain/text")]
+    assert second.headers[0] is first.headers[0]
+    assert first.headers == [(b"content-type", b"plain/text"), (b"x-mine", b"1")]
+    assert (third.status, third.headers) == (404, second.headers)
+    assert {type(pair) for pair in first.headers + second.headers} == {tuple}
+
+
+def test_the_response_head_memo_keeps_up_to_its_size() -> None:
+    """`remembered_head` remembers up to `HEAD_MEMO_SIZE` blocks, then starts over; a block
+    it refuses is never remembered, so it is refused every time."""
+    from httpcore.http2._headers import HEAD_MEMO_SIZE, HeadMemo, remembered_head
+
+    memo: HeadMemo = {}
+    blocks = [[(b":status", b"200"), (b"x-n", b"%d" % n)] for n in range(HEAD_MEMO_SIZE + 1)]
+    for block in blocks:
+        assert remembered_head(block, memo) == (200, block[1:])
+        assert len(memo) <= HEAD_MEMO_SIZE
+    assert len(memo) == 1  # started over at the last block
+    for _ in range(2):
+        with pytest.raises(httpcore.RemoteProtocolError, match="Invalid :status b'OK'"):
+            remembered_head([(b":status", b"OK")], memo)
+    assert len(memo) == 1
+
+
 # -- _patches.py -----------------------------------------------------------------------------
 
 

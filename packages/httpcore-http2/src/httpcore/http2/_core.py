@@ -41,6 +41,7 @@ from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request
 from httpcore.base._multiplex_core import HTTPConnectionState as HTTPConnectionState
 from httpcore.base._trace import traced
 
+from ._headers import HeadMemo
 from ._patches import CONFIG, RepeatDecoder, new_h2_connection
 from ._reader import FrameReader, logger
 from ._receive import ResponseReceiving
@@ -85,6 +86,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
         self._health = ConnectionHealth()
         self._slots: StreamSlots[Waiter] = StreamSlots()
         self._streams: Dict[int, Stream] = {}
+        self._heads: HeadMemo = {}
         self._reader = FrameReader(
             self._h2_state,
             stream,

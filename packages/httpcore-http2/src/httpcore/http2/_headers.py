@@ -18,7 +18,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Iterable, List, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 from hpack import NeverIndexedHeaderTuple
 
@@ -61,6 +61,31 @@ def request_headers(request: Request, authority: bytes) -> Headers:
         else:
             headers.append((name, value))
     return headers
+
+
+#: A connection's memo of `response_head`: header block -> (status, headers).
+HeadMemo = Dict[Tuple[Tuple[bytes, bytes], ...], Tuple[int, Tuple[Tuple[bytes, bytes], ...]]]
+
+#: How many distinct header blocks a `HeadMemo` holds before it starts again.
+HEAD_MEMO_SIZE = 64
+
+
+def remembered_head(block: Iterable[Tuple[bytes, bytes]], memo: HeadMemo) -> Tuple[int, Headers]:
+    """`response_head(block)`, from `memo` when this connection met the same block before.
+
+    A server repeats its response headers; the responses then share their header pairs
+    (immutable) rather than each holding copies, which is most of what an open stream
+    costs besides its body, and the conversion is a dict lookup.
+    """
+    key = tuple(block)
+    known = memo.get(key)
+    if known is None:
+        status, headers = response_head(key)
+        if len(memo) >= HEAD_MEMO_SIZE:
+            memo.clear()
+        memo[key] = (status, tuple(headers))
+        return status, headers
+    return known[0], list(known[1])
 
 
 def response_head(block: Iterable[Tuple[bytes, bytes]]) -> Tuple[int, Headers]:

@@ -23,7 +23,7 @@ from httpcore.base._exceptions import RemoteProtocolError
 from httpcore.base._models import Request
 from httpcore.base._trace import traced
 
-from ._headers import response_head
+from ._headers import HeadMemo, remembered_head
 from ._reader import FrameReader, logger
 from ._stream import StateLock, Stream
 from ._writer import FrameWriter
@@ -41,6 +41,7 @@ class ResponseReceiving:
     _reader: FrameReader
     _writer: FrameWriter
     _traced_response_closed: Callable[[Optional[Request], Stream, bool], Gen[None]]
+    _heads: HeadMemo
 
     def _receive_response_headers(
         self, request: Request, stream: Stream
@@ -54,7 +55,7 @@ class ResponseReceiving:
                 raise RemoteProtocolError(event)
             if kind is _StreamEnded:  # pragma: no cover - h2 rejects this
                 raise RemoteProtocolError("Stream ended without a response.")
-        return response_head(event.headers)
+        return remembered_head(event.headers, self._heads)
 
     def _receive_body(self, request: Request, stream: Stream) -> BodyGen:
         try:
