@@ -344,3 +344,79 @@ def test_remembered_request_header_names_are_bounded() -> None:
     assert len(simple._NAME_KINDS) == 512
     assert list(simple._NAME_KINDS)[:2] == [b"Host", b"X-Name-0"]
     simple._NAME_KINDS.clear()
+
+
+# -- the memo of parsed heads ------------------------------------------------------------------
+
+
+@pytest.fixture()
+def head_memo() -> Any:
+    from httpcore.base import _http11_simple as simple
+
+    simple._HEAD_MEMO.clear()
+    yield simple
+    simple._HEAD_MEMO.clear()
+
+
+NGINX_HEAD = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 01 Dec 2026 20:17:37 GMT\r\n"
+    b"Content-Type: application/octet-stream\r\nContent-Length: 2048\r\nConnection: keep-alive"
+)
+
+
+@pytest.mark.parametrize("head", [NGINX_HEAD, NGINX_HEAD.replace(b"keep-alive", b"close")])
+def test_a_remembered_head_is_what_parsing_gives(head_memo: Any, head: bytes) -> None:
+    """Met again, a head gives what parsing it gives (and whether it says `Connection:
+    close`), with a header list of its own whose pairs (immutable) are shared."""
+    expected = (*head_memo.parse_simple_head(head), head_memo.head_says_close(head, len(head)))
+    first = head_memo.remembered_simple_head(head)
+    assert first == expected
+    first[3].append((b"X-Mine", b"1"))
+    second = head_memo.remembered_simple_head(bytes(bytearray(head)))  # equal, not the same
+    assert second == expected
+    assert second[3] is not first[3] and second[3][0] is first[3][0]
+    assert list(head_memo._HEAD_MEMO) == [head]
+
+
+def test_a_declined_head_is_remembered_as_declined(head_memo: Any) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+    assert head_memo.remembered_simple_head(head) is None
+    assert head_memo._HEAD_MEMO == {head: None}
+    assert head_memo.remembered_simple_head(head) is None
+
+
+@pytest.mark.parametrize(
+    "field", [b"Set-Cookie: id=1", b"set-cookie:id=1", b"Authentication-Info: x=1"]
+)
+def test_heads_with_cookies_or_credentials_are_never_remembered(
+    head_memo: Any, field: bytes
+) -> None:
+    head = NGINX_HEAD + b"\r\n" + field
+    for _ in range(2):
+        assert head_memo.remembered_simple_head(head)[3] == head_memo.parse_simple_head(head)[3]
+    assert head_memo._HEAD_MEMO == {}
+
+
+def test_the_head_memo_is_bounded(head_memo: Any) -> None:
+    long_head = NGINX_HEAD + b"\r\nX-Long: " + b"v" * head_memo.MAX_REMEMBERED_HEAD
+    assert head_memo.remembered_simple_head(long_head) is not None
+    assert head_memo._HEAD_MEMO == {}  # too long to keep
+    heads = [NGINX_HEAD + b"\r\nX-N: %d" % n for n in range(head_memo.HEAD_MEMO_SIZE + 1)]
+    for head in heads:
+        assert head_memo.remembered_simple_head(head)[3] == head_memo.parse_simple_head(head)[3]
+        assert len(head_memo._HEAD_MEMO) <= head_memo.HEAD_MEMO_SIZE
+    assert list(head_memo._HEAD_MEMO) == heads[-1:]  # started over when full
+
+
+def test_a_remembered_connection_close_still_closes(head_memo: Any) -> None:
+    """The same `Connection: close` head on two connections: the second, answered from the
+    memo, is closed after its response too, and neither is kept by the pool."""
+    head = NGINX_HEAD.replace(b"keep-alive", b"close").replace(b"2048", b"2")
+    backend = httpcore.MockBackend([head + b"\r\n\r\nok", head + b"\r\n\r\nok"])
+    with httpcore.ConnectionPool(network_backend=backend) as pool:
+        for _ in range(2):
+            response = pool.request("GET", "http://x/")
+            assert (response.status, response.content) == (200, b"ok")
+            assert response.headers[-1] == (b"Connection", b"close")
+            assert pool.connections == []
+    assert list(head_memo._HEAD_MEMO) == [head]

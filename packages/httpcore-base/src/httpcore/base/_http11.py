@@ -43,9 +43,9 @@ from ._http11_simple import (
     MAX_SIMPLE_HEAD,
     connection_close,
     direct_body_length,
-    head_says_close,
     in_memory_body,
     parse_simple_head,
+    remembered_simple_head,
     serialize_simple_head,
     serialize_simple_request,
 )
@@ -321,14 +321,14 @@ class HTTP11Core(H11Exchange):
             buffer += data
             end = buffer.find(b"\r\n\r\n")
             if end >= 0:
-                parsed = parse_simple_head(buffer[:end]) if end <= MAX_SIMPLE_HEAD else None
+                parsed = remembered_simple_head(buffer[:end]) if end <= MAX_SIMPLE_HEAD else None
                 if parsed is not None:
-                    version, status, reason, headers, length = parsed
+                    version, status, reason, headers, length, says_close = parsed
                     response.direct_length = length
                     response.buffered = buffer[end + 4 :]
                     response.keep_alive = (
                         version == b"1.1"
-                        and not head_says_close(buffer, end)
+                        and not says_close
                         and not connection_close(request.headers)
                     )
                     return (b"HTTP/" + version, status, reason, headers)

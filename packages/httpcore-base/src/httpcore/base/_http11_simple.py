@@ -10,13 +10,14 @@ Rules it keeps:
   declined with `None`, and the connection hands it to h11, which answers with its own errors.
   `tests/test_simple_head.py` checks that both agree whenever the fast path accepts.
 - What is accepted is written exactly as h11 would write it (the Host line first).
-- No I/O, no state: plain functions over bytes, safe from any thread.
+- No I/O, and no state but a bounded memo of response heads already parsed (a pure
+  function's results): plain functions over bytes, safe from any thread.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 from ._models import ByteStream, Request
 
@@ -119,6 +120,52 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
 # A Connection field whose value holds "close", found as `connection_close` finds it, in a
 # head whose field lines are valid (each starts after a CRLF, its name ends at the colon).
 _CONNECTION_CLOSE_FIELD = re.compile(rb"\r\nconnection:[^\r\n]*close", re.IGNORECASE)
+
+
+#: A simple head's parts as `remembered_simple_head` returns them: `parse_simple_head`'s,
+#: then whether its fields say `Connection: close` (`head_says_close`).
+KnownHead = Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]], int, bool]
+_Kept = Optional[Tuple[bytes, int, bytes, Tuple[Tuple[bytes, bytes], ...], int, bool]]
+
+# Servers repeat their response heads byte for byte (nginx's change when its Date ticks over,
+# once a second): a head met again is looked up (~0.3 us) instead of parsed (~6 us), and its
+# responses share the header pairs (immutable). Bounded in count and in head size; heads
+# carrying cookies or authentication data are never kept.
+_HEAD_MEMO: Dict[bytes, _Kept] = {}
+HEAD_MEMO_SIZE = 32
+MAX_REMEMBERED_HEAD = 2048
+_NEVER_REMEMBERED = (
+    b"\r\nset-cookie:",
+    b"\r\nauthentication-info:",
+    b"\r\nproxy-authentication-info:",
+)
+_MISSING = object()
+
+
+def remembered_simple_head(head: bytes) -> Optional[KnownHead]:
+    """`parse_simple_head(head)` and `head_says_close` of it, from memory when this process
+    parsed the same head before (None: not a simple head). The header list is a new one."""
+    known: Any = _HEAD_MEMO.get(head, _MISSING)
+    if known is None:
+        return None
+    if known is not _MISSING:
+        version, status, reason, pairs, length, close = known
+        return version, status, reason, list(pairs), length, close
+    parsed = parse_simple_head(head)
+    result: Optional[KnownHead] = None
+    kept: _Kept = None
+    if parsed is not None:
+        version, status, reason, headers, length = parsed
+        close = head_says_close(head, len(head))
+        result = (version, status, reason, headers, length, close)
+        kept = (version, status, reason, tuple(headers), length, close)
+    if len(head) <= MAX_REMEMBERED_HEAD:
+        lowered = head.lower()
+        if not any(name in lowered for name in _NEVER_REMEMBERED):
+            if len(_HEAD_MEMO) >= HEAD_MEMO_SIZE:
+                _HEAD_MEMO.clear()
+            _HEAD_MEMO[head] = kept
+    return result
 
 
 def head_says_close(buffer: bytes, end: int) -> bool:
