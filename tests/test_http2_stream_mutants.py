@@ -245,3 +245,24 @@ async def test_a_reset_in_the_middle_of_the_body_fails_that_response_only(api: A
                 await chunks.__anext__()
         assert (await pool.request("GET", URL)).content == b"next"
     assert len(backend.connects) == 1
+
+
+async def test_a_body_of_many_small_frames_filed_at_once_arrives_whole_and_in_order(
+    api: Any,
+) -> None:
+    """500 one-byte DATA frames in one read: the reader files them all before the body is
+    read (past the short list a stream starts with, `StreamBase.events`), and the body comes
+    out whole, in order, one chunk per frame."""
+    server = FakeServer()
+    server.expect(1)
+    server.h2.send_headers(1, [(b":status", b"200")])
+    for index in range(500):
+        server.h2.send_data(1, b"%d" % (index % 10))
+    server.h2.end_stream(1)
+    server.flush()
+    assert len(server.chunks) == 2  # the preface, then all the frames at once
+    backend = api.backend(server.chunks, http2=True)
+    async with api.ConnectionPool(network_backend=backend, http2=True) as pool:
+        async with pool.stream("GET", URL) as response:
+            chunks = [chunk async for chunk in response.aiter_stream()]
+    assert chunks == [b"%d" % (index % 10) for index in range(500)]

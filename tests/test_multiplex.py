@@ -236,3 +236,20 @@ def test_renewed_copies_with_the_original_as_cause() -> None:
     copy = renewed(error)
     assert type(copy) is RemoteProtocolError and copy is not error
     assert copy.args == ("x",) and copy.__cause__ is error
+
+
+def test_a_stream_queue_keeps_order_and_outgrows_its_short_list() -> None:
+    """`StreamBase.events`: a short plain list, which becomes a deque once more events wait
+    than `SHORT_EVENT_QUEUE` (so taking one stays O(1) however many the reader filed)."""
+    from httpcore.base._multiplex_core import SHORT_EVENT_QUEUE, StreamBase
+
+    stream = StreamBase(1, None, None, local_ended=True, replayable=True)
+    stream.events.extend(range(SHORT_EVENT_QUEUE))
+    assert [stream.next_event() for _ in range(SHORT_EVENT_QUEUE)] == list(range(SHORT_EVENT_QUEUE))
+    assert type(stream.events) is list and stream.next_event() is None
+    stream.events.extend(range(100))
+    assert stream.next_event() == 0
+    assert type(stream.events) is not list
+    stream.events.append(100)
+    assert [stream.next_event() for _ in range(100)] == list(range(1, 101))
+    assert stream.next_event() is None

@@ -28,6 +28,7 @@ each protocol plugs in what differs (opening a stream, sending, receiving, readi
 
 from __future__ import annotations
 
+import collections
 import enum
 import functools
 import logging
@@ -37,6 +38,7 @@ from typing import (
     Any,
     Callable,
     ContextManager,
+    Deque,
     Dict,
     Generic,
     Iterable,
@@ -44,6 +46,7 @@ from typing import (
     Optional,
     Tuple,
     TypeVar,
+    Union,
 )
 
 from ._drive import WAIT, BodyGen, Flavour, Gen
@@ -121,6 +124,9 @@ ACTIVE = HTTPConnectionState.ACTIVE
 IDLE = HTTPConnectionState.IDLE
 CLOSED = HTTPConnectionState.CLOSED
 
+#: How many queued events a stream keeps in a plain list (`StreamBase.events`).
+SHORT_EVENT_QUEUE = 16
+
 
 class StreamBase:
     """One request/response exchange on a multiplexed connection: what every protocol keeps.
@@ -158,10 +164,10 @@ class StreamBase:
         self.replayable = replayable  # the request body can be sent again elsewhere
         self.closed = False  # the response was closed: the stream is released
         #: The events for this stream (the protocol library's), filed by the reader, in order.
-        #: A list, not a deque: a stream holds a handful of events at a time (flow control
-        #: bounds the rest), and an empty deque costs 760 bytes against a list's 56, for
-        #: every open stream.
-        self.events: List[Any] = []
+        #: A list while short: an empty deque costs 760 bytes against a list's 56, for every
+        #: open stream. A stream that queues more (a slow reader of many small frames; the
+        #: windows allow thousands) gets a deque (`next_event`), so taking one stays O(1).
+        self.events: Union[List[Any], Deque[Any]] = []
         self.waiter: Optional[Waiter] = None
         self.failure: Optional[Exception] = None
         self._start()
@@ -181,7 +187,11 @@ class StreamBase:
         """The next event for this stream, None if there is none yet (a `wait_for` check)."""
         events = self.events
         if events:
-            return events.pop(0)
+            if isinstance(events, list):
+                if len(events) <= SHORT_EVENT_QUEUE:
+                    return events.pop(0)
+                self.events = events = collections.deque(events)
+            return events.popleft()
         if self.failure is not None:
             self.raise_failure()
         return None
