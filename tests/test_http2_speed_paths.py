@@ -2,8 +2,8 @@
 
 Each shortcut must leave the behaviour of h2 as it is (under h2 3.2.0 in the `h2-oldest`
 environment as under 4.x): the HPACK memos give the bytes and headers hpack gives, the skipped
-walks of h2's stream table and the `repr`-free frame handling give the frames, events and
-errors h2 gives. The differential test runs our connection and one with h2's own methods put
+walks of h2's stream table, the `repr`-free frame handling and the directly written frames
+that open a request give the frames, events and errors h2 gives. The differential test runs our connection and one with h2's own methods put
 back through the same random exchanges, frame by frame.
 """
 
@@ -144,6 +144,12 @@ class ReferenceH2(H2Connection):
     _open_streams = h2.connection.H2Connection._open_streams
     _receive_frame = h2.connection.H2Connection._receive_frame
 
+    def open_request(
+        self, stream_id: int, headers: List[Any], end_stream: bool, window_increment: int
+    ) -> None:
+        self.send_headers(stream_id, headers, end_stream=end_stream)
+        self.increment_flow_control_window(window_increment, stream_id=stream_id)
+
     def forget_if_closed(self, stream_id: int) -> None:
         return None  # h2 forgets closed streams on its next walk
 
@@ -276,10 +282,14 @@ class Exchange:
         fields = self.rnd.choice(REQUEST_SETS)
         headers += [h for h in fields if not h[0].startswith(b":") and len(h) == 2]
         end = self.rnd.random() < 0.7
-        result = self.both(lambda c: c.send_headers(stream_id, headers, end_stream=end))
+        if self.rnd.random() < 0.7:  # as `_send.py` opens a stream
+            result = self.both(lambda c: c.open_request(stream_id, headers, end, 2**24))
+        else:
+            result = self.both(lambda c: c.send_headers(stream_id, headers, end_stream=end))
+            if result[0] == "ok":
+                self.both(lambda c: c.increment_flow_control_window(2**24, stream_id=stream_id))
         if result[0] == "ok":
             self.opened.append(stream_id)
-            self.both(lambda c: c.increment_flow_control_window(2**24, stream_id=stream_id))
             if not end:
                 self.both(lambda c: c.send_data(stream_id, b"body", end_stream=True))
 
@@ -400,6 +410,68 @@ def test_frame_for_a_closed_stream_is_handled_as_h2(late: str, how: str, forgott
         assert outcomes[0][2] == hyperframe.frame.RstStreamFrame(1, error_code=5).serialize()
     if how == "ended" and late == "headers":
         assert outcomes[0][0] == "StreamClosedError"
+
+
+@pytest.mark.parametrize("end", [True, False])
+@pytest.mark.parametrize("size", [10, 20000, 40000, 60000])
+@pytest.mark.parametrize("frame_size", [16384, 32768])
+def test_open_request_writes_h2s_frames(end: bool, size: int, frame_size: int) -> None:
+    """HEADERS, the CONTINUATIONs of a block bigger than a frame, then the stream's
+    WINDOW_UPDATE: h2's bytes and stream state, and a server decodes the same request."""
+    headers = [*GET, (b"x-big", b"v" * size), (b"x-after", b"1")]
+    received = []
+    for client in (new_h2_connection(), reference_connection(CONFIG)):
+        server = handshake(client, limit=None)
+        server.update_settings({_Codes.MAX_FRAME_SIZE: frame_size})
+        client.receive_data(server.data_to_send())
+        server.receive_data(client.data_to_send())
+        client.open_request(1, list(headers), end, 2**24)
+        data = client.data_to_send()
+        stream = client.streams[1]
+        state = (
+            stream.state_machine.state,
+            stream.request_method,
+            stream._authority,
+            stream.inbound_flow_control_window,
+            client.open_outbound_streams,
+        )
+        received.append((data, state, [repr(e) for e in server.receive_data(data)]))
+    assert received[0] == received[1]
+    data, state, events = received[0]
+    assert state[1:3] == (b"GET", b"a")
+    assert any("StreamEnded" in e for e in events) is end
+    assert any(f"(b'x-big', b'{'v' * size}')" in e for e in events)
+    kinds, flags, lengths, offset = [], [], [], 0
+    while offset < len(data):
+        lengths.append(int.from_bytes(data[offset : offset + 3], "big"))
+        kinds.append(data[offset + 3])
+        flags.append(data[offset + 4])
+        offset += 9 + lengths[-1]
+    # HEADERS, CONTINUATION while the block lasts, then WINDOW_UPDATE.
+    assert kinds[0] == 0x1 and kinds[-1] == 0x8 and set(kinds[1:-1]) <= {0x9}
+    block = sum(lengths[:-1])
+    assert len(kinds) - 1 == -(-block // frame_size)
+    assert all(length == frame_size for length in lengths[:-2])
+    if size >= 40000:  # Huffman-coded, still more than a frame
+        assert len(kinds) > 2
+    assert flags[0] & 0x1 == int(end)  # END_STREAM on HEADERS only
+    assert [bool(f & 0x4) for f in flags[:-1]] == [False] * (len(flags) - 2) + [True]
+
+
+def test_open_request_with_a_logger_logs_as_h2() -> None:
+    """With a logger of its own, h2 opens the stream itself and logs its lines."""
+    config = h2.config.H2Configuration(
+        client_side=True,
+        validate_inbound_headers=False,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        logger=TracingLogger(),
+    )
+    client = new_h2_connection(config)
+    handshake(client, limit=None)
+    client.open_request(1, list(GET), True, 2**24)
+    assert any("Send headers" in line for line in config.logger.lines)
+    assert any("Increase stream ID 1 flow control window" in line for line in config.logger.lines)
 
 
 # -- h2's stream table -------------------------------------------------------------------------

@@ -8,12 +8,15 @@ the client connection the rest of the package uses.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Dict, List, Tuple
 
 import h2.config
 import h2.connection
 import h2.exceptions
 import h2.settings
+import h2.stream
+import h2.utilities
 import hpack
 from h2.errors import ErrorCodes
 from hyperframe.frame import RstStreamFrame
@@ -169,14 +172,33 @@ class RepeatEncoder(hpack.Encoder):  # type: ignore[misc,unused-ignore]
 
 
 _DummyLogger = h2.config.DummyLogger
+_CONN_SEND_HEADERS = h2.connection.ConnectionInputs.SEND_HEADERS
+_CONN_SEND_WINDOW_UPDATE = h2.connection.ConnectionInputs.SEND_WINDOW_UPDATE
+_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
+_SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+_SEND_WINDOW_UPDATE = h2.stream.StreamInputs.SEND_WINDOW_UPDATE
+
+# Frame types and flags (RFC 9113 §6).
+_HEADERS, _WINDOW_UPDATE, _CONTINUATION = 0x1, 0x8, 0x9
+_END_STREAM, _END_HEADERS = 0x1, 0x4
+_FRAME_HEAD = struct.Struct(">BHBBL")  # the 24-bit length as 8 + 16 bits
+_INCREMENT = struct.Struct(">L")
+
+
+def _frame_head(length: int, kind: int, flags: int, stream_id: int) -> bytes:
+    """A frame's 9-byte header (RFC 9113 §4.1)."""
+    return _FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
+
+
 _StreamClosedError = h2.exceptions.StreamClosedError
 _StreamIDTooLowError = h2.exceptions.StreamIDTooLowError
 
 
 class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-ignore]
     """An h2 client connection that finishes the streams a GOAWAY lets complete, encodes and
-    decodes repeated headers from memory, and skips h2's per-stream walks and frame
-    formatting where their outcome is known."""
+    decodes repeated headers from memory, writes a request's opening frames without
+    building hyperframe objects, and skips h2's per-stream walks and frame formatting
+    where their outcome is known."""
 
     #: `_open_streams` walks h2's stream table at least once it holds this many streams.
     MIN_WALK = 64
@@ -193,6 +215,7 @@ class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-igno
         self.encoder = encoder
         self._walk_at = self.MIN_WALK
         self._bound_will_do = False
+        self._own_stream_ids = h2.connection.AllowedStreamIDs(config.client_side)
 
     # -- counting open streams --------------------------------------------------------------
     #
@@ -224,6 +247,68 @@ class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-igno
         count = int(super()._open_streams(remainder))
         self._walk_at = max(2 * len(self.streams), self.MIN_WALK)
         return count
+
+    # -- opening a request's stream --------------------------------------------------------
+    #
+    # A request opens its stream with HEADERS (CONTINUATION too, for a block bigger than a
+    # frame), then a stream WINDOW_UPDATE (API.md §4.4). h2 (3.2.0 - 4.x) builds each as a
+    # hyperframe object, whose flags are a set of names checked on every addition, and then
+    # serializes it: about two thirds of h2's ~30 µs per request. `open_request` makes h2's
+    # state changes in h2's order, through h2's own state machines, and writes those
+    # frames' bytes directly.
+
+    def open_request(
+        self, stream_id: int, headers: List[Any], end_stream: bool, window_increment: int
+    ) -> None:
+        """`send_headers(stream_id, headers, end_stream=end_stream)`, then
+        `increment_flow_control_window(window_increment, stream_id=stream_id)`: the same
+        bytes queued, the same state changes and the same errors."""
+        streams = self.streams
+        if stream_id in streams or type(self.config.logger) is not _DummyLogger:
+            # h2's own: trailers on an open stream, or a logger that wants h2's lines.
+            self.send_headers(stream_id, headers, end_stream=end_stream)
+            self.increment_flow_control_window(window_increment, stream_id=stream_id)
+            return
+        limit = self.remote_settings.max_concurrent_streams
+        size = len(streams)
+        if size >= self._walk_at or size >= limit:  # else the bound will do (above)
+            open_now = self.open_outbound_streams
+            if open_now + 1 > limit:
+                msg = f"Max outbound streams is {limit}, {open_now} open"
+                raise h2.exceptions.TooManyStreamsError(msg)
+        self.state_machine.process_input(_CONN_SEND_HEADERS)
+        stream = self._get_or_create_stream(stream_id, self._own_stream_ids)
+        machine = stream.state_machine
+        machine.process_input(_SEND_HEADERS)
+        block = self.encoder.encode(headers)
+        flags = 0
+        if end_stream:
+            machine.process_input(_SEND_END_STREAM)
+            flags = _END_STREAM
+        if machine.client and stream._authority is None:
+            stream._authority = h2.utilities.authority_from_headers(headers)
+        stream.request_method = h2.utilities.extract_method_header(headers)
+        max_size = self.max_outbound_frame_size
+        if len(block) <= max_size:
+            frames = _frame_head(len(block), _HEADERS, flags | _END_HEADERS, stream_id) + block
+        else:
+            parts = [block[i : i + max_size] for i in range(0, len(block), max_size)]
+            pieces = [_frame_head(len(parts[0]), _HEADERS, flags, stream_id), parts[0]]
+            for part in parts[1:-1]:
+                pieces += (_frame_head(len(part), _CONTINUATION, 0, stream_id), part)
+            last = parts[-1]
+            pieces += (_frame_head(len(last), _CONTINUATION, _END_HEADERS, stream_id), last)
+            frames = b"".join(pieces)
+        self._data_to_send += frames
+        if not 1 <= window_increment <= self.MAX_WINDOW_INCREMENT:
+            msg = f"Flow control increment must be between 1 and {self.MAX_WINDOW_INCREMENT}"
+            raise ValueError(msg)
+        self.state_machine.process_input(_CONN_SEND_WINDOW_UPDATE)
+        machine.process_input(_SEND_WINDOW_UPDATE)
+        stream._inbound_window_manager.window_opened(window_increment)
+        self._data_to_send += _frame_head(4, _WINDOW_UPDATE, 0, stream_id) + _INCREMENT.pack(
+            window_increment
+        )
 
     def forget_if_closed(self, stream_id: int) -> None:
         """Drop a stream that h2 has closed from its table, as its next walk would."""

@@ -81,13 +81,12 @@ class RequestSending:
                 health.exhaust()
                 raise ConnectionNotAvailable()
             try:
-                h2_state.send_headers(stream_id, headers, end_stream=empty)
+                h2_state.open_request(stream_id, headers, empty, WINDOW_INCREMENT)
             except h2.exceptions.TooManyStreamsError:
                 # The server lowered its limit after our slot was granted: queue again.
                 return None
             except h2.exceptions.ProtocolError as exc:
                 raise LocalProtocolError(exc) from exc
-            h2_state.increment_flow_control_window(WINDOW_INCREMENT, stream_id=stream_id)
             stream = Stream(stream_id, read_timeout, write_timeout, empty, content is not None)
             self._streams[stream_id] = stream
         return stream
