@@ -3,8 +3,9 @@
 Each shortcut must leave the behaviour of h2 as it is (under h2 3.2.0 in the `h2-oldest`
 environment as under 4.x): the HPACK memos give the bytes and headers hpack gives, the skipped
 walks of h2's stream table, the `repr`-free frame handling and the directly written frames
-that open a request give the frames, events and errors h2 gives. The differential test runs our connection and one with h2's own methods put
-back through the same random exchanges, frame by frame.
+that open a request give the frames, events and errors h2 gives. The differential test runs
+our connection and one with h2's own methods put back through the same random exchanges,
+frame by frame.
 """
 
 from __future__ import annotations
