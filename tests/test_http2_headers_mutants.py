@@ -6,7 +6,8 @@ and trio."""
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+import random
+from typing import Any, Dict, List, Tuple
 
 import h2.config
 import h2.connection
@@ -174,6 +175,108 @@ def test_the_response_head_memo_keeps_up_to_its_size() -> None:
         with pytest.raises(httpcore.RemoteProtocolError, match="Invalid :status b'OK'"):
             remembered_head([(b":status", b"OK")], memo)
     assert len(memo) == 1
+
+
+# The request header memo (`request_headers`).
+
+FIELD_SETS: List[List[Tuple[bytes, bytes]]] = [
+    [(b"Host", b"example.com"), (b"Accept", b"*/*"), (b"User-Agent", b"python-httpx/0.28.1")],
+    [(b"Host", b"example.com"), (b"Connection", b"keep-alive"), (b"TE", b"gzip")],
+    [(b"HOST", b"example.com"), (b"X-Pad", b"  padded\t"), (b"TE", b"Trailers")],
+    [(b"Host", b"example.com"), (b"Authorization", b"Basic dXNlcjpwYXNz")],
+    [(b"Host", b"example.com"), (b"Cookie", b"short")],
+    [(b"Host", b"example.com"), (b"Cookie", b"c" * 40)],
+    [(b"Host", b"example.com"), (b"X-Big", b"v" * 3000)],
+    [(b"Host", b"example.com"), (b"Bad Name", b"1")],
+    [(b"Host", b"example.com"), (b"X-Bad", b"a\r\nb")],
+]
+
+
+@pytest.fixture
+def fields_memo(monkeypatch: pytest.MonkeyPatch) -> Dict[Any, Any]:
+    """The process-wide memo of request header sets, empty for this test."""
+    from httpcore.http2 import _headers
+
+    memo: Dict[Any, Any] = {}
+    monkeypatch.setattr(_headers, "_FIELDS_MEMO", memo)
+    return memo
+
+
+def converted(headers: List[Tuple[bytes, bytes]]) -> Any:
+    from httpcore.http2._headers import request_headers
+
+    request = httpcore.Request("GET", "https://example.com/path", headers=headers)
+    try:
+        result = request_headers(request, b"example.com")
+    except httpcore.LocalProtocolError as exc:
+        return ("refused", str(exc))
+    return [(type(pair), tuple(pair)) for pair in result]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_remembered_header_set_converts_as_a_fresh_one(
+    fields_memo: Dict[Any, Any], seed: int
+) -> None:
+    """Through the memo, each set gives what converting it afresh gives: the same fields, the
+    same never-indexed credentials, the same refusals."""
+    from httpcore.http2 import _headers
+
+    rnd = random.Random(seed)
+    for _ in range(60):
+        headers = rnd.choice(FIELD_SETS)
+        through_memo = converted(headers)
+        _headers._FIELDS_MEMO = {}
+        try:
+            assert converted(headers) == through_memo
+        finally:
+            _headers._FIELDS_MEMO = fields_memo
+    assert len(fields_memo) == 3  # the sets it may keep
+
+
+def test_the_fields_memo_keeps_no_credentials_cookies_or_refusals(
+    fields_memo: Dict[Any, Any],
+) -> None:
+    for headers in FIELD_SETS:
+        for _ in range(2):
+            converted(headers)
+    kept = [dict((name.lower(), value) for name, value in key) for key in fields_memo]
+    assert {b"user-agent", b"connection", b"x-pad"} <= {name for fields in kept for name in fields}
+    for fields in kept:
+        assert not {b"authorization", b"cookie", b"bad name", b"x-bad", b"x-big"} & set(fields)
+    assert all(type(pair) is tuple for fields in fields_memo.values() for pair in fields)
+
+
+def test_the_fields_memo_keeps_up_to_its_size(fields_memo: Dict[Any, Any]) -> None:
+    from httpcore.http2._headers import FIELDS_MEMO_SIZE
+
+    for n in range(FIELDS_MEMO_SIZE + 1):
+        assert converted([(b"Host", b"example.com"), (b"X-N", b"%d" % n)])[-1] == (
+            tuple,
+            (b"x-n", b"%d" % n),
+        )
+        assert len(fields_memo) <= FIELDS_MEMO_SIZE
+    assert len(fields_memo) == 1  # started over at the last set
+
+
+def test_a_remembered_set_gives_a_list_of_its_own(fields_memo: Dict[Any, Any]) -> None:
+    from httpcore.http2._headers import request_headers
+
+    request = httpcore.Request("GET", "https://example.com/", headers=FIELD_SETS[0])
+    first = request_headers(request, b"example.com")
+    first.append((b"x-mine", b"1"))
+    second = request_headers(request, b"example.com")
+    assert second is not first and (b"x-mine", b"1") not in second
+    assert second[4:] == [(b"accept", b"*/*"), (b"user-agent", b"python-httpx/0.28.1")]
+
+
+def test_a_header_value_that_cannot_be_hashed_is_converted(fields_memo: Dict[Any, Any]) -> None:
+    from httpcore.http2._headers import request_headers
+
+    request = httpcore.Request("GET", "https://example.com/", headers=FIELD_SETS[0])
+    request.headers.append((b"X-Buffer", bytearray(b" held ")))  # type: ignore[arg-type]
+    for _ in range(2):
+        assert request_headers(request, b"example.com")[-1] == (b"x-buffer", b"held")
+    assert not fields_memo
 
 
 # -- _patches.py -----------------------------------------------------------------------------

@@ -12,13 +12,15 @@ Rules:
   9113 §8.2.1: a server must treat it as malformed; an intermediary turning it back into
   HTTP/1.1 would split it into more header lines). h2 checks neither (the checks are
   `_multiplex_core`'s, shared with HTTP/3).
+- A request header set met before is converted from a process-wide memo (bounded; never a
+  set with credentials or cookies, never one that was refused).
 - A response `:status` that is not a number is a `RemoteProtocolError`; other response
   pseudo-headers are dropped.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from hpack import NeverIndexedHeaderTuple
 
@@ -37,6 +39,15 @@ Headers = List[Tuple[bytes, bytes]]
 SENSITIVE_HEADERS = frozenset([b"authorization", b"proxy-authorization"])
 
 
+#: Request header lists met before -> their HTTP/2 fields. Clients send the same few header
+#: sets again and again (httpx: Host, Accept, Accept-Encoding, Connection, User-Agent).
+_FIELDS_MEMO: Dict[Tuple[Tuple[bytes, bytes], ...], Tuple[Tuple[bytes, bytes], ...]] = {}
+#: How many header sets `_FIELDS_MEMO` holds before it starts again, and the largest it
+#: keeps (names and values, in bytes).
+FIELDS_MEMO_SIZE = 32
+MAX_REMEMBERED_FIELDS = 2048
+
+
 def request_headers(request: Request, authority: bytes) -> Headers:
     """The header list of a request's HEADERS frame."""
     url = request.url
@@ -49,18 +60,47 @@ def request_headers(request: Request, authority: bytes) -> Headers:
     if not url.target:
         raise LocalProtocolError("An HTTP/2 request needs a non-empty :path.")
     check_request_start(request, authority, "HTTP/2")
-    for name, value in request.headers:
+    given = request.headers
+    try:
+        key: Optional[Tuple[Tuple[bytes, bytes], ...]] = tuple(given)
+        known = _FIELDS_MEMO.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable value (a caller's bytearray): converted every time
+        key = known = None
+    if known is not None:
+        headers += known
+        return headers
+    fields, keep = request_fields(given)
+    if keep and key is not None:
+        # A set that is refused raises above and is never kept; nor is one with credentials
+        # or cookies (`keep`), as the HTTP/1.1 head memo keeps none.
+        if len(_FIELDS_MEMO) >= FIELDS_MEMO_SIZE:
+            _FIELDS_MEMO.clear()
+        _FIELDS_MEMO[key] = tuple(fields)
+    headers += fields
+    return headers
+
+
+def request_fields(given: Iterable[Tuple[bytes, bytes]]) -> Tuple[Headers, bool]:
+    """A request's headers as HTTP/2 fields (the rules at the top), and whether they may be
+    remembered: no credentials or cookies, and small."""
+    fields: Headers = []
+    keep = True
+    size = 0
+    for name, value in given:
         name = name.lower()
         if name in DROPPED_HEADERS or (name == b"te" and value.lower() != b"trailers"):
             continue
         check_request_field(name, value, "HTTP/2")
         if value[:1] in b" \t" or value[-1:] in b" \t":
             value = value.strip(b" \t")
-        if name in SENSITIVE_HEADERS or (name == b"cookie" and len(value) < 20):
-            headers.append(NeverIndexedHeaderTuple(name, value))
-        else:
-            headers.append((name, value))
-    return headers
+        size += len(name) + len(value)
+        if name in SENSITIVE_HEADERS or name == b"cookie":
+            keep = False
+            if name != b"cookie" or len(value) < 20:
+                fields.append(NeverIndexedHeaderTuple(name, value))
+                continue
+        fields.append((name, value))
+    return fields, keep and size <= MAX_REMEMBERED_FIELDS
 
 
 #: A connection's memo of `response_head`: header block -> (status, headers).
