@@ -1,9 +1,10 @@
 """Where this package departs from h2's own behaviour, with the reason beside each departure.
 
 Everything that subclasses h2, replaces one of its parts or reads one of its private
-attributes is here, and nowhere else, so that an h2 upgrade is checked in one place (the
-`h2-oldest` test environment runs h2 3.2.0; 4.x is the default). `new_h2_connection()` builds
-the client connection the rest of the package uses.
+attributes is here (and, for received frames, in `_incoming.py`), and nowhere else, so that
+an h2 upgrade is checked in one place (the `h2-oldest` test environment runs h2 3.2.0; 4.x
+is the default). `new_h2_connection()` builds the client connection the rest of the package
+uses.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import h2.utilities
 import hpack
 from h2.errors import ErrorCodes
 from hyperframe.frame import RstStreamFrame
+
+from ._incoming import IncomingFrames
 
 _SettingCodes = h2.settings.SettingCodes
 
@@ -216,6 +219,8 @@ class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-igno
         self._walk_at = self.MIN_WALK
         self._bound_will_do = False
         self._own_stream_ids = h2.connection.AllowedStreamIDs(config.client_side)
+        if config.client_side:
+            self.incoming_buffer = IncomingFrames()  # type: ignore[assignment,unused-ignore]
 
     # -- counting open streams --------------------------------------------------------------
     #
