@@ -507,6 +507,8 @@ def random_frames(rnd: random.Random) -> bytes:
                 b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x",  # DATA on stream 0
                 b"\x00\x00\x01\xfa\x00\x00\x00\x00\x01x",  # an unknown type
                 b"\x00\x00\x01\x00\x00\x80\x00\x00\x01x",  # the reserved bit set
+                b"\x00\x00\x01\x00\x73\x00\x00\x00\x01x",  # DATA, flags it does not define
+                b"\x00\x00\x01\x01\xd5\x00\x00\x00\x01\x88",  # and HEADERS
             ]
         )
     return data
