@@ -22,17 +22,13 @@ Rules:
 
 from __future__ import annotations
 
-import struct
 from typing import Any, Set
 
 import h2.frame_buffer
 from hyperframe.flags import Flags
 from hyperframe.frame import DataFrame, Frame, HeadersFrame
 
-# Frame types and flags (RFC 9113 §6.1, §6.2).
-_DATA, _HEADERS = 0x0, 0x1
-_END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
-_FRAME_HEAD = struct.Struct(">BHBBL")  # the 24-bit length as 8 + 16 bits, type, flags, id
+from ._frames import DATA, END_HEADERS, END_STREAM, FRAME_HEAD, HEADERS, PADDED, PRIORITY
 
 # Shared by the frames built here: hyperframe only reads a frame's set of valid flag names.
 _DATA_FLAG_NAMES = {flag.name for flag in DataFrame.defined_flags}
@@ -76,13 +72,13 @@ def headers_frame(stream_id: int, block: bytes, end_stream: bool) -> Any:
 
 def _built_as_parsed() -> bool:
     """Whether the frames built here have the attributes of the ones hyperframe parses."""
-    cases = [(_DATA, _END_STREAM, data_frame), (_HEADERS, _END_HEADERS, headers_frame)]
+    cases = [(DATA, END_STREAM, data_frame), (HEADERS, END_HEADERS, headers_frame)]
     try:
         for kind, flags, build in cases:
-            head = _FRAME_HEAD.pack(0, 3, kind, flags, 1)
+            head = FRAME_HEAD.pack(0, 3, kind, flags, 1)
             parsed, _ = Frame.parse_frame_header(memoryview(head))
             parsed.parse_body(memoryview(b"abc"))
-            built = build(1, b"abc", bool(flags & _END_STREAM))
+            built = build(1, b"abc", bool(flags & END_STREAM))
             if type(built) is not type(parsed) or vars(built).keys() != vars(parsed).keys():
                 return False
             if vars(built.flags) != vars(parsed.flags) or set(built.flags) != set(parsed.flags):
@@ -122,7 +118,7 @@ class IncomingFrames:
         while True:
             if len(buffer) < 9:
                 raise StopIteration
-            high, low, kind, flags, stream_id = _FRAME_HEAD.unpack_from(buffer)
+            high, low, kind, flags, stream_id = FRAME_HEAD.unpack_from(buffer)
             length = (high << 16) | low
             end = 9 + length
             if len(buffer) < end:
@@ -133,15 +129,15 @@ class IncomingFrames:
                 and stream_id
                 and not self._in_block
                 and length <= self.max_frame_size
-                and not flags & _PADDED
+                and not flags & PADDED
             ):
-                if kind == _DATA:
-                    frame = data_frame(stream_id, bytes(buffer[9:end]), bool(flags & _END_STREAM))
+                if kind == DATA:
+                    frame = data_frame(stream_id, bytes(buffer[9:end]), bool(flags & END_STREAM))
                     del buffer[:end]
                     return frame
-                if kind == _HEADERS and flags & _END_HEADERS and not flags & _PRIORITY:
+                if kind == HEADERS and flags & END_HEADERS and not flags & PRIORITY:
                     block = bytes(buffer[9:end])
-                    frame = headers_frame(stream_id, block, bool(flags & _END_STREAM))
+                    frame = headers_frame(stream_id, block, bool(flags & END_STREAM))
                     del buffer[:end]
                     return frame
             # h2's own parsing, one whole frame at a time: its buffer is empty between frames,

@@ -22,6 +22,7 @@ import hpack
 from h2.errors import ErrorCodes
 from hyperframe.frame import RstStreamFrame
 
+from ._frames import CONTINUATION, END_HEADERS, END_STREAM, HEADERS, WINDOW_UPDATE, frame_head
 from ._incoming import IncomingFrames
 
 _SettingCodes = h2.settings.SettingCodes
@@ -180,18 +181,7 @@ _CONN_SEND_WINDOW_UPDATE = h2.connection.ConnectionInputs.SEND_WINDOW_UPDATE
 _SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
 _SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
 _SEND_WINDOW_UPDATE = h2.stream.StreamInputs.SEND_WINDOW_UPDATE
-
-# Frame types and flags (RFC 9113 §6).
-_HEADERS, _WINDOW_UPDATE, _CONTINUATION = 0x1, 0x8, 0x9
-_END_STREAM, _END_HEADERS = 0x1, 0x4
-_FRAME_HEAD = struct.Struct(">BHBBL")  # the 24-bit length as 8 + 16 bits
-_INCREMENT = struct.Struct(">L")
-
-
-def _frame_head(length: int, kind: int, flags: int, stream_id: int) -> bytes:
-    """A frame's 9-byte header (RFC 9113 §4.1)."""
-    return _FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
-
+_INCREMENT = struct.Struct(">L")  # a WINDOW_UPDATE's payload
 
 _StreamClosedError = h2.exceptions.StreamClosedError
 _StreamIDTooLowError = h2.exceptions.StreamIDTooLowError
@@ -199,9 +189,9 @@ _StreamIDTooLowError = h2.exceptions.StreamIDTooLowError
 
 class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-ignore]
     """An h2 client connection that finishes the streams a GOAWAY lets complete, encodes and
-    decodes repeated headers from memory, writes a request's opening frames without
-    building hyperframe objects, and skips h2's per-stream walks and frame formatting
-    where their outcome is known."""
+    decodes repeated headers from memory, writes a request's opening frames and builds a
+    response's frames without hyperframe's generic work (`IncomingFrames`), and skips h2's
+    per-stream walks and frame formatting where their outcome is known."""
 
     #: `_open_streams` walks h2's stream table at least once it holds this many streams.
     MIN_WALK = 64
@@ -289,20 +279,20 @@ class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-igno
         flags = 0
         if end_stream:
             machine.process_input(_SEND_END_STREAM)
-            flags = _END_STREAM
+            flags = END_STREAM
         if machine.client and stream._authority is None:
             stream._authority = h2.utilities.authority_from_headers(headers)
         stream.request_method = h2.utilities.extract_method_header(headers)
         max_size = self.max_outbound_frame_size
         if len(block) <= max_size:
-            frames = _frame_head(len(block), _HEADERS, flags | _END_HEADERS, stream_id) + block
+            frames = frame_head(len(block), HEADERS, flags | END_HEADERS, stream_id) + block
         else:
             parts = [block[i : i + max_size] for i in range(0, len(block), max_size)]
-            pieces = [_frame_head(len(parts[0]), _HEADERS, flags, stream_id), parts[0]]
+            pieces = [frame_head(len(parts[0]), HEADERS, flags, stream_id), parts[0]]
             for part in parts[1:-1]:
-                pieces += (_frame_head(len(part), _CONTINUATION, 0, stream_id), part)
+                pieces += (frame_head(len(part), CONTINUATION, 0, stream_id), part)
             last = parts[-1]
-            pieces += (_frame_head(len(last), _CONTINUATION, _END_HEADERS, stream_id), last)
+            pieces += (frame_head(len(last), CONTINUATION, END_HEADERS, stream_id), last)
             frames = b"".join(pieces)
         self._data_to_send += frames
         if not 1 <= window_increment <= self.MAX_WINDOW_INCREMENT:
@@ -311,7 +301,7 @@ class H2Connection(h2.connection.H2Connection):  # type: ignore[misc,unused-igno
         self.state_machine.process_input(_CONN_SEND_WINDOW_UPDATE)
         machine.process_input(_SEND_WINDOW_UPDATE)
         stream._inbound_window_manager.window_opened(window_increment)
-        self._data_to_send += _frame_head(4, _WINDOW_UPDATE, 0, stream_id) + _INCREMENT.pack(
+        self._data_to_send += frame_head(4, WINDOW_UPDATE, 0, stream_id) + _INCREMENT.pack(
             window_increment
         )
 
