@@ -181,6 +181,17 @@ class TracingLogger:
         self.lines.append(fmtstr % args)
 
 
+def logged_config() -> h2.config.H2Configuration:
+    """Our client configuration (`CONFIG`), with a `TracingLogger`."""
+    return h2.config.H2Configuration(
+        client_side=True,
+        validate_inbound_headers=False,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        logger=TracingLogger(),
+    )
+
+
 def outcome(call: Callable[..., Any], *args: Any) -> Tuple[str, Any]:
     try:
         return ("ok", call(*args))
@@ -348,15 +359,8 @@ class Exchange:
 @pytest.mark.parametrize("logged", [False, True], ids=["default-logger", "own-logger"])
 def test_connection_behaves_as_h2(seed: int, logged: bool) -> None:
     """Frames sent, events, errors and the open-stream count are h2's, step by step."""
-    config = CONFIG
-    if logged:  # h2's own `_receive_frame` runs then (it may log the frames)
-        config = h2.config.H2Configuration(
-            client_side=True,
-            validate_inbound_headers=False,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-            logger=TracingLogger(),
-        )
+    # With a logger, h2's own `_receive_frame` runs (it may log the frames).
+    config = logged_config() if logged else CONFIG
     rnd = random.Random(seed)
     exchange = Exchange(rnd, config)
     exchange.deliver(
@@ -463,13 +467,7 @@ def test_open_request_writes_h2s_frames(end: bool, size: int, frame_size: int) -
 
 def test_open_request_with_a_logger_logs_as_h2() -> None:
     """With a logger of its own, h2 opens the stream itself and logs its lines."""
-    config = h2.config.H2Configuration(
-        client_side=True,
-        validate_inbound_headers=False,
-        validate_outbound_headers=False,
-        normalize_outbound_headers=False,
-        logger=TracingLogger(),
-    )
+    config = logged_config()
     client = new_h2_connection(config)
     handshake(client, limit=None)
     client.open_request(1, list(GET), True, 2**24)
