@@ -544,6 +544,8 @@ def test_incoming_frames_are_h2s(seed: int) -> None:
 
 
 def test_incoming_frames_build_again_after_a_header_block() -> None:
+    """Frames go to h2's buffer while a header block continues, and are built here again
+    once it ends."""
     from httpcore.http2._incoming import IncomingFrames
 
     frames = hyperframe.frame
@@ -557,26 +559,29 @@ def test_incoming_frames_build_again_after_a_header_block() -> None:
     assert not buffer._in_block  # the DATA frame was built here
 
 
-def test_incoming_frames_build_data_and_headers() -> None:
+def test_incoming_frames_build_data_and_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under this hyperframe (5.2 with h2 3.2.0, 6.x with 4.x) the two frames of a response
     are built here; a frame layout this module does not know sends every frame to h2."""
     from httpcore.http2 import _incoming
 
     assert _incoming.BUILDS_FRAMES
     assert isinstance(new_h2_connection().incoming_buffer, _incoming.IncomingFrames)
+    assert _incoming._built_as_parsed()
+    built = _incoming.data_frame
 
-    def wrong(stream_id: int, data: bytes, end_stream: bool) -> Any:
-        frame = _incoming.data_frame(stream_id, data, end_stream)
+    def missing_an_attribute(stream_id: int, data: bytes, end_stream: bool) -> Any:
+        frame = built(stream_id, data, end_stream)
         del frame.pad_length
         return frame
 
-    original = _incoming.data_frame
-    _incoming.data_frame = wrong
-    try:
+    def with_another_value(stream_id: int, data: bytes, end_stream: bool) -> Any:
+        frame = built(stream_id, data, end_stream)
+        frame.body_len += 1
+        return frame
+
+    for wrong in (missing_an_attribute, with_another_value):
+        monkeypatch.setattr(_incoming, "data_frame", wrong)
         assert not _incoming._built_as_parsed()
-    finally:
-        _incoming.data_frame = original
-    assert _incoming._built_as_parsed()
 
 
 # -- h2's stream table -------------------------------------------------------------------------
