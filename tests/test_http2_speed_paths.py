@@ -152,6 +152,9 @@ class ReferenceH2(H2Connection):
         self.send_headers(stream_id, headers, end_stream=end_stream)
         self.increment_flow_control_window(window_increment, stream_id=stream_id)
 
+    def send_request_data(self, stream_id: int, data: Any, end_stream: bool) -> None:
+        self.send_data(stream_id, data, end_stream=end_stream)
+
     def forget_if_closed(self, stream_id: int) -> None:
         return None  # h2 forgets closed streams on its next walk
 
@@ -305,7 +308,9 @@ class Exchange:
         if result[0] == "ok":
             self.opened.append(stream_id)
             if not end:
-                self.both(lambda c: c.send_data(stream_id, b"body", end_stream=True))
+                body = memoryview(b"body" * self.rnd.choice([1, 5000]))  # 5000: the window
+                self.both(lambda c: c.send_request_data(stream_id, body[:-1], False))
+                self.both(lambda c: c.send_request_data(stream_id, body[-1:], True))
 
     def respond(self) -> None:
         stream_id = self.rnd.choice(self.opened)
@@ -463,6 +468,47 @@ def test_open_request_writes_h2s_frames(end: bool, size: int, frame_size: int) -
         assert len(kinds) > 2
     assert flags[0] & 0x1 == int(end)  # END_STREAM on HEADERS only
     assert [bool(f & 0x4) for f in flags[:-1]] == [False] * (len(flags) - 2) + [True]
+
+
+@pytest.mark.parametrize("case", ["window", "reset", "ended", "closed"])
+def test_send_request_data_is_h2s(case: str) -> None:
+    """A request body's DATA frames: h2's bytes, windows and stream states, and h2's errors
+    once a window is used up, the server reset the stream, the request has ended or the
+    connection was closed."""
+    results = []
+    for client in (new_h2_connection(), reference_connection(CONFIG)):
+        server = handshake(client, limit=None)
+        client.open_request(1, list(GET), False, 2**24)
+        steps = []
+        if case == "reset":
+            server.receive_data(client.data_to_send())
+            server.reset_stream(1, 8)
+            client.receive_data(server.data_to_send())
+        if case == "closed":
+            client.close_connection()
+        chunk = memoryview(b"b" * 16384)
+        # (The connection's window is 65,535 bytes; the stream's 2**24 more.)
+        sizes = [10, 16384, 16384, 16384, 16374, 16373, 1] if case == "window" else [10, 10]
+        for n, size in enumerate(sizes):
+            end = case == "ended" and n == 0
+            result = outcome(client.send_request_data, 1, chunk[:size], end)
+            stream = client.streams.get(1)
+            steps.append(
+                (
+                    result,
+                    client.data_to_send(),
+                    client.outbound_flow_control_window,
+                    stream and (stream.state_machine.state, stream.outbound_flow_control_window),
+                )
+            )
+        results.append(steps)
+    assert results[0] == results[1]
+    refused = [step for step in results[0] if step[0][0] != "ok"]
+    assert refused  # the last frames are refused in every case
+    if case == "window":
+        outcomes = [step[0][0] for step in results[0]]
+        assert outcomes[4:] == ["FlowControlError", "ok", "FlowControlError"]
+        assert results[0][5][2] == 0  # the connection's window used up exactly
 
 
 def test_open_request_with_a_logger_logs_as_h2() -> None:

@@ -190,9 +190,7 @@ class RequestSending:
                         while offset < stop:
                             n = min(max_frame, stop - offset)
                             last = end and offset + n == total
-                            h2_state.send_data(
-                                stream_id, view[offset : offset + n], end_stream=last
-                            )
+                            h2_state.send_request_data(stream_id, view[offset : offset + n], last)
                             offset += n
                         if end and offset == total:
                             stream.local_ended = True
