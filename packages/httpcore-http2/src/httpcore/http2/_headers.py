@@ -96,10 +96,10 @@ def request_fields(given: Iterable[Tuple[bytes, bytes]]) -> Tuple[Headers, bool]
         size += len(name) + len(value)
         if name in SENSITIVE_HEADERS or name == b"cookie":
             keep = False
-            if name != b"cookie" or len(value) < 20:
-                fields.append(NeverIndexedHeaderTuple(name, value))
-                continue
-        fields.append((name, value))
+        if name in SENSITIVE_HEADERS or (name == b"cookie" and len(value) < 20):
+            fields.append(NeverIndexedHeaderTuple(name, value))
+        else:
+            fields.append((name, value))
     return fields, keep and size <= MAX_REMEMBERED_FIELDS
 
 

@@ -105,7 +105,6 @@ class IncomingFrames:
         self._buffer = bytearray()
         self._h2_buffer = h2.frame_buffer.FrameBuffer(server=False)
         self._in_block = False  # h2's buffer holds the start of a header block
-        self._builds = BUILDS_FRAMES
 
     def add_data(self, data: Any) -> None:
         self._buffer += data
@@ -125,7 +124,7 @@ class IncomingFrames:
                 raise StopIteration
             stream_id &= 0x7FFFFFFF
             if (
-                self._builds
+                BUILDS_FRAMES
                 and stream_id
                 and not self._in_block
                 and length <= self.max_frame_size
