@@ -14,6 +14,7 @@ which every class carries as its `_io` attribute.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import types
 from typing import (
@@ -458,6 +459,44 @@ class Flavour(Protocol):
     def default_backend(self) -> AnyNetworkBackend: ...
 
 
+class ThreadEvent:
+    """A one-shot event for one waiting thread (what `SyncIO.new_event()` makes).
+
+    `threading.Event` wakes its waiter while holding the lock of its condition, which the
+    waiter must then take too: two thread switches per hand-over. Here the waiter sleeps on
+    a held lock that `set()` releases: one. Only one thread may wait on it; `set()` may be
+    called any number of times, from any thread.
+    """
+
+    __slots__ = ("_flag", "_lock")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if not self._flag:
+            self._flag = True
+            try:
+                self._lock.release()
+            except RuntimeError:  # another thread's `set()` released it first
+                pass
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def wait(self, timeout: Optional[float]) -> bool:
+        """Whether it was set, within `timeout` seconds (None: for as long as it takes)."""
+        if self._flag:
+            return True
+        if timeout is None:
+            return self._lock.acquire()
+        if timeout > 0:
+            return self._lock.acquire(True, timeout) or self._flag
+        return self._flag
+
+
 class SyncIO:
     """The synchronous flavour: threads, blocking calls."""
 
@@ -475,8 +514,8 @@ class SyncIO:
         return threading.Lock()
 
     @staticmethod
-    def new_event() -> threading.Event:
-        return threading.Event()
+    def new_event() -> ThreadEvent:
+        return ThreadEvent()
 
     @staticmethod
     def default_backend() -> AnyNetworkBackend:
