@@ -65,6 +65,21 @@ def test_a_negative_timeout_does_not_wait_forever() -> None:
     assert results == [False, False]
 
 
+def test_a_timeout_longer_than_a_lock_can_wait() -> None:
+    # `threading.Event().wait(1e12)` raises OverflowError: here it waits like no timeout.
+    event = ThreadEvent()
+    results: List[bool] = []
+    thread = threading.Thread(target=lambda: results.append(event.wait(1e12)), daemon=True)
+    thread.start()
+    event.set()
+    thread.join(10)
+    assert results == [True]
+    # The same wait on the lock itself, whatever the thread switch did above.
+    event = ThreadEvent()
+    event._lock.release()
+    assert event.wait(1e12) is True
+
+
 def test_set_before_the_wait_and_waiting_again() -> None:
     event = ThreadEvent()
     event.set()

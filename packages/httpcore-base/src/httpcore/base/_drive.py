@@ -493,7 +493,9 @@ class ThreadEvent:
         if timeout is None:
             return self._lock.acquire()
         if timeout > 0:
-            return self._lock.acquire(True, timeout) or self._flag
+            # Longer than a lock can wait (~292 years) would be an OverflowError: as good as
+            # no timeout.
+            return self._lock.acquire(True, min(timeout, _thread.TIMEOUT_MAX)) or self._flag
         return self._flag
 
 
