@@ -9,11 +9,11 @@ from typing import List
 from httpcore.base._drive import SyncIO, ThreadEvent
 
 
-def _in_thread(target: threading.Thread) -> None:
-    target.daemon = True  # a mutant that waits for good must not keep the tests from ending
-    target.start()
-    target.join(10)
-    assert not target.is_alive(), "the wait never returned"
+def _in_thread(thread: threading.Thread) -> None:
+    thread.daemon = True  # a mutant that waits for good must not keep the tests from ending
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the wait never returned"
 
 
 def test_the_sync_flavour_makes_thread_events() -> None:
