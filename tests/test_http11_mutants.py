@@ -1,6 +1,7 @@
 """`HTTP11Connection` behaviours that mutation testing (scripts/mutation) found untested:
 read sizes of large bodies, how a request body is written, what a CONNECT answer hands back,
-a failing trace callback at the response's close, and a response head after blank lines."""
+a failing trace callback at the response's close, a response head after blank lines, and where
+h11 takes over a chunked body."""
 
 from __future__ import annotations
 
@@ -198,3 +199,29 @@ async def test_bytes_past_the_body_make_the_connection_unusable(api: Any) -> Non
     assert (await connection.request("GET", URL)).content == b"ok"
     assert connection.is_closed()
     assert stream.closed
+
+
+def test_a_chunked_body_is_decoded_without_h11_until_something_only_h11_reads() -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    plain = httpcore.HTTP11Connection(ORIGIN, httpcore.MockStream([head + b"2\r\nok\r\n0\r\n\r\n"]))
+    assert plain.request("GET", URL).content == b"ok"
+    assert plain._h11_state is None and plain.is_idle()
+    # A chunk extension: h11 takes over at that chunk, and the connection stays reusable.
+    later = b"2\r\nok\r\n3;x=y\r\n!!!\r\n0\r\n\r\n"
+    handed = httpcore.HTTP11Connection(ORIGIN, httpcore.MockStream([head + later]))
+    assert handed.request("GET", URL).content == b"ok!!!"
+    assert handed._h11_state is not None and handed.is_idle()
+
+
+def test_data_before_a_malformed_chunk_end_is_passed_on_once() -> None:
+    # h11 checks the bytes after the chunk's data behind a stand-in chunk, whose data is not
+    # the body's.
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    connection = httpcore.HTTP11Connection(ORIGIN, httpcore.MockStream([head + b"2\r\nok", b"XY"]))
+    received: List[bytes] = []
+    with pytest.raises(httpcore.RemoteProtocolError, match=r"^malformed chunk footer"):
+        with connection.stream("GET", URL) as response:
+            for chunk in response.iter_stream():
+                received.append(chunk)
+    assert received == [b"ok"]
+    assert connection.is_closed()

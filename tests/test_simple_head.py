@@ -20,6 +20,7 @@ import pytest
 
 import httpcore
 from httpcore.base._http11 import parse_simple_head, serialize_simple_request
+from httpcore.base._http11_simple import CHUNKED
 
 STATUS_LINES = [
     b"HTTP/1.1 200 OK",
@@ -46,6 +47,9 @@ HEADER_LINES = [
     b"Content-Length: -1",
     b"Content-Length: x",
     b"Transfer-Encoding: chunked",
+    b"transfer-encoding:Chunked ",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Transfer-Encoding: identity",
     b"Connection: close",
     b"X-Empty:",
     b"X-Spaces:   a   b  ",
@@ -136,7 +140,13 @@ def test_heads_parse_as_h11_does(head: bytes) -> None:
         version, status, reason, headers, length = parsed
         assert (b"HTTP/" + version, status, reason, headers) == expected[1:]
         content_lengths = [v for k, v in headers if k.lower() == b"content-length"]
-        assert [int(v) for v in content_lengths] == [length]
+        codings = [v for k, v in headers if k.lower() == b"transfer-encoding"]
+        if length == CHUNKED:
+            assert version == b"1.1" and not content_lengths, head
+            assert [v.lower() for v in codings] == [b"chunked"], head
+        else:
+            assert not codings, head
+            assert [int(v) for v in content_lengths] == [length]
 
 
 def test_the_samples_cover_both_paths() -> None:
@@ -161,10 +171,26 @@ def test_the_common_head_takes_the_fast_path() -> None:
     )
 
 
+def test_a_chunked_head_takes_the_fast_path() -> None:
+    head = b"HTTP/1.1 200 OK\r\nServer: x\r\nTRANSFER-Encoding:  chunked \r\nX-A: b"
+    assert parse_simple_head(head) == (
+        b"1.1",
+        200,
+        b"OK",
+        [(b"Server", b"x"), (b"TRANSFER-Encoding", b"chunked"), (b"X-A", b"b")],
+        CHUNKED,
+    )
+    # h11 hands the value on lower-cased: another case is h11's to read.
+    assert parse_simple_head(head.replace(b"chunked", b"Chunked")) is None
+
+
 @pytest.mark.parametrize(
     "head",
     [
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked",
         b"HTTP/1.1 200 OK",
         b"HTTP/1.1 101 Switching Protocols\r\nContent-Length: 0",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1",
@@ -379,7 +405,7 @@ def test_a_remembered_head_is_what_parsing_gives(head_memo: Any, head: bytes) ->
 
 
 def test_a_declined_head_is_remembered_as_declined(head_memo: Any) -> None:
-    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip"
     assert head_memo.remembered_simple_head(head) is None
     assert head_memo._HEAD_MEMO == {head: None}
     assert head_memo.remembered_simple_head(head) is None

@@ -38,8 +38,10 @@ from ._exceptions import (
     RemoteProtocolError,
     WriteError,
 )
+from ._http11_chunked import chunked_body
 from ._http11_h11 import MAX_BODY_READ, H11Exchange
 from ._http11_simple import (
+    CHUNKED,
     MAX_SIMPLE_HEAD,
     connection_close,
     direct_body_length,
@@ -99,6 +101,7 @@ class ResponseState:
         "complete",
         "direct_length",
         "h11_behind",
+        "head",
         "keep_alive",
         "overrun",
         "read_size",
@@ -119,6 +122,9 @@ class ResponseState:
         self.keep_alive = False
         # A request sent without h11: replayed into h11 if the response needs h11.
         self.h11_behind: Optional[Tuple[Request, bytes]] = None
+        # The head a simple-head parse read (without its blank line): h11 is told it when it
+        # takes over a chunked body.
+        self.head = b""
         # The size of the next body read through h11 (it grows while reads come back full).
         self.read_size = read_size
 
@@ -321,10 +327,12 @@ class HTTP11Core(H11Exchange):
             buffer += data
             end = buffer.find(b"\r\n\r\n")
             if end >= 0:
-                parsed = remembered_simple_head(buffer[:end]) if end <= MAX_SIMPLE_HEAD else None
+                head = buffer[:end]
+                parsed = remembered_simple_head(head) if end <= MAX_SIMPLE_HEAD else None
                 if parsed is not None:
                     version, status, reason, headers, length, says_close = parsed
                     response.direct_length = length
+                    response.head = head
                     response.buffered = buffer[end + 4 :]
                     response.keep_alive = (
                         version == b"1.1"
@@ -373,18 +381,52 @@ class HTTP11Core(H11Exchange):
         response = self._response
         if response.direct_length is not None:
             yield from self._direct_body(response, timeout)
-            return
+        else:
+            yield from self._h11_body(response, timeout)
+
+    def _h11_body(
+        self, response: ResponseState, timeout: Optional[float], drop: bool = False
+    ) -> BodyGen:
+        """The body as h11 reads it; `drop`: leave out the data of its first chunk."""
         import h11
 
         while True:
             event = yield from self._receive_event(timeout, response.read_size)
             if type(event) is h11.Data:
+                if drop:
+                    drop = False
+                    continue
                 data = event.data
                 yield data if type(data) is bytes else bytes(data)
             elif type(event) is h11.EndOfMessage or event is h11.PAUSED:
                 return
             elif type(event) is h11.ConnectionClosed:  # pragma: no cover - h11 raises first
                 return
+
+    def _chunked_body(self, response: ResponseState, timeout: Optional[float]) -> BodyGen:
+        """A chunked body decoded without h11 (`_http11_chunked`), or by h11 from the first
+        byte the fast path does not take."""
+        handover = yield from chunked_body(
+            self._network_stream,
+            response.buffered or b"",
+            timeout,
+            self.READ_NUM_BYTES,
+            MAX_BODY_READ,
+            response,
+        )
+        if handover is None:
+            return
+        rest, stand_in, eof = handover
+        # Told the request (if it went out without h11), the head and the rest, h11 stands
+        # where it would have stood at this point of the body.
+        self._catch_up_h11()
+        h11_state = self._h11()
+        h11_state.receive_data(response.head + b"\r\n\r\n" + rest)
+        if eof:
+            h11_state.receive_data(b"")
+        response.direct_length = None
+        yield from self._receive_event(timeout)  # the head again, as an h11 Response
+        yield from self._h11_body(response, timeout, drop=stand_in)
 
     def _direct_body(self, response: ResponseState, timeout: Optional[float]) -> BodyGen:
         """A Content-Length body read straight from the socket.
@@ -393,6 +435,9 @@ class HTTP11Core(H11Exchange):
         copy every byte three times. The connection takes a fresh h11 state machine for its
         next request once this body is complete (see `_response_closed`).
         """
+        if response.direct_length == CHUNKED:
+            yield from self._chunked_body(response, timeout)
+            return
         length: int = response.direct_length  # type: ignore[assignment]
         buffered = response.buffered
         if buffered is None:

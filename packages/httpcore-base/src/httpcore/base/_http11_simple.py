@@ -6,8 +6,9 @@ connection makes to read a body straight from the socket.
 
 Rules it keeps:
 - Every pattern accepts a *subset* of what h11 accepts, never more. Whatever falls outside
-  (interim responses, chunked bodies, folded lines, odd bytes, a request h11 would refuse) is
-  declined with `None`, and the connection hands it to h11, which answers with its own errors.
+  (interim responses, other transfer codings, folded lines, odd bytes, a request h11 would
+  refuse) is declined with `None`, and the connection hands it to h11, which answers with its
+  own errors.
   `tests/test_simple_head.py` checks that both agree whenever the fast path accepts.
 - What is accepted is written exactly as h11 would write it (the Host line first).
 - No I/O, and no state but a bounded memo of response heads already parsed (a pure
@@ -76,6 +77,12 @@ _TRANSFER_ENCODING_NAME = b"\r\ntransfer-encoding:"
 _CONTENT_LENGTH_FIELD = re.compile(
     _CONTENT_LENGTH_NAME + OWS + rb"(" + CONTENT_LENGTH + rb")" + OWS + rb"(?=\r\n|\Z)"
 )
+# RFC 9112 §6.1: the one transfer coding h11 reads, alone. (Searched for in the lower-cased
+# head; the value must be lower-case in the head itself too, since h11 hands it on lowered.)
+_CHUNKED_FIELD = re.compile(_TRANSFER_ENCODING_NAME + OWS + rb"(chunked)" + OWS + rb"(?=\r\n|\Z)")
+
+#: The "content length" of a simple head whose body is chunked (HTTP/1.1 only).
+CHUNKED = -1
 
 # A longer response head goes to h11 (which enforces its own limit).
 MAX_SIMPLE_HEAD = 65536
@@ -89,7 +96,9 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     """(version, status, reason, headers, content_length) of a simple head, else None.
 
     Simple: a final status other than 204/304, and a body framed by exactly one
-    Content-Length (no Transfer-Encoding). `head` ends before the blank line.
+    Content-Length (no Transfer-Encoding), or, in HTTP/1.1, by one `Transfer-Encoding:
+    chunked` (no Content-Length; the length is then `CHUNKED`). `head` ends before the blank
+    line.
     """
     status_end = head.find(b"\r\n")
     if status_end < 0:
@@ -104,17 +113,30 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     if _FIELD_LINES.fullmatch(head, status_end) is None:
         return None
     # The framing fields, found in C rather than by a test on each line: exactly one
-    # Content-Length with a valid value, no Transfer-Encoding.
+    # Content-Length with a valid value and no Transfer-Encoding, or the reverse.
     lowered = head.lower()
-    if _TRANSFER_ENCODING_NAME in lowered or lowered.count(_CONTENT_LENGTH_NAME) != 1:
-        return None
-    length = _CONTENT_LENGTH_FIELD.search(lowered, status_end)
-    if length is None:
-        return None
+    if _TRANSFER_ENCODING_NAME in lowered:
+        if (
+            match.group(1) != b"1.1"
+            or _CONTENT_LENGTH_NAME in lowered
+            or lowered.count(_TRANSFER_ENCODING_NAME) != 1
+        ):
+            return None
+        coding = _CHUNKED_FIELD.search(lowered, status_end)
+        if coding is None or head[coding.start(1) : coding.end(1)] != b"chunked":
+            return None
+        content_length = CHUNKED
+    else:
+        if lowered.count(_CONTENT_LENGTH_NAME) != 1:
+            return None
+        length = _CONTENT_LENGTH_FIELD.search(lowered, status_end)
+        if length is None:
+            return None
+        content_length = int(length.group(1))
     headers: List[Tuple[bytes, bytes]] = _FIELD_PAIR.findall(head, status_end)
     if b" \r\n" in head or b"\t\r\n" in head or head.endswith((b" ", b"\t")):
         headers = [(name, value.rstrip(b" \t")) for name, value in headers]
-    return match.group(1), status, match.group(3) or b"", headers, int(length.group(1))
+    return match.group(1), status, match.group(3) or b"", headers, content_length
 
 
 # A Connection field whose value holds "close", found as `connection_close` finds it, in a
