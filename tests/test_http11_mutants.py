@@ -1,7 +1,7 @@
 """`HTTP11Connection` behaviours that mutation testing (scripts/mutation) found untested:
 read sizes of large bodies, how a request body is written, what a CONNECT answer hands back,
-a failing trace callback at the response's close, a response head after blank lines, and where
-h11 takes over a chunked body."""
+a failing trace callback at the response's close, a response head after blank lines, bytes
+past a response, and where h11 takes over a chunked body."""
 
 from __future__ import annotations
 
@@ -197,6 +197,27 @@ async def test_bytes_past_the_body_make_the_connection_unusable(api: Any) -> Non
     stream = api.mock_stream([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"])
     connection = api.HTTP11Connection(ORIGIN, stream)
     assert (await connection.request("GET", URL)).content == b"ok"
+    assert connection.is_closed()
+    assert stream.closed
+
+
+@pytest.mark.parametrize(
+    ("method", "answer"),
+    [
+        ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEXTRA"),
+        ("GET", b"HTTP/1.1 204 No Content\r\n\r\nEXTRA"),
+        ("GET", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nok\r\n0\r\n\r\nX"),
+    ],
+    ids=["head", "204", "chunked-through-h11"],
+)
+async def test_bytes_past_a_response_h11_read_make_the_connection_unusable(
+    api: Any, method: str, answer: bytes
+) -> None:
+    # Left in h11's buffer, they would answer a later request whose response h11 reads (the
+    # fast path reads the socket instead, and skips them).
+    stream = api.mock_stream([answer])
+    connection = api.HTTP11Connection(ORIGIN, stream)
+    await connection.request(method, URL)
     assert connection.is_closed()
     assert stream.closed
 

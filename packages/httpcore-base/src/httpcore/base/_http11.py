@@ -490,9 +490,17 @@ class HTTP11Core(H11Exchange):
                 if reusable and not untouched:
                     self._h11_state = None  # a fresh one for the next request that needs h11
             elif reusable:
-                reusable = h11_lazy.done(self._h11_state, theirs=True)
-                if reusable:
-                    self._h11().start_next_cycle()
+                h11_state = self._h11_state
+                if (
+                    h11_state is not None
+                    and h11_lazy.done(h11_state, theirs=True)
+                    # Bytes past the response: the server is out of step (and the fast path,
+                    # reading the socket, would leave them to answer a later request).
+                    and not h11_state.trailing_data[0]
+                ):
+                    h11_state.start_next_cycle()
+                else:
+                    reusable = False
             # A second close (a body error, then its stream's close) sees a finished response.
             response.direct_length = response.buffered = response.h11_behind = None
             response.complete = response.overrun = False
