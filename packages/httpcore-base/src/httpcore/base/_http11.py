@@ -122,8 +122,8 @@ class ResponseState:
         self.keep_alive = False
         # A request sent without h11: replayed into h11 if the response needs h11.
         self.h11_behind: Optional[Tuple[Request, bytes]] = None
-        # The head a simple-head parse read (without its blank line): h11 is told it when it
-        # takes over a chunked body.
+        # The head of a chunked body the fast path reads (without its blank line): h11 is told
+        # it if it takes the body over.
         self.head = b""
         # The size of the next body read through h11 (it grows while reads come back full).
         self.read_size = read_size
@@ -332,7 +332,8 @@ class HTTP11Core(H11Exchange):
                 if parsed is not None:
                     version, status, reason, headers, length, says_close = parsed
                     response.direct_length = length
-                    response.head = head
+                    if length == CHUNKED:
+                        response.head = head
                     response.buffered = buffer[end + 4 :]
                     response.keep_alive = (
                         version == b"1.1"
@@ -504,6 +505,7 @@ class HTTP11Core(H11Exchange):
             # A second close (a body error, then its stream's close) sees a finished response.
             response.direct_length = response.buffered = response.h11_behind = None
             response.complete = response.overrun = False
+            response.head = b""
             if reusable:
                 self._state = IDLE
                 if self._keepalive_expiry is not None:
