@@ -124,6 +124,11 @@ class Server:
         return f"http://127.0.0.1:{self.http_port}/2k"
 
     @property
+    def chunked_url(self) -> str:
+        """The 2 kB body of `small_url`, sent chunked (one chunk, then the last chunk)."""
+        return f"http://127.0.0.1:{self.http_port}/2k-chunked"
+
+    @property
     def big_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/128m"
 
@@ -266,6 +271,12 @@ http {{
         }}
         location = /upload-answer {{
             return 200 "ok\n";
+        }}
+        # The /2k file, chunked: the SSI filter (no directives in it) drops the length.
+        location = /2k-chunked {{
+            ssi on;
+            ssi_types *;
+            alias {www}/2k;
         }}
     }}
 

@@ -95,7 +95,7 @@ CPU_UNITS = {"req/s": ("µs", "µs/request", 1e6), "MB/s": ("ms/100 MB", "ms/10^
 class Scenario:
     key: str
     title: str
-    endpoint: str  # "small", "big", "h2", "tls", "tls-tiny", "upload" or "none"
+    endpoint: str  # "small", "chunked", "big", "h2", "tls", "tls-tiny", "upload" or "none"
     concurrency: int
     unit: str
     clients: tuple[str, ...]
@@ -125,6 +125,12 @@ SCENARIOS = [
         "seq", "1. sequential GET /2k, one connection", "small", 1, "req/s",
         ("ours", "httpcore", "urllib3", "pycurl", "raw"), "urllib3",
         "one thread, back-to-back GETs of a 2 kB body on one keep-alive connection",
+        takes_turns=True,
+    ),
+    Scenario(
+        "seq-chunked", "1b. sequential GET /2k, chunked, one connection", "chunked", 1, "req/s",
+        ("ours", "httpcore", "urllib3"), "urllib3",
+        "the sequential scenario with the body sent chunked (Transfer-Encoding: chunked)",
         takes_turns=True,
     ),
     Scenario(
@@ -189,6 +195,13 @@ SCENARIOS = [
         "100 asyncio tasks on one AsyncClient(http2=True); niquests: batches of 100 multiplexed "
         "requests + gather()",
         baseline="httpx-1.0.9",
+    ),
+    Scenario(
+        "httpx-chunked", "7e. httpx.Client, sequential GET /2k, chunked", "chunked", 1, "req/s",
+        ("httpx", "httpx-1.0.9", "niquests"), "niquests",
+        "7a with the body sent chunked (Transfer-Encoding: chunked)",
+        baseline="httpx-1.0.9",
+        takes_turns=True,
     ),
     Scenario(
         "https-seq", "8a. HTTPS keep-alive, sequential GET /2k", "tls", 1, "req/s",
@@ -271,6 +284,7 @@ def run_worker(
 ) -> dict[str, Any]:
     url = {
         "small": server.small_url,
+        "chunked": server.chunked_url,
         "big": server.big_url,
         "h2": server.h2_url,
         "tls": server.tls_url,

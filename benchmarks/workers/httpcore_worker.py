@@ -227,6 +227,7 @@ def h2_asyncio(args: argparse.Namespace) -> Result:
 
 SCENARIOS = {
     "seq": seq,
+    "seq-chunked": seq,
     "threads": threads,
     "stream": stream,
     "asyncio": asyncio_,

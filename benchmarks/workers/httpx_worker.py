@@ -58,6 +58,7 @@ async def _async_main(args: argparse.Namespace, http2: bool) -> Result:
 
 SCENARIOS = {
     "httpx-seq": seq,
+    "httpx-chunked": seq,
     "httpx-threads": threads,
     "httpx-asyncio": lambda args: run_asyncio(lambda: _async_main(args, False), args.loop),
     "httpx-h2": lambda args: run_asyncio(lambda: _async_main(args, True), args.loop),

@@ -90,6 +90,7 @@ async def _multiplexed(args: argparse.Namespace) -> Result:
 
 SCENARIOS = {
     "httpx-seq": seq,
+    "httpx-chunked": seq,
     "httpx-asyncio": lambda args: run_asyncio(lambda: _asyncio(args), args.loop),
     "httpx-h2": lambda args: run_asyncio(lambda: _multiplexed(args), args.loop),
 }

@@ -78,6 +78,7 @@ def upload(args: argparse.Namespace) -> Result:
 
 SCENARIOS = {
     "seq": seq,
+    "seq-chunked": seq,
     "threads": threads,
     "stream": stream,
     "https-seq": https,
