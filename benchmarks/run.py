@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -120,18 +120,37 @@ class Scenario:
         return float(result["cpu_s"]) * CPU_UNITS[self.unit][2] / work if work else None
 
 
+def chunked(
+    scenario: Scenario, key: str, title: str, clients: tuple[str, ...], what: str
+) -> Scenario:
+    """`scenario` with the same body sent chunked (`Transfer-Encoding: chunked`); `what`
+    names `scenario` in the description."""
+    description = f"{what} with the body sent chunked (Transfer-Encoding: chunked)"
+    return replace(
+        scenario, key=key, title=title, endpoint="chunked", clients=clients,
+        description=description,
+    )  # fmt: skip
+
+
+SEQ = Scenario(
+    "seq", "1. sequential GET /2k, one connection", "small", 1, "req/s",
+    ("ours", "httpcore", "urllib3", "pycurl", "raw"), "urllib3",
+    "one thread, back-to-back GETs of a 2 kB body on one keep-alive connection",
+    takes_turns=True,
+)  # fmt: skip
+HTTPX_SEQ = Scenario(
+    "httpx-seq", "7a. httpx.Client, sequential GET /2k", "small", 1, "req/s",
+    ("httpx", "httpx-1.0.9", "niquests"), "niquests",
+    "httpx.Client over ours vs over httpcore 1.0.9; niquests.Session",
+    baseline="httpx-1.0.9",
+    takes_turns=True,
+)  # fmt: skip
+
 SCENARIOS = [
-    Scenario(
-        "seq", "1. sequential GET /2k, one connection", "small", 1, "req/s",
-        ("ours", "httpcore", "urllib3", "pycurl", "raw"), "urllib3",
-        "one thread, back-to-back GETs of a 2 kB body on one keep-alive connection",
-        takes_turns=True,
-    ),
-    Scenario(
-        "seq-chunked", "1b. sequential GET /2k, chunked, one connection", "chunked", 1, "req/s",
-        ("ours", "httpcore", "urllib3"), "urllib3",
-        "the sequential scenario with the body sent chunked (Transfer-Encoding: chunked)",
-        takes_turns=True,
+    SEQ,
+    chunked(
+        SEQ, "seq-chunked", "1b. sequential GET /2k, chunked, one connection",
+        ("ours", "httpcore", "urllib3"), "the sequential scenario",
     ),
     Scenario(
         "threads", "2. 8 threads, shared pool, GET /2k", "small", 8, "req/s",
@@ -169,13 +188,7 @@ SCENARIOS = [
         ("ours", "httpcore"), None,
         "100 threads multiplexed on one TLS HTTP/2 connection, GETs of 2 kB",
     ),
-    Scenario(
-        "httpx-seq", "7a. httpx.Client, sequential GET /2k", "small", 1, "req/s",
-        ("httpx", "httpx-1.0.9", "niquests"), "niquests",
-        "httpx.Client over ours vs over httpcore 1.0.9; niquests.Session",
-        baseline="httpx-1.0.9",
-        takes_turns=True,
-    ),
+    HTTPX_SEQ,
     Scenario(
         "httpx-threads", "7b. httpx.Client, 8 threads, GET /2k", "small", 8, "req/s",
         ("httpx", "httpx-1.0.9"), None,
@@ -196,12 +209,9 @@ SCENARIOS = [
         "requests + gather()",
         baseline="httpx-1.0.9",
     ),
-    Scenario(
-        "httpx-chunked", "7e. httpx.Client, sequential GET /2k, chunked", "chunked", 1, "req/s",
-        ("httpx", "httpx-1.0.9", "niquests"), "niquests",
-        "7a with the body sent chunked (Transfer-Encoding: chunked)",
-        baseline="httpx-1.0.9",
-        takes_turns=True,
+    chunked(
+        HTTPX_SEQ, "httpx-chunked", "7e. httpx.Client, sequential GET /2k, chunked",
+        HTTPX_SEQ.clients, "7a",
     ),
     Scenario(
         "https-seq", "8a. HTTPS keep-alive, sequential GET /2k", "tls", 1, "req/s",
