@@ -435,9 +435,13 @@ def placement_line(placement: str, one_cpu: set[int], all_cpus: set[int]) -> str
         return f"free: the OS places the client and nginx on CPUs {sorted(all_cpus)}"
     (cpu,) = one_cpu
     turns = ", ".join(s.title.split(".")[0] for s in SCENARIOS if s.takes_turns)
+    if placement == "apart":
+        elsewhere = f"the client runs on CPU {cpu} and nginx on CPU {min(all_cpus)}"
+    else:
+        elsewhere = f"the OS places them on CPUs {sorted(all_cpus)}"
     return (
-        f"turns: where the client and nginx take turns (scenarios {turns}), both run on "
-        f"CPU {cpu} only; elsewhere the OS places them on CPUs {sorted(all_cpus)}"
+        f"{placement}: where the client and nginx take turns (scenarios {turns}), both run on "
+        f"CPU {cpu} only; elsewhere {elsewhere}"
     )
 
 
@@ -486,11 +490,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS_MD, help="Markdown file to write")
     parser.add_argument(
         "--placement",
-        choices=("turns", "free"),
+        choices=("turns", "free", "apart"),
         default="turns",
         help="turns (default): in the scenarios where the client and nginx take turns (one "
         "connection, one request at a time), both run on one CPU; free: the OS places every "
-        "process (Linux; elsewhere always free)",
+        "process; apart: as turns, and elsewhere the client runs on one CPU and nginx on "
+        "another (a diagnostic: steadier rounds, but one CPU for a client's threads) (Linux; "
+        "elsewhere always free)",
     )
     parser.add_argument(
         "--no-charts", action="store_true", help=f"do not write the SVG charts to {CHARTS_DIR}"
@@ -549,7 +555,8 @@ def main() -> None:
     results: dict[str, dict[str, Cell]] = {}
     ticks_before = cpu_ticks()
     all_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    one_cpu = {max(all_cpus)} if all_cpus and args.placement == "turns" else all_cpus
+    pinned = args.placement in ("turns", "apart")
+    one_cpu = {max(all_cpus)} if all_cpus and pinned else all_cpus
     try:
         for scenario in scenarios:
             keys = [k for k in scenario.clients if k in chosen]
@@ -557,9 +564,11 @@ def main() -> None:
                 continue
             if all_cpus:
                 # Workers inherit this process's CPUs.
-                cpus = one_cpu if scenario.takes_turns else all_cpus
+                cpus = server_cpus = one_cpu if scenario.takes_turns else all_cpus
+                if args.placement == "apart" and not scenario.takes_turns and one_cpu != all_cpus:
+                    cpus, server_cpus = one_cpu, {min(all_cpus)}
                 os.sched_setaffinity(0, cpus)
-                server.pin(cpus)
+                server.pin(server_cpus)
             cells = {key: Cell(scenario.lower_is_better) for key in keys}
             results[scenario.key] = cells
             for key in keys:

@@ -122,3 +122,15 @@ def test_table_shows_the_least_cpu_per_request_and_its_ratio_to_the_baseline(
     del results["seq"]["httpcore"]
     ours = next(row for row in run.render(results, [seq]) if "ours" in row)
     assert "| 221 µs |" in ours
+
+
+def test_the_header_says_where_the_processes_ran(monkeypatch: Any) -> None:
+    run = load_run(monkeypatch)
+    line = run.placement_line
+    turns = "scenarios 1, 1b, 7a, 7e, 8a, 8b"
+    assert line("turns", {1}, {0, 1}).endswith("elsewhere the OS places them on CPUs [0, 1]")
+    assert turns in line("turns", {1}, {0, 1})
+    apart = line("apart", {1}, {0, 1})
+    assert turns in apart and apart.endswith("the client runs on CPU 1 and nginx on CPU 0")
+    assert line("free", {0, 1}, {0, 1}).startswith("free:")
+    assert line("apart", {0}, {0}).startswith("free:")  # one CPU: nothing to pin apart
