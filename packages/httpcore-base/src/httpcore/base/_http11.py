@@ -3,18 +3,21 @@ class in `httpcore.aio`.
 
 This module holds the exchange (request out, response head and body in), the keep-alive
 bookkeeping and the state a pool asks for. Its neighbours: `_http11_simple` (the fast path's
-grammar, serializer and parser), `_http11_upgrade` (the streams handed out after `101` or
-`CONNECT`), `_http11_h11` (h11, imported when a connection first needs it, and `H11Exchange`,
-the part of the core that talks to h11).
+grammar, serializer and parser), `_http11_chunked` (the fast path's chunked body decoder),
+`_http11_upgrade` (the streams handed out after `101` or `CONNECT`), `_http11_h11` (h11,
+imported when a connection first needs it, and `H11Exchange`, the part of the core that talks
+to h11).
 
 Rules it keeps:
 - h11 is the reference. A request or response head the fast path declines goes to h11, and a
   request sent without h11 is replayed into it (`_catch_up_h11`) before h11 reads a response,
   so h11's behaviour and exact errors are kept. h11's own errors are mapped in one place
   (`LOCAL_ERRORS`, `REMOTE_ERRORS` in `_http11_h11`, which imports h11 on first use).
-- A Content-Length body is read straight from the socket, not through h11 (`_direct_body`);
-  the connection is kept alive only if that body was complete, nothing arrived behind it and
-  both sides allowed keep-alive (h11's rule, applied here since h11 never saw the body).
+- A Content-Length or chunked body is read straight from the socket, not through h11
+  (`_direct_body`, `_chunked_body`); the connection is kept alive only if that body was
+  complete, nothing arrived behind it and both sides allowed keep-alive (h11's rule, applied
+  here since h11 never saw the body). A response h11 read is held to the same: bytes left in
+  h11's buffer behind it close the connection.
 - What one exchange learns about its response lives in one `ResponseState`, new for each
   request; the connection's own state (`_state`, h11's state machine, `_write_failed`,
   `_unanswered`) outlives it.
