@@ -417,6 +417,35 @@ def test_invalid_server_data() -> None:
         assert not conn.is_available()
 
 
+@pytest.mark.parametrize(
+    "late, message",
+    [
+        (
+            hyperframe.frame.DataFrame(9, data=b"late"),
+            r"^Received a frame for stream 9, which the client never opened$",
+        ),
+        (
+            hyperframe.frame.HeadersFrame(1, data=b"\x88", flags=["END_HEADERS"]),
+            r"^Received a frame for stream 1 after it closed$",
+        ),
+    ],
+    ids=["never-opened", "closed"],
+)
+def test_frame_for_a_stream_not_open_says_which(late: Any, message: str) -> None:
+    """h2 names such a stream by its number alone (`str()` is `"9"`): the error says what
+    the number is. Both are connection errors (RFC 9113 §5.1), met during the second
+    request: DATA for a stream never opened, HEADERS (`:status: 200`) for stream 1, which
+    ended with the first response."""
+    server = FakeServer().respond(1)
+    server.expect(3)
+    server.raw(late.serialize())
+    with HTTP2Connection(ORIGIN, httpcore.MockStream(server.chunks)) as conn:
+        assert conn.request("GET", URL).content == b"Hello, world!"
+        with pytest.raises(httpcore.RemoteProtocolError, match=message):
+            conn.request("GET", URL)
+        assert not conn.is_available()
+
+
 def test_ping_is_answered() -> None:
     server = FakeServer()
     server.h2.ping(b"12345678")

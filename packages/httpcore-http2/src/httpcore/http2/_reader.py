@@ -54,6 +54,21 @@ _ConnectionTerminated = h2.events.ConnectionTerminated
 _INITIAL_WINDOW_SIZE = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
 
 
+def remote_failure(exc: h2.exceptions.ProtocolError) -> RemoteProtocolError:
+    """The error for a protocol error in what the server sent.
+
+    h2's errors about a stream carry only its number (`str()` is `"3"`): those get a message
+    that says what happened.
+    """
+    if isinstance(exc, h2.exceptions.StreamClosedError):
+        return RemoteProtocolError(f"Received a frame for stream {exc.stream_id} after it closed")
+    if isinstance(exc, h2.exceptions.NoSuchStreamError):
+        return RemoteProtocolError(
+            f"Received a frame for stream {exc.stream_id}, which the client never opened"
+        )
+    return RemoteProtocolError(exc)
+
+
 def _returning(value: T) -> Gen[T]:
     """A generator without operations that returns `value` (for a traced step)."""
     if False:  # pragma: no cover
@@ -146,13 +161,13 @@ class FrameReader(ReaderRole[Stream, Request]):
             except h2.exceptions.ProtocolError as exc:
                 failed = exc
                 goaway = writer.take_last_words_locked()
-                self.fail_locked(RemoteProtocolError(exc))
+                self.fail_locked(remote_failure(exc))
             else:
                 settings = self._dispatch_locked(events)
         if failed is not None:
             if goaway:
                 yield from writer.write_last_words(goaway, stream.write_timeout)
-            raise RemoteProtocolError(failed) from failed
+            raise remote_failure(failed) from failed
         if settings is not None and is_traced(logger, request):
             yield from traced(logger, "receive_remote_settings", request, {}, _returning(settings))
         # Settings and PING acknowledgements, window updates, resets: out they go. A write
