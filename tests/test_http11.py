@@ -119,6 +119,21 @@ async def test_http10_close_delimited_response(api):
     assert conn.is_closed() and stream.closed
 
 
+@pytest.mark.parametrize("interim", [b"", b"HTTP/1.1 100 Continue\r\n\r\n"])
+async def test_http11_body_without_length_ends_the_connection(api, interim):
+    """An HTTP/1.1 response with neither Content-Length nor chunked framing ends at EOF. h11
+    counts both sides DONE then, as for a reusable exchange; the server has closed, so the
+    connection is closed, not put back IDLE for a request that would meet the EOF."""
+    stream = api.mock_stream([interim + b"HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nHel", b"lo"])
+    conn = api.HTTP11Connection(origin(), stream)
+    response = await conn.request("GET", "https://example.com/")
+    assert response.content == b"Hello"
+    assert response.extensions["http_version"] == b"HTTP/1.1"
+    assert conn.is_closed() and stream.closed
+    with pytest.raises(httpcore.ConnectionNotAvailable):
+        await conn.request("GET", "https://example.com/")
+
+
 async def test_partial_read_then_close(api):
     stream = api.mock_stream(
         [b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n", b"Hello, ", b"world!"]

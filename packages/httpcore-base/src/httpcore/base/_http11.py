@@ -499,8 +499,10 @@ class HTTP11Core(H11Exchange):
                     h11_state is not None
                     and h11_lazy.done(h11_state, theirs=True)
                     # Bytes past the response: the server is out of step (and the fast path,
-                    # reading the socket, would leave them to answer a later request).
-                    and not h11_state.trailing_data[0]
+                    # reading the socket, would leave them to answer a later request). Or the
+                    # server closed: h11 ends an HTTP/1.1 body without a length at EOF and
+                    # calls that done, though nothing more can come.
+                    and h11_state.trailing_data == (b"", False)
                 ):
                     h11_state.start_next_cycle()
                 else:
