@@ -345,7 +345,15 @@ class HTTP11Core(H11Exchange):
                     )
                     return (b"HTTP/" + version, status, reason, headers)
                 break
-            if len(buffer) > MAX_SIMPLE_HEAD:
+            # No whole head yet. h11 also ends a head at a bare LF, and fails at once on bytes
+            # that cannot begin a status line: it decides those now, rather than this loop
+            # waiting for a CRLF CRLF that may never come.
+            if (
+                buffer[:5] != b"HTTP/"[: len(buffer)]
+                or b"\n\n" in buffer
+                or b"\n\r\n" in buffer
+                or len(buffer) > MAX_SIMPLE_HEAD
+            ):
                 break
         self._catch_up_h11()
         self._h11().receive_data(buffer)
@@ -463,6 +471,13 @@ class HTTP11Core(H11Exchange):
                     f"(received {length - remaining} bytes, expected {length})"
                 )
             remaining -= len(data)
+            if remaining < 0:
+                # A stream that returns more than it was asked for (a `MockStream` does, and so
+                # may a caller's backend): the rest is not this body's, and the connection is
+                # out of step.
+                response.overrun = True
+                data = data[:remaining]
+                remaining = 0
             if len(data) == size and size < MAX_BODY_READ:
                 size *= 2
             yield data
