@@ -504,7 +504,7 @@ class HTTP11Core(H11Exchange):
                     response.complete
                     and response.keep_alive
                     and not response.overrun
-                    and (untouched or h11_lazy.done(self._h11_state, theirs=False))
+                    and (untouched or h11_lazy.request_done(self._h11_state))
                 )
                 if reusable and not untouched:
                     self._h11_state = None  # a fresh one for the next request that needs h11
@@ -512,7 +512,7 @@ class HTTP11Core(H11Exchange):
                 h11_state = self._h11_state
                 if (
                     h11_state is not None
-                    and h11_lazy.done(h11_state, theirs=True)
+                    and h11_lazy.done(h11_state)
                     # Bytes past the response: the server is out of step (and the fast path,
                     # reading the socket, would leave them to answer a later request). Or the
                     # server closed: h11 ends an HTTP/1.1 body without a length at EOF and

@@ -51,14 +51,26 @@ def new_state(max_incomplete_event_size: int) -> h11.Connection:
     return h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=max_incomplete_event_size)
 
 
-def done(state: Optional[h11.Connection], theirs: bool) -> bool:
-    """Whether h11 has seen our side (and, if `theirs`, the server's) of the exchange through;
-    False when h11 took no part in it (`state` None)."""
+def done(state: Optional[h11.Connection]) -> bool:
+    """Whether h11 has seen both sides of the exchange through; False when h11 took no part
+    in it (`state` None)."""
     if state is None:
         return False
     import h11
 
-    return state.our_state is h11.DONE and (not theirs or state.their_state is h11.DONE)
+    return state.our_state is h11.DONE and state.their_state is h11.DONE
+
+
+def request_done(state: Optional[h11.Connection]) -> bool:
+    """Whether h11 wrote our whole request, for a response read without it. A request that
+    proposed an upgrade leaves h11 in MIGHT_SWITCH_PROTOCOL until it sees the response; one
+    read without h11 is never a 101 (interim responses go to h11), so the proposal was
+    declined, and h11 would have moved to DONE."""
+    if state is None:
+        return False
+    import h11
+
+    return state.our_state is h11.DONE or state.our_state is h11.MIGHT_SWITCH_PROTOCOL
 
 
 class ExchangeRecord(Protocol):

@@ -45,8 +45,9 @@ FIELD_LINES = rb"(?:\r\n" + FIELD_LINE + rb")*"
 # HTTP-version (§2.3) limited to 1.0/1.1 and reason-phrase = *( HTAB / SP / VCHAR / obs-text ).
 # As h11 does, the SP before an empty reason phrase may be missing.
 STATUS_LINE = rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?"
-# RFC 9112 §3.2: request-target, as any run of visible bytes (h11 checks no more than that).
-REQUEST_TARGET = FIELD_VCHAR + rb"+"
+# RFC 9112 §3.2: request-target, as any run of visible ASCII (h11 checks no more than that;
+# obs-text, allowed in field values, is not allowed here).
+REQUEST_TARGET = rb"[\x21-\x7e]+"
 # RFC 9110 §8.6: Content-Length = 1*DIGIT (at most 18 here: the value fits a machine word).
 CONTENT_LENGTH = rb"[0-9]{1,18}"
 
@@ -139,9 +140,12 @@ def parse_simple_head(head: bytes) -> Optional[SimpleHead]:
     return match.group(1), status, match.group(3) or b"", headers, content_length
 
 
-# A Connection field whose value holds "close", found as `connection_close` finds it, in a
-# head whose field lines are valid (each starts after a CRLF, its name ends at the colon).
-_CONNECTION_CLOSE_FIELD = re.compile(rb"\r\nconnection:[^\r\n]*close", re.IGNORECASE)
+# A Connection field with a "close" token, found as `connection_close` finds it, in a head
+# whose field lines are valid (each starts after a CRLF, its name ends at the colon): at the
+# start of the value or after a comma, then whitespace up to a comma or the line's end.
+_CONNECTION_CLOSE_FIELD = re.compile(
+    rb"\r\nconnection:(?:[^\r\n]*,)?[ \t]*close[ \t]*(?=,|\r\n|\Z)", re.IGNORECASE
+)
 
 
 #: A simple head's parts as `remembered_simple_head` returns them: `parse_simple_head`'s,
@@ -197,10 +201,13 @@ def head_says_close(buffer: bytes, end: int) -> bool:
 
 
 def connection_close(headers: Iterable[Tuple[bytes, bytes]]) -> bool:
-    """Whether `headers` (names in any case) hold `Connection: close`."""
+    """Whether `headers` (names in any case) hold `Connection: close`: a `close` among the
+    comma-separated tokens of a Connection field, as h11 reads them (`x-closer` is not)."""
     for name, value in headers:
-        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
-            return True
+        if len(name) == 10 and name.lower() == b"connection":
+            lowered = value.lower()
+            if b"close" in lowered and any(t.strip() == b"close" for t in lowered.split(b",")):
+                return True
     return False
 
 
