@@ -101,6 +101,7 @@ class ResponseState:
 
     __slots__ = (
         "buffered",
+        "closed",
         "complete",
         "direct_length",
         "h11_behind",
@@ -130,6 +131,10 @@ class ResponseState:
         self.head = b""
         # The size of the next body read through h11 (it grows while reads come back full).
         self.read_size = read_size
+        # Whether the response was closed (`_response_closed`): a second close (a body error,
+        # then its stream's close) must not touch the connection, which may by then serve the
+        # next request.
+        self.closed = False
 
 
 def origin_mismatch(request: Request, origin: Origin) -> RuntimeError:
@@ -182,7 +187,7 @@ class HTTP11Core(H11Exchange):
             self._request_count += 1
             self._state = ACTIVE
             self._expire_at = None
-            self._response = ResponseState(self.READ_NUM_BYTES)
+            self._response = exchange = ResponseState(self.READ_NUM_BYTES)
 
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read", None)
@@ -225,13 +230,14 @@ class HTTP11Core(H11Exchange):
                 )
             if is_traced(logger, request):
                 body = self._io.stream_class(
-                    self._receive_body(request, read_timeout),
-                    functools.partial(self._traced_response_closed, request),
+                    self._receive_body(request, exchange, read_timeout),
+                    functools.partial(self._traced_response_closed, request, exchange),
                 )
             else:
                 # Nothing to trace: one generator layer less per chunk and at close.
                 body = self._io.stream_class(
-                    self._untraced_body(read_timeout), self._response_closed
+                    self._untraced_body(exchange, read_timeout),
+                    functools.partial(self._response_closed, exchange),
                 )
             # The head was validated (by h11 or the fast path's grammar) into a fresh list of
             # (bytes, bytes): nothing left for the constructor's coercion to do.
@@ -253,7 +259,7 @@ class HTTP11Core(H11Exchange):
             ):
                 # The server closed the kept-alive connection as the request went out.
                 self._unanswered = True
-            yield from self._traced_response_closed(request)
+            yield from self._traced_response_closed(request, exchange)
             raise
 
     def _send_request(self, request: Request, timeout: Optional[float]) -> Gen[None]:
@@ -359,7 +365,9 @@ class HTTP11Core(H11Exchange):
         self._h11().receive_data(buffer)
         return None
 
-    def _receive_body(self, request: Request, timeout: Optional[float]) -> BodyGen:
+    def _receive_body(
+        self, request: Request, exchange: ResponseState, timeout: Optional[float]
+    ) -> BodyGen:
         try:
             yield from traced(
                 logger,
@@ -372,21 +380,20 @@ class HTTP11Core(H11Exchange):
             # Abandoned by its stream, which runs the close generator itself.
             raise
         except BaseException:
-            yield from self._traced_response_closed(request)
+            yield from self._traced_response_closed(request, exchange)
             raise
 
-    def _untraced_body(self, timeout: Optional[float]) -> BodyGen:
+    def _untraced_body(self, exchange: ResponseState, timeout: Optional[float]) -> BodyGen:
         """`_receive_body` when nothing is traced."""
         try:
-            response = self._response
-            if response.direct_length is not None:
-                yield from self._direct_body(response, timeout)
+            if exchange.direct_length is not None:
+                yield from self._direct_body(exchange, timeout)
             else:
                 yield from self._body_chunks(timeout)
         except GeneratorExit:
             raise
         except BaseException:
-            yield from self._response_closed()
+            yield from self._response_closed(exchange)
             raise
 
     def _body_chunks(self, timeout: Optional[float]) -> BodyGen:
@@ -485,18 +492,28 @@ class HTTP11Core(H11Exchange):
 
     # -- closing -----------------------------------------------------------------------------
 
-    def _traced_response_closed(self, request: Optional[Request]) -> Gen[None]:
+    def _traced_response_closed(
+        self, request: Optional[Request], exchange: ResponseState
+    ) -> Gen[None]:
+        if exchange.closed:
+            return  # traced once, when it was closed
         try:
-            yield from traced(logger, "response_closed", request, {}, self._response_closed())
+            yield from traced(
+                logger, "response_closed", request, {}, self._response_closed(exchange)
+            )
         except BaseException:
-            # E.g. a failing trace callback: never leave the connection ACTIVE for good.
-            if self._state is ACTIVE:
+            # E.g. a failing trace callback: never leave the connection ACTIVE for good (but
+            # never touch it once it serves the next request).
+            if self._state is ACTIVE and self._response is exchange:
                 yield from self._close()
             raise
 
-    def _response_closed(self) -> Gen[None]:
+    def _response_closed(self, exchange: ResponseState) -> Gen[None]:
         with self._state_lock:
-            response = self._response
+            if exchange.closed:
+                return
+            exchange.closed = True
+            response = exchange
             reusable = self._state is not CLOSED and not self._write_failed
             if reusable and response.direct_length is not None:
                 untouched = response.h11_behind is not None  # h11 saw neither request nor response
