@@ -70,7 +70,9 @@ def request_done(state: Optional[h11.Connection]) -> bool:
         return False
     import h11
 
-    return state.our_state is h11.DONE or state.our_state is h11.MIGHT_SWITCH_PROTOCOL
+    # A documented h11 state, missing from its `__all__`.
+    might_switch = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]
+    return state.our_state is h11.DONE or state.our_state is might_switch
 
 
 class ExchangeRecord(Protocol):
