@@ -368,7 +368,7 @@ class HTTPConnectionCore(LazyConnectionState):
                 }
                 kwargs, connecting = unix_kwargs, connect_unix(backend, unix_kwargs)
             try:
-                stream = yield from traced(logger, step, request, kwargs, connecting)
+                stream = yield from traced(logger, step, request, kwargs, connecting, close)
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
                     raise

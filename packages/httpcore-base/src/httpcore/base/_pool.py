@@ -242,13 +242,20 @@ class PoolCore:
                 closing = state.release(pool_request)
             yield from self._close_connections(closing)
             raise
+        inner = response.stream
         if state.queue:
             # A multiplexed connection may take more requests now that this one started.
             with self._lock:
                 closing = state.assign_requests_to_connections()
-            yield from self._close_connections(closing)
+            try:
+                yield from self._close_connections(closing)
+            except BaseException:
+                # Cancelled (asyncio re-raises a cancellation once the closes are done) or a
+                # close failed: the response is never handed out, so close it and release
+                # the request here, or its connection stays busy for good.
+                yield from self._response_closed(pool_request, inner)
+                raise
 
-        inner = response.stream
         return Response._wrap(
             response.status,
             response.headers,

@@ -8,7 +8,7 @@ has no trace callback and DEBUG logging is off, the step runs untraced at the co
 from __future__ import annotations
 
 import logging
-from typing import Generator, Mapping, Optional, TypeVar, Union
+from typing import Callable, Generator, Mapping, Optional, TypeVar, Union
 
 from ._models import Request
 from ._ops import Gen, Op, Sent, T, TraceCallback, trace
@@ -46,10 +46,13 @@ def traced(
     request: Optional[Request],
     info: Mapping[str, object],
     gen: Generator[Y, Sent, T],
+    lost: Optional[Callable[[T], Gen[None]]] = None,
 ) -> Generator[Union[Y, Op], Sent, T]:
     """`gen` as the traced step `step` of `request` (None: log only).
 
     Untraced (no callback, DEBUG off), this is `gen` itself: no extra generator layer.
+    `lost` disposes of the step's result (a connected stream, say) when the `.complete`
+    event fails (a callback that raises or is cancelled): the caller never gets it.
     """
     callback: Optional[TraceCallback] = (
         request.extensions.get("trace") if request is not None else None
@@ -57,7 +60,7 @@ def traced(
     debug = logger.isEnabledFor(logging.DEBUG)
     if callback is None and not debug:
         return gen
-    return _traced(logger, step, info, gen, callback, debug)
+    return _traced(logger, step, info, gen, callback, debug, lost)
 
 
 def _traced(
@@ -67,6 +70,7 @@ def _traced(
     gen: Generator[Y, Sent, T],
     callback: Optional[TraceCallback],
     debug: bool,
+    lost: Optional[Callable[[T], Gen[None]]],
 ) -> Generator[Union[Y, Op], Sent, T]:
     prefix = logger.name.rsplit(".", 1)[-1]
     yield from _emit(logger, debug, callback, prefix, step + ".started", info)
@@ -75,5 +79,12 @@ def _traced(
     except Exception as exc:
         yield from _emit(logger, debug, callback, prefix, step + ".failed", {"exception": exc})
         raise
-    yield from _emit(logger, debug, callback, prefix, step + ".complete", {"return_value": value})
+    try:
+        yield from _emit(
+            logger, debug, callback, prefix, step + ".complete", {"return_value": value}
+        )
+    except BaseException:
+        if lost is not None:
+            yield from lost(value)
+        raise
     return value

@@ -458,7 +458,12 @@ class SocksCore(LazyConnectionState):
             try:
                 return (
                     yield from traced(
-                        logger, "connect_tcp", request, info, do(CONNECT_TCP, backend, kwargs)
+                        logger,
+                        "connect_tcp",
+                        request,
+                        info,
+                        do(CONNECT_TCP, backend, kwargs),
+                        lambda stream: do(CLOSE, stream),
                     )
                 )
             except (ConnectError, ConnectTimeout):
