@@ -71,8 +71,10 @@ class RequestSending:
             health = self._health
             if self._refusal_locked() is not None:
                 error = health.send_error
-                if error is not None:
+                if error is not None and health.goaway is None:
                     raise renewed(error)
+                # After a GOAWAY no new stream was ever allowed, whatever failed since (a
+                # write the network then refused, say): the pool sends the request elsewhere.
                 raise ConnectionNotAvailable()
             h2_state = self._h2_state
             try:
@@ -151,6 +153,8 @@ class RequestSending:
             yield from close_iterator(iterator)
             raise
         if not stopped:
+            stopped = yield from self._wait_while_window_negative(request, stream)
+        if not stopped:
             with self._lock:
                 error = self._health.send_error
                 if error is not None:
@@ -202,6 +206,23 @@ class RequestSending:
             if offset >= total:
                 return False
             # The window is used up: wait for the server to open it.
+            outcome = yield from self._reader.wait_for(stream, self._check_window, request)
+            if outcome is _STOP:
+                return True
+
+    def _wait_while_window_negative(self, request: Request, stream: Stream) -> Gen[bool]:
+        """RFC 9113 §6.9.2: a server that lowers SETTINGS_INITIAL_WINDOW_SIZE can leave a
+        stream's window negative, and then not even the empty DATA frame that ends a body may
+        go until WINDOW_UPDATEs make it positive (h2 servers answer FLOW_CONTROL_ERROR).
+        True: the body should not be ended (the server reset or finished the stream)."""
+        while True:
+            with self._lock:
+                try:
+                    window = self._h2_state.local_flow_control_window(stream.stream_id)
+                except h2.exceptions.ProtocolError:
+                    return False  # closed: ending the stream reports it
+            if window >= 0:
+                return False
             outcome = yield from self._reader.wait_for(stream, self._check_window, request)
             if outcome is _STOP:
                 return True

@@ -196,6 +196,16 @@ class FrameWriter:
                     budget = deadline - time.monotonic()
                     if budget <= 0:
                         raise WriteTimeout("Timed out finishing an interrupted write.")
+            except WriteError as refused:
+                # The network refused the rest (the server closed, say, after a graceful
+                # GOAWAY): as for any refused write, nothing more is sent, but what the
+                # server sent before can still be read.
+                with lock:
+                    self.writing = False
+                    self._health.fail_writes(refused)
+                    h2_state.data_to_send()
+                    self._wake_all_locked()
+                return
             except BaseException as resume_exc:
                 failure = _interrupted(resume_exc)
         with lock:
