@@ -136,17 +136,20 @@ class FrameWriter:
                         self.writing = False
                         return
         except WriteError as exc:
-            # The network refused the write (typically: the server closed the connection).
-            # Nothing more can be sent, but what the server sent before can still be read.
-            with lock:
-                self.writing = False
-                self._health.fail_writes(exc)
-                h2_state.data_to_send()
-                self._wake_all_locked()
+            self._write_refused(exc)
             raise
         except BaseException as exc:
             yield from self._after_cancelled_write(timeout, exc)
             raise
+
+    def _write_refused(self, exc: WriteError) -> None:
+        """The network refused a write (typically: the server closed the connection).
+        Nothing more can be sent, but what the server sent before can still be read."""
+        with self._lock:
+            self.writing = False
+            self._health.fail_writes(exc)
+            self._h2_state.data_to_send()
+            self._wake_all_locked()
 
     def take_last_words_locked(self) -> bytes:
         """What h2 queued on a connection error it found (its GOAWAY), for
@@ -198,13 +201,8 @@ class FrameWriter:
                         raise WriteTimeout("Timed out finishing an interrupted write.")
             except WriteError as refused:
                 # The network refused the rest (the server closed, say, after a graceful
-                # GOAWAY): as for any refused write, nothing more is sent, but what the
-                # server sent before can still be read.
-                with lock:
-                    self.writing = False
-                    self._health.fail_writes(refused)
-                    h2_state.data_to_send()
-                    self._wake_all_locked()
+                # GOAWAY): a refused write like any other.
+                self._write_refused(refused)
                 return
             except BaseException as resume_exc:
                 failure = _interrupted(resume_exc)
