@@ -920,3 +920,58 @@ async def test_a_request_waiting_for_a_stream_slot_is_refused_after_goaway(
         await connection.aclose()
     assert outcomes["/a"] == b"a"
     assert isinstance(outcomes["/b"], httpcore.ConnectionNotAvailable), outcomes["/b"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_a_request_waiting_for_a_stream_slot_is_refused_after_a_refused_write(
+    anyio_backend: str,
+) -> None:
+    """As above, but the write the network refuses comes before the client has read the
+    GOAWAY (and the FIN) that the server sent: the first request stops reading its streamed
+    response early, the RST_STREAM of its close is refused (the asyncio transport closed
+    itself on the EOF it saw), and the slot it frees goes to the waiting request. That request
+    has sent nothing, on a connection whose writes fail and whose GOAWAY is still unread: it
+    must get `ConnectionNotAvailable` (as it does when it is woken before the slot is freed:
+    `_acquire_slot` refuses any connection that is not open that way, and
+    `ConnectionHealth.fail_writes` keeps `refusal()` at `ConnectionNotAvailable`), not the
+    write's `WriteError("Connection closed")`.
+
+    Still met by the chaos test after the fix for the test above (draining profile, seed 28,
+    asyncio: 4 runs in 12, ~30 requests each failing with `WriteError` after a graceful
+    GOAWAY); `_open_stream` (`_send.py`) raises `health.send_error` unless a GOAWAY was
+    seen, where `ConnectionHealth.refusal()` says `ConnectionNotAvailable`."""
+    stream = _ScriptedStream(max_streams=1)
+    server = stream.server
+    origin = httpcore.Origin(b"http", b"example.com", 80)
+    connection = httpcore.AsyncHTTP2Connection(origin, stream)
+    outcomes: Dict[str, Any] = {}
+    first: List[httpcore.Response] = []
+
+    async def get(path: str) -> None:
+        try:
+            response = await connection.handle_async_request(_request("GET", path))
+            outcomes[path] = await response.aread()
+            await response.aclose()
+        except Exception as exc:
+            outcomes[path] = exc
+
+    async def head_only(path: str) -> None:
+        first.append(await connection.handle_async_request(_request("GET", path)))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(head_only, "/a")  # stream 1; reads the SETTINGS (one at a time)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(get, "/b")  # waits for the slot
+            await anyio.wait_all_tasks_blocked()
+            server.send_headers(1, [(b":status", b"200")])
+            stream.deliver(server.data_to_send())
+            await anyio.wait_all_tasks_blocked()  # /a has its head; /b still waits
+            goaway = hyperframe.frame.GoAwayFrame(stream_id=0, last_stream_id=1)
+            server.send_data(1, b"a" * 1000, end_stream=True)
+            stream.deliver(goaway.serialize() + server.data_to_send(), eof=True)
+            # Unread yet: /a stops reading (its RST_STREAM is refused), /b gets the slot.
+            await first[0].aclose()
+        await connection.aclose()
+    assert isinstance(outcomes["/b"], httpcore.ConnectionNotAvailable), outcomes["/b"]

@@ -69,13 +69,12 @@ class RequestSending:
         headers = request_headers(request, authority)
         with self._lock:
             health = self._health
-            if self._refusal_locked() is not None:
-                error = health.send_error
-                if error is not None and health.goaway is None:
-                    raise renewed(error)
-                # After a GOAWAY no new stream was ever allowed, whatever failed since (a
-                # write the network then refused, say): the pool sends the request elsewhere.
-                raise ConnectionNotAvailable()
+            refusal = self._refusal_locked()
+            if refusal is not None:
+                # This request has sent nothing here: after a GOAWAY or a write the network
+                # refused, the pool sends it elsewhere (`ConnectionNotAvailable`); a
+                # connection that failed while it took requests gives that failure.
+                raise refusal
             h2_state = self._h2_state
             try:
                 stream_id = h2_state.get_next_available_stream_id()
