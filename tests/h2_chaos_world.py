@@ -541,7 +541,14 @@ class _ServerConnection:
             if self.settings_waiting:
                 self.change_settings(self.settings_waiting.popleft())
 
+    def h2_closed(self) -> bool:
+        """Whether h2's side is closed (by the client's GOAWAY, say): h2 then refuses every
+        call, so the server has nothing more to do on this connection."""
+        return bool(self.h2.state_machine.state is h2.connection.ConnectionState.CLOSED)
+
     def change_settings(self, settings: Dict[Any, int]) -> None:
+        if self.h2_closed():
+            return
         if self.settings_unacknowledged:
             self.settings_waiting.append(settings)
         else:
@@ -552,6 +559,8 @@ class _ServerConnection:
         """Once a lower INITIAL_WINDOW_SIZE applies, open the windows of the open streams up
         to it again. (h2 only reopens a window as it acknowledges data: a stream whose
         window the change made negative would get nothing, and wait for ever.)"""
+        if self.h2_closed():
+            return
         target = self.h2.local_settings.initial_window_size
         for stream_id, stream in self.streams.items():
             if stream.record.request_ended or stream.record.client_reset:
@@ -678,6 +687,8 @@ class _ServerConnection:
         return self.rng.choice(candidates) if candidates else self.max_started
 
     def act(self, action: str) -> None:
+        if self.h2_closed():
+            return
         rng = self.rng
         self.record.actions.append(action)
         if action == "ping":
