@@ -129,6 +129,29 @@ def tcp_readable(sock: socket.socket) -> bool:
         return True
 
 
+def tcp_socket_of(stream: Any) -> Any:
+    """The TCP socket under `stream` (any backend's, through TLS), where `peer_closed` can
+    ask the kernel about it: on Linux. None elsewhere, and for streams without one."""
+    if not _TCP_STATE_CHECK:
+        return None
+    sock = stream.get_extra_info("socket")
+    try:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            return sock
+    except (AttributeError, OSError):
+        pass
+    return None
+
+
+def peer_closed(sock: Any) -> bool:
+    """Whether the server's FIN or a reset arrived on `sock` (from `tcp_socket_of`), read or
+    not, whatever else is queued: the TCP state is no longer ESTABLISHED."""
+    try:
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1) != _TCP_ESTABLISHED)
+    except OSError:  # closed
+        return True
+
+
 def _socket_info(sock: SocketLike, info: str) -> object:
     """The `get_extra_info` keys that only depend on the (outermost) socket (a stdlib socket,
     or anything with the same methods, such as a trio socket)."""

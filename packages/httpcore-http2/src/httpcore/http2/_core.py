@@ -28,6 +28,7 @@ Rules (besides those of `MultiplexedCore`):
 
 from __future__ import annotations
 
+import time
 from typing import Any, Dict, Optional
 
 import h2.events
@@ -39,6 +40,7 @@ from httpcore.base._models import Origin, Request
 from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter
 from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
 from httpcore.base._multiplex_core import HTTPConnectionState as HTTPConnectionState
+from httpcore.base._sync_backend import peer_closed, tcp_socket_of
 from httpcore.base._trace import traced
 
 from ._headers import HeadMemo
@@ -75,6 +77,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
     ) -> None:
         self._origin = origin
         self._network_stream = stream
+        self._tcp_socket = tcp_socket_of(stream)
         self._keepalive_expiry = keepalive_expiry
         self._expire_at: Optional[float] = None
         self._state = IDLE
@@ -235,6 +238,17 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             yield (CALL, shutdown, None, ())
 
     # -- the state a pool asks for ---------------------------------------------------------
+
+    def has_expired(self) -> bool:
+        """Whether the pool should close it (keep-alive expired, of no further use with
+        nothing in flight, or closed by the server while idle)."""
+        if self._has_timed_out(time.monotonic()):
+            return True
+        # A server may close an idle connection without a GOAWAY (RFC 9113 §9.1): a request
+        # sent on it would be lost. Unlike HTTP/1.1, readable does not mean closed here (a
+        # PING, a WINDOW_UPDATE, a TLS session ticket), so ask for the TCP state.
+        sock = self._tcp_socket
+        return sock is not None and self._state is IDLE and peer_closed(sock)
 
     def is_available(self) -> bool:
         """Whether it can take another request now (a free stream slot, not failed or draining)."""
