@@ -77,7 +77,7 @@ class Expected:
     """What h11 makes of one request."""
 
     sent: bytes  # what h11 writes (up to its error, if any)
-    error: Optional[Tuple[str, str]]  # (class name, message); ("misuse", "") see below
+    error: Optional[Tuple[str, str]]  # (class name, message)
     before_io: bool = False  # the error comes from argument coercion, before any I/O
     reusable: bool = False  # after the response, both h11 sides are DONE
     family: str = "ok"  # for the vacuity test
@@ -276,12 +276,17 @@ def reference_send(conn: h11.Connection, spec: Spec, is_async: bool, sim: Simula
         method, target, headers = build(spec, sim)
     except Refused as exc:
         return Expected(b"", ("TypeError", str(exc)), before_io=True, family="coercion")
+    items = body_items(spec, is_async)
+    if items is None:
+        # Refused by the connection before it writes anything (API.md §0; §2.6's wording).
+        message = (
+            "request body must be bytes or an async iterable of bytes on an async "
+            f"connection, but got {spec.body}."
+        )
+        return Expected(b"", ("TypeError", message), before_io=True, family="async misuse")
     sent = b""
     try:
         sent += conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
-        items = body_items(spec, is_async)
-        if items is None:
-            return Expected(sent, ("misuse", ""), family="async misuse")
         for item in items:
             sent += conn.send(h11.Data(data=item)) or b""
         sent += conn.send(h11.EndOfMessage()) or b""
@@ -431,18 +436,13 @@ def check(
         f"{message} (after {shown(want.sent)})\n{where}"
     )
     exc = outcome[1]
-    if kind == "misuse":
-        # Not covered by API.md beyond "async bodies must be async iterables" (§0): a
-        # TypeError or AttributeError of iterating it asynchronously.
-        assert isinstance(exc, (TypeError, AttributeError)), f"{exc!r}\n{where}"
-    else:
-        got = (type(exc).__name__, str(exc))
-        assert got == want.error, (
-            f"request {index} raised {got} after writing {shown(written)}; h11: {want.error}"
-            f"\n{where}"
-        )
-        if kind == "LocalProtocolError":
-            assert isinstance(exc, httpcore.LocalProtocolError), f"{exc!r}\n{where}"
+    got = (type(exc).__name__, str(exc))
+    assert got == want.error, (
+        f"request {index} raised {got} after writing {shown(written)}; h11: {want.error}"
+        f"\n{where}"
+    )
+    if kind == "LocalProtocolError":
+        assert isinstance(exc, httpcore.LocalProtocolError), f"{exc!r}\n{where}"
     # Never more than h11 wrote before refusing (it may be less: a body in memory can be
     # checked before anything is written).
     assert want.sent.startswith(written), (

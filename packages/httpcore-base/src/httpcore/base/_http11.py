@@ -58,7 +58,7 @@ from ._http11_simple import (
 from ._http11_upgrade import AsyncHTTP11UpgradeStream, HTTP11UpgradeStream, UpgradeStreamBase
 from ._interfaces import ConnectionInterface, SyncShell
 from ._models import Origin, Request, Response
-from ._ops import AnyNetworkStream, close, write
+from ._ops import AnyNetworkStream, check_body, close, write
 from ._trace import is_traced, traced
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ class HTTP11Core(H11Exchange):
     def _handle(self, request: Request) -> Gen[Response]:
         if request.url.origin != self._origin:
             raise origin_mismatch(request, self._origin)
+        check_body(request.stream, self._io.is_async)
         with self._state_lock:
             if self._state is not NEW and self._state is not IDLE:
                 raise ConnectionNotAvailable()

@@ -55,6 +55,7 @@ from ._http11 import origin_mismatch
 from ._http11_simple import in_memory_body
 from ._models import Origin, Request, Response
 from ._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter, renewed
+from ._ops import check_body
 from ._trace import traced
 
 T = TypeVar("T")
@@ -341,6 +342,7 @@ class MultiplexedCore(Generic[S, P]):
     def _handle(self, request: Request) -> Gen[Response]:
         if request.url.origin != self._origin:
             raise origin_mismatch(request, self._origin)
+        check_body(request.stream, self._io.is_async)
         prepared = self._prepare(request)
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read", None)

@@ -213,6 +213,19 @@ def handle(connection: Handler, request: Request) -> Gen[Response]:
     return response
 
 
+def check_body(stream: object, is_async: bool) -> None:
+    """Refuse, before anything is sent, a request body the connection's flavour cannot
+    iterate (API.md §0: sync bodies are iterables, async ones async iterables)."""
+    if hasattr(stream, "__aiter__" if is_async else "__iter__"):
+        return
+    kind = "an async iterable" if is_async else "an iterable"
+    flavour = "an async" if is_async else "a sync"
+    raise TypeError(
+        f"request body must be bytes or {kind} of bytes on {flavour} connection, "
+        f"but got {type(stream).__name__}."
+    )
+
+
 def iterate(iterable: AnyIterable[T]) -> Gen[AnyIterator[T]]:
     """The iterator of a request body (`iter()` / `__aiter__()`)."""
     iterator: AnyIterator[T] = yield (ITER, iterable)

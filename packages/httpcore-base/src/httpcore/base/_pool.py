@@ -24,7 +24,7 @@ from ._http3 import http3_connection_class, through_proxy
 from ._http11_simple import in_memory_body
 from ._interfaces import AnyConnection, RequestInterface, SyncShell, delegate, lost_unanswered
 from ._models import Origin, Proxy, Request, Response, Stream
-from ._ops import AnyNetworkBackend, close, iterate, next_item, wait
+from ._ops import AnyNetworkBackend, check_body, close, iterate, next_item, wait
 from ._pool_state import PoolRequest, PoolState
 from ._proxy import ForwardHTTPConnection, ProxyPoolCore, TunnelHTTPConnection
 from ._trace import traced
@@ -205,6 +205,7 @@ class PoolCore:
 
     def _handle(self, request: Request) -> Gen[Response]:
         check_url(request, self._uds)
+        check_body(request.stream, self._io.is_async)
         pool_timeout = request.extensions.get("timeout", {}).get("pool", None)
         pool_request: PoolRequest[AnyConnection] = PoolRequest(request)
         state = self._state
