@@ -149,7 +149,7 @@ async def test_handshake_timeout(api: helpers.API, client_ssl_context: ssl.SSLCo
         port = sink.getsockname()[1]
         async with h3(api, port, client_ssl_context) as conn:
             started = time.monotonic()
-            with pytest.raises(httpcore.ConnectTimeout):
+            with pytest.raises(httpcore.ConnectTimeout, match="timed out"):
                 await conn.request(
                     "GET", f"https://127.0.0.1:{port}/", extensions={"timeout": {"connect": 0.5}}
                 )
@@ -177,7 +177,7 @@ async def test_mock_backend_handshake_timeout(
 ) -> None:
     backend = httpcore.AsyncMockBackend([]) if api.is_async else httpcore.MockBackend([])
     async with h3(api, 443, client_ssl_context, network_backend=backend) as conn:
-        with pytest.raises(httpcore.ConnectTimeout):
+        with pytest.raises(httpcore.ConnectTimeout, match="timed out"):
             await conn.request(
                 "GET", "https://127.0.0.1:443/", extensions={"timeout": {"connect": 0.2}}
             )
@@ -602,7 +602,7 @@ async def test_every_address_silent_is_a_connect_timeout_within_the_timeout(
             second.bind(("127.0.0.1", port))
             async with localhost(api, port, client_ssl_context) as conn:
                 started = time.monotonic()
-                with pytest.raises(httpcore.ConnectTimeout):
+                with pytest.raises(httpcore.ConnectTimeout, match="timed out"):
                     await conn.request(
                         "GET",
                         f"https://localhost:{port}/",

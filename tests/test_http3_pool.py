@@ -72,7 +72,7 @@ async def test_prior_knowledge_failure_is_the_requests_error(
         async with api.ConnectionPool(
             ssl_context=client_ssl_context, http1=False, http2=False, http3=True
         ) as pool:
-            with pytest.raises(httpcore.ConnectTimeout):
+            with pytest.raises(httpcore.ConnectTimeout, match="timed out"):
                 await pool.request("GET", url, extensions={"timeout": {"connect": 0.3}})
             assert pool.connections == []
 

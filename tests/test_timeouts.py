@@ -57,7 +57,7 @@ async def test_read_timeout_through_a_pool(api: Any, raw_server: RawFactory) -> 
     responder = Responder(silent=True)
     srv = raw_server(responder, conn_timeout=SERVER_PATIENCE)
     async with api.ConnectionPool() as pool:
-        with Clock() as clock, pytest.raises(httpcore.ReadTimeout):
+        with Clock() as clock, pytest.raises(httpcore.ReadTimeout, match=r"^timed out$"):
             await pool.request("GET", srv.url + "/", extensions=timeouts(read=TIMEOUT))
         assert TIMEOUT <= clock.elapsed < BOUND
         assert pool.connections == []
@@ -81,7 +81,7 @@ async def test_read_timeout_in_the_body_through_a_pool(
     srv = raw_server(responder, conn_timeout=SERVER_PATIENCE)
     async with api.ConnectionPool() as pool:
         async with pool.stream("GET", srv.url + "/", extensions=timeouts(read=TIMEOUT)) as r:
-            with Clock() as clock, pytest.raises(httpcore.ReadTimeout):
+            with Clock() as clock, pytest.raises(httpcore.ReadTimeout, match=r"^timed out$"):
                 await r.aread()
             assert clock.elapsed < BOUND
         assert pool.connections == []
@@ -92,7 +92,7 @@ async def test_read_timeout_through_a_connection(api: Any, raw_server: RawFactor
     responder = Responder(silent=True)
     srv = raw_server(responder, conn_timeout=SERVER_PATIENCE)
     async with api.HTTPConnection(helpers.origin(srv.url)) as conn:
-        with Clock() as clock, pytest.raises(httpcore.ReadTimeout):
+        with Clock() as clock, pytest.raises(httpcore.ReadTimeout, match=r"^timed out$"):
             await conn.request("GET", srv.url + "/", extensions=timeouts(read=TIMEOUT))
         assert TIMEOUT <= clock.elapsed < BOUND
         assert conn.is_closed()
@@ -101,7 +101,7 @@ async def test_read_timeout_through_a_connection(api: Any, raw_server: RawFactor
 
 async def test_write_timeout_through_a_pool(api: Any, stall_server: StallServer) -> None:
     async with api.ConnectionPool() as pool:
-        with Clock() as clock, pytest.raises(httpcore.WriteTimeout):
+        with Clock() as clock, pytest.raises(httpcore.WriteTimeout, match=r"^timed out$"):
             await pool.request(
                 "POST",
                 stall_server.url + "/",
@@ -120,7 +120,7 @@ async def test_write_timeout_with_a_streamed_body(api: Any, stall_server: StallS
     """The request body comes from an iterator (written chunk by chunk, through h11)."""
     chunks = [b"x" * 65536] * (UPLOAD // 65536)
     async with api.ConnectionPool() as pool:
-        with Clock() as clock, pytest.raises(httpcore.WriteTimeout):
+        with Clock() as clock, pytest.raises(httpcore.WriteTimeout, match=r"^timed out$"):
             await pool.request(
                 "POST",
                 stall_server.url + "/",
@@ -135,7 +135,7 @@ async def test_write_timeout_with_a_streamed_body(api: Any, stall_server: StallS
 
 async def test_write_timeout_through_a_connection(api: Any, stall_server: StallServer) -> None:
     async with api.HTTPConnection(helpers.origin(stall_server.url)) as conn:
-        with Clock() as clock, pytest.raises(httpcore.WriteTimeout):
+        with Clock() as clock, pytest.raises(httpcore.WriteTimeout, match=r"^timed out$"):
             await conn.request(
                 "POST",
                 stall_server.url + "/",
@@ -160,7 +160,7 @@ async def test_http2_read_timeout(api: Any, h2_server: Callable[..., H2Server]) 
     ReadTimeout for that request only; the connection serves the next one."""
     srv = h2_server(hold=2, conn_timeout=SERVER_PATIENCE)
     async with h2c_pool(api) as pool:
-        with Clock() as clock, pytest.raises(httpcore.ReadTimeout):
+        with Clock() as clock, pytest.raises(httpcore.ReadTimeout, match=r"^timed out$"):
             await pool.request("GET", srv.url + "/first", extensions=timeouts(read=TIMEOUT))
         assert TIMEOUT <= clock.elapsed < BOUND
         response = await pool.request("GET", srv.url + "/second")
@@ -199,7 +199,7 @@ async def test_http2_read_timeout_while_another_request_reads(
 
         async def b_then_c() -> None:
             await until(api, lambda: srv.requests >= 1)
-            with Clock() as clock, pytest.raises(httpcore.ReadTimeout):
+            with Clock() as clock, pytest.raises(httpcore.ReadTimeout, match=r"^timed out$"):
                 await pool.request("GET", srv.url + "/b", extensions=timeouts(read=TIMEOUT))
             assert TIMEOUT <= clock.elapsed < BOUND
             results.append((await pool.request("GET", srv.url + "/c")).content)
@@ -217,7 +217,7 @@ async def test_http2_write_timeout(api: Any, h2_server: Callable[..., H2Server])
     srv = h2_server(stall=True, conn_timeout=SERVER_PATIENCE)
     async with h2c_pool(api) as pool:
         assert (await pool.request("GET", srv.url + "/warm")).content == b"ok /warm"
-        with Clock() as clock, pytest.raises(httpcore.WriteTimeout):
+        with Clock() as clock, pytest.raises(httpcore.WriteTimeout, match=r"^timed out$"):
             await pool.request(
                 "POST",
                 srv.url + "/stall",

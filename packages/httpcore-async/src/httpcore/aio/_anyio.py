@@ -18,6 +18,7 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     WriteError,
     WriteTimeout,
+    timed_out,
 )
 from httpcore.base._sync_backend import is_socket_readable
 
@@ -62,7 +63,7 @@ class AnyIOStream(AsyncNetworkStream):
             with anyio.fail_after(timeout):
                 return await self._stream.receive(max_bytes)
         except TimeoutError as exc:
-            raise ReadTimeout(exc) from exc
+            raise ReadTimeout(timed_out(exc)) from exc
         except anyio.EndOfStream:
             return b""
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -78,7 +79,7 @@ class AnyIOStream(AsyncNetworkStream):
                 with anyio.fail_after(timeout):
                     await self._stream.send(buffer)
         except TimeoutError as exc:
-            raise WriteTimeout(exc) from exc
+            raise WriteTimeout(timed_out(exc)) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise WriteError(exc) from exc
 
@@ -106,7 +107,7 @@ class AnyIOStream(AsyncNetworkStream):
                 )
         except TimeoutError as exc:
             await self.aclose()
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except (anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
             await self.aclose()
             raise ConnectError(exc) from exc
@@ -167,7 +168,7 @@ class AnyIOBackend(AsyncNetworkBackend):
                     remote_host=host, remote_port=port, local_host=local_address
                 )
         except TimeoutError as exc:
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except (OSError, anyio.BrokenResourceError) as exc:
             raise ConnectError(exc) from exc
         return await _finish_connect(stream, socket_options)
@@ -182,7 +183,7 @@ class AnyIOBackend(AsyncNetworkBackend):
             with anyio.fail_after(timeout):
                 stream = await anyio.connect_unix(path)
         except TimeoutError as exc:
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except (OSError, anyio.BrokenResourceError) as exc:
             raise ConnectError(exc) from exc
         return await _finish_connect(stream, socket_options)

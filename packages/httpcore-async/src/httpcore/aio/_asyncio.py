@@ -25,6 +25,7 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     WriteError,
     WriteTimeout,
+    timed_out,
 )
 from httpcore.base._happy_eyeballs import AddrInfo, Schedule, candidates, is_ip_literal
 
@@ -123,7 +124,7 @@ class _Protocol(asyncio.BufferedProtocol):
 
 def _timed_out(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
-        waiter.set_exception(TimeoutError())
+        waiter.set_exception(TimeoutError("timed out"))
 
 
 async def _wait(
@@ -209,7 +210,7 @@ class AsyncIOStream(AsyncNetworkStream):
             try:
                 await _wait(self._loop, protocol, "read_waiter", timeout)
             except TimeoutError as exc:
-                raise ReadTimeout(exc) from exc
+                raise ReadTimeout(timed_out(exc)) from exc
             if not protocol.chunks:
                 if protocol.error is not None:
                     raise ReadError(protocol.error)
@@ -245,7 +246,7 @@ class AsyncIOStream(AsyncNetworkStream):
                 await _wait(self._loop, protocol, "write_waiter", timeout)
             except TimeoutError as exc:
                 self._broken = True
-                raise WriteTimeout(exc) from exc
+                raise WriteTimeout(timed_out(exc)) from exc
             if protocol.error is not None:
                 self._broken = True
                 raise WriteError(protocol.error)
@@ -319,7 +320,7 @@ class AsyncIOStream(AsyncNetworkStream):
             )
         except asyncio.TimeoutError as exc:
             self._abort()
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except (OSError, ssl.SSLError, ConnectionError) as exc:
             self._abort()
             raise ConnectError(exc) from exc
@@ -384,7 +385,7 @@ class AsyncIOBackend(AsyncNetworkBackend):
                     sock.close()
                     raise
         except asyncio.TimeoutError as exc:
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except OSError as exc:
             raise ConnectError(exc) from exc
         return AsyncIOStream(transport, protocol)
@@ -406,7 +407,7 @@ class AsyncIOBackend(AsyncNetworkBackend):
             transport, _ = await loop.create_unix_connection(lambda: protocol, sock=sock)
         except asyncio.TimeoutError as exc:
             sock.close()
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except OSError as exc:
             sock.close()
             raise ConnectError(exc) from exc
@@ -545,7 +546,7 @@ async def _race(
                 assert last_error is not None
                 raise last_error
             if deadline is not None and now >= deadline:
-                raise asyncio.TimeoutError()
+                raise asyncio.TimeoutError("timed out")
             await _wait(loop, race, "waiter", schedule.wait(now, deadline), expire=_wake)
     finally:
         race.close()

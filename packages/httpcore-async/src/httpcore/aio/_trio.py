@@ -18,6 +18,7 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     WriteError,
     WriteTimeout,
+    timed_out,
 )
 from httpcore.base._sync_backend import _socket_info, is_socket_readable
 
@@ -63,7 +64,7 @@ class TrioStream(AsyncNetworkStream):
             with trio.fail_after(timeout):
                 return await self._stream.receive_some(max_bytes)
         except trio.TooSlowError as exc:
-            raise ReadTimeout(exc) from exc
+            raise ReadTimeout(timed_out(exc)) from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ReadError(exc) from exc
 
@@ -87,7 +88,7 @@ class TrioStream(AsyncNetworkStream):
                 with trio.fail_after(timeout):
                     await self._send(memoryview(buffer))
         except trio.TooSlowError as exc:
-            raise WriteTimeout(exc) from exc
+            raise WriteTimeout(timed_out(exc)) from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise WriteError(exc) from exc
 
@@ -149,7 +150,7 @@ class TrioBackend(AsyncNetworkBackend):
                 with trio.fail_after(timeout):
                     stream = await trio.open_tcp_stream(host, port, local_address=local_address)
         except trio.TooSlowError as exc:
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except (OSError, trio.BrokenResourceError) as exc:
             raise ConnectError(exc) from exc
         return await _finish_connect(stream, socket_options)
@@ -167,7 +168,7 @@ class TrioBackend(AsyncNetworkBackend):
                 with trio.fail_after(timeout):
                     stream = await trio.open_unix_socket(path)
         except trio.TooSlowError as exc:
-            raise ConnectTimeout(exc) from exc
+            raise ConnectTimeout(timed_out(exc)) from exc
         except (OSError, trio.BrokenResourceError) as exc:
             raise ConnectError(exc) from exc
         return await _finish_connect(stream, socket_options)

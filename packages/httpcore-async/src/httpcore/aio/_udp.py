@@ -10,7 +10,7 @@ import collections
 import socket
 from typing import Any, Deque, Optional, Tuple, cast
 
-from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError
+from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError, timed_out
 from httpcore.base._udp import (
     MAX_DATAGRAM_SIZE,
     alternatives,
@@ -104,7 +104,7 @@ class AsyncIODatagramStream:
             try:
                 await asyncio.wait_for(waiter, timeout)
             except asyncio.TimeoutError as exc:
-                raise ReadTimeout(exc) from exc
+                raise ReadTimeout(timed_out(exc)) from exc
             finally:
                 protocol.waiter = None
         return protocol.datagrams.popleft()[:max_bytes]
@@ -192,7 +192,7 @@ class TrioDatagramStream:
             with trio.fail_after(float("inf") if timeout is None else timeout):
                 return await self._sock.recv(max_bytes)  # type: ignore[no-any-return]
         except trio.TooSlowError as exc:
-            raise ReadTimeout(exc) from exc
+            raise ReadTimeout(timed_out(exc)) from exc
         except (OSError, trio.ClosedResourceError) as exc:
             raise ReadError(exc) from exc
 
@@ -261,7 +261,7 @@ class AnyIODatagramStream:
             with anyio.fail_after(timeout):
                 return (await self._sock.receive())[:max_bytes]  # type: ignore[no-any-return]
         except TimeoutError as exc:
-            raise ReadTimeout(exc) from exc
+            raise ReadTimeout(timed_out(exc)) from exc
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             raise ReadError(exc) from exc
 

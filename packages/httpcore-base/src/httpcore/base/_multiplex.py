@@ -79,15 +79,17 @@ class Waiter:
 
     def wait_sync(self, timeout: Optional[float]) -> None:
         if not self.event.wait(timeout):
-            raise self.timeout_error()
+            error = self.timeout_error
+            # A pool timeout is empty, as API.md §3.4 has it.
+            raise error() if error is PoolTimeout else error("timed out")
 
     async def wait_async(self, timeout: Optional[float]) -> None:
         try:
             await cast(Awaitable[None], self.event.wait(timeout))
         except PoolTimeout as exc:
             if self.timeout_error is PoolTimeout:
-                raise
-            raise self.timeout_error(exc) from exc
+                raise  # empty, as API.md §3.4 has it
+            raise self.timeout_error("timed out") from exc
 
 
 W = TypeVar("W", bound=SlotWaiter)

@@ -150,7 +150,7 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                 yield from self.read_once(deadline, ConnectTimeout)
         except ConnectTimeout as exc:
             with self._lock:
-                self.fail_locked(ConnectTimeout(str(exc) or "QUIC handshake timed out"))
+                self.fail_locked(ConnectTimeout(str(exc)))
             raise
         except ConnectError:
             raise
@@ -242,7 +242,7 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         except ReadTimeout:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                raise timeout_error() from None
+                raise timeout_error("timed out") from None
             if timer is not None and now >= timer:
                 with lock:
                     quic.handle_timer(now=now)
