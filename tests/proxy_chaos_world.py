@@ -77,10 +77,12 @@ FAULTS: Dict[str, Fault] = {
     "c_407_bare": Fault("connect", (httpcore.ProxyError,), "407 ", True),
     "c_502": Fault("connect", (httpcore.ProxyError,), "502 Bad Gateway", True),
     "c_malformed": Fault("connect", (httpcore.RemoteProtocolError,), "", False),
-    # The 200 and a TLS alert in one packet, then a target that completes the handshake: the
-    # stream handed to TLS delegates `start_tls` to the socket (API.md §4.3), so the bytes
-    # read behind the reply head never reach TLS and the request goes through.
-    "c_trailing_alert": Fault("connect"),
+    # The 200 and a TLS alert in one packet (then a target that would complete the
+    # handshake): the bytes read behind the reply head are the TLS session's first, so the
+    # alert ends the handshake. (They were dropped once, and the request went through.)
+    "c_trailing_alert": Fault(
+        "connect", (httpcore.ConnectError,), "ALERT_HANDSHAKE_FAILURE", False, tls=True
+    ),
     # A stalled CONNECT reply is a read like any other (§7.1: `read` covers every read).
     "c_stall": Fault("connect", (httpcore.ReadTimeout,), "", False, short="read"),
     # -- HTTP forwarding (§5.3, §3.7, §8) --

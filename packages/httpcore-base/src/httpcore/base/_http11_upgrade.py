@@ -1,7 +1,9 @@
 """The network streams handed out after an HTTP/1.1 upgrade (`101`) or a `CONNECT` tunnel.
 
 Rules it keeps: the bytes that arrived behind the response head (already read off the socket by
-the connection) come first, then the socket itself; closing or TLS goes straight to the socket.
+the connection) come first, then the socket itself; closing goes straight to the socket, and so
+does TLS when no such bytes are left (otherwise they are the TLS session's first: it runs over
+this stream, so that they are not lost).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class HTTP11UpgradeStream(UpgradeStreamBase, NetworkStream):
         server_hostname: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> NetworkStream:
+        if self._leading_data:
+            from ._sync_tls import SyncTLSStream
+
+            return SyncTLSStream.handshake(self, ssl_context, server_hostname, timeout)
         return self._stream.start_tls(ssl_context, server_hostname, timeout)
 
 
@@ -82,4 +88,8 @@ class AsyncHTTP11UpgradeStream(UpgradeStreamBase, AsyncNetworkStream):
         server_hostname: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> AsyncNetworkStream:
+        if self._leading_data:
+            from httpcore.aio._memory_tls import MemoryTLSStream
+
+            return await MemoryTLSStream.handshake(self, ssl_context, server_hostname, timeout)
         return await self._stream.start_tls(ssl_context, server_hostname, timeout)
