@@ -438,8 +438,7 @@ def check(
     exc = outcome[1]
     got = (type(exc).__name__, str(exc))
     assert got == want.error, (
-        f"request {index} raised {got} after writing {shown(written)}; h11: {want.error}"
-        f"\n{where}"
+        f"request {index} raised {got} after writing {shown(written)}; h11: {want.error}\n{where}"
     )
     if kind == "LocalProtocolError":
         assert isinstance(exc, httpcore.LocalProtocolError), f"{exc!r}\n{where}"

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -61,12 +62,16 @@ CONNECTION_SPECIFIC = frozenset(
 )
 
 
+#: A field name as HTTP/3 carries it: a token (RFC 9110 §5.1), lower case (RFC 9114 §4.2).
+_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
+
+
 class ClientH3Connection(H3Connection):
     """aioquic's HTTP/3 connection, with a malformed response a stream error (rules above).
 
-    It overrides the method aioquic (1.0 to 1.7) checks each frame of a request stream in;
-    the frames that follow on a malformed stream are dropped unparsed, since aioquic would
-    find DATA after headers it refused unexpected, a connection error again."""
+    It overrides the methods aioquic (1.0 to 1.7) checks each frame of a request stream in,
+    and its end; the frames that follow on a malformed stream are dropped unparsed, since
+    aioquic would find DATA after headers it refused unexpected, a connection error again."""
 
     def __init__(self, quic: QuicConnection) -> None:
         super().__init__(quic)
@@ -87,12 +92,30 @@ class ClientH3Connection(H3Connection):
                     for name, _ in event.headers:
                         if name in CONNECTION_SPECIFIC:
                             raise MessageError(f"Header {name!r} is connection-specific")
+                        if not _FIELD_NAME(name) and name[:1] != b":":
+                            # RFC 9114 §10.3: aioquic checks only RFC 9113 §8.2.1's subset.
+                            raise MessageError(f"Header {name!r} is not a valid field name")
         except MessageError as exc:
-            if stream.push_id is not None:  # pragma: no cover - push is never enabled
-                raise
-            self.malformed.add(stream_id)
-            return [MalformedReceived(stream_id, str(exc.reason_phrase))]
+            return self._malformed(stream, exc)
         return events
+
+    def _handle_request_or_push_end(self, stream: Any) -> List[H3Event]:
+        # The end of a stream after its last HEADERS or DATA frame (a FIN of its own, or
+        # after an unknown frame): aioquic 1.7 checks Content-Length and interim responses
+        # here, outside the method above.
+        if stream.stream_id in self.malformed:
+            return []
+        try:
+            events: List[H3Event] = super()._handle_request_or_push_end(stream)
+        except MessageError as exc:
+            return self._malformed(stream, exc)
+        return events
+
+    def _malformed(self, stream: Any, exc: MessageError) -> List[H3Event]:
+        if stream.push_id is not None:  # pragma: no cover - push is never enabled
+            raise exc
+        self.malformed.add(stream.stream_id)
+        return [MalformedReceived(stream.stream_id, str(exc.reason_phrase))]
 
 
 #: How much of a response the server may send beyond what the caller has read.
@@ -242,18 +265,32 @@ def pull_varint(data: bytes | bytearray, offset: int) -> Optional[Tuple[int, int
     return value, offset + length
 
 
+class ControlStreamError(Exception):
+    """The server broke a rule of its control stream: a connection error of type `code`
+    (RFC 9114 §8.1), said as `message`."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_H3_FRAME_ERROR = 0x106
+_H3_ID_ERROR = 0x108
+
+
 class GoawayWatcher:
     """Finds the server's control stream among its unidirectional streams and the GOAWAY
     frames on it (RFC 9114 §6.2.1, §7.2.6). `feed()` returns the stream id of a GOAWAY, else
     None."""
 
-    __slots__ = ("_buffers", "_control", "_ignored", "_skip")
+    __slots__ = ("_buffers", "_control", "_ignored", "_last", "_skip")
 
     def __init__(self) -> None:
         self._buffers: Dict[int, bytearray] = {}
         self._control: Optional[int] = None
         self._ignored: Set[int] = set()
         self._skip = 0  # bytes of a big frame of no interest still to come
+        self._last: Optional[int] = None  # the stream id of the last GOAWAY
 
     def feed(self, stream_id: int, data: bytes) -> Optional[int]:
         # Server-initiated unidirectional streams have ids = 3 (mod 4).
@@ -299,13 +336,62 @@ class GoawayWatcher:
             if frame_type == _GOAWAY:
                 pulled = pull_varint(buffer[start : start + length], 0)
                 if pulled is None:
-                    raise RemoteProtocolError("Malformed GOAWAY frame")
-                goaway = pulled[0]
+                    raise ControlStreamError(_H3_FRAME_ERROR, "Malformed GOAWAY frame")
+                goaway = self._check(pulled[0])
             del buffer[: start + length]
         return goaway
 
+    def _check(self, stream_id: int) -> int:
+        # RFC 9114 §5.2: a client-initiated bidirectional stream, never more than before.
+        if stream_id & 3:
+            raise ControlStreamError(
+                _H3_ID_ERROR,
+                f"The server's GOAWAY names stream {stream_id}, which is not a request stream",
+            )
+        if self._last is not None and stream_id > self._last:
+            raise ControlStreamError(
+                _H3_ID_ERROR,
+                f"The server's GOAWAY raised the last stream id from {self._last} to {stream_id}",
+            )
+        self._last = stream_id
+        return stream_id
+
+
+#: The names of the error codes an HTTP/3 connection closes with (RFC 9114 §8.1, RFC 9204
+#: §6) and of QUIC's own (RFC 9000 §20.1).
+ERROR_NAMES = {
+    **dict(
+        enumerate(
+            "NO_ERROR INTERNAL_ERROR CONNECTION_REFUSED FLOW_CONTROL_ERROR STREAM_LIMIT_ERROR "
+            "STREAM_STATE_ERROR FINAL_SIZE_ERROR FRAME_ENCODING_ERROR TRANSPORT_PARAMETER_ERROR "
+            "CONNECTION_ID_LIMIT_ERROR PROTOCOL_VIOLATION INVALID_TOKEN APPLICATION_ERROR "
+            "CRYPTO_BUFFER_EXCEEDED KEY_UPDATE_ERROR AEAD_LIMIT_REACHED NO_VIABLE_PATH".split()
+        )
+    ),
+    **dict(
+        enumerate(
+            "H3_NO_ERROR H3_GENERAL_PROTOCOL_ERROR H3_INTERNAL_ERROR H3_STREAM_CREATION_ERROR "
+            "H3_CLOSED_CRITICAL_STREAM H3_FRAME_UNEXPECTED H3_FRAME_ERROR H3_EXCESSIVE_LOAD "
+            "H3_ID_ERROR H3_SETTINGS_ERROR H3_MISSING_SETTINGS H3_REQUEST_REJECTED "
+            "H3_REQUEST_CANCELLED H3_REQUEST_INCOMPLETE H3_MESSAGE_ERROR H3_CONNECT_ERROR "
+            "H3_VERSION_FALLBACK".split(),
+            0x100,
+        )
+    ),
+    0x200: "QPACK_DECOMPRESSION_FAILED",
+    0x201: "QPACK_ENCODER_STREAM_ERROR",
+    0x202: "QPACK_DECODER_STREAM_ERROR",
+}
+
 
 # -- aioquic internals ----------------------------------------------------------------------
+
+
+def closed_here(quic: QuicConnection) -> bool:
+    """Whether this side closed the connection (aioquic does when the server breaks QUIC or
+    HTTP/3), rather than the server or an idle timeout."""
+    state = getattr(getattr(quic, "_state", None), "name", "")
+    return bool(getattr(quic, "_close_pending", False)) or state == "CLOSING"
 
 
 def peer_stream_limit(quic: QuicConnection) -> int:

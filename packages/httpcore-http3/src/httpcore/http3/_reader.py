@@ -44,11 +44,14 @@ from httpcore.base._multiplex_core import ReaderRole
 from httpcore.base._udp import MAX_DATAGRAM_SIZE
 
 from ._quic import (
+    ERROR_NAMES,
     STREAM_WINDOW,
     ClientH3Connection,
+    ControlStreamError,
     GoawayWatcher,
     MalformedReceived,
     close_event,
+    closed_here,
     open_receive_window,
     pace_stream,
     peer_stream_limit,
@@ -332,8 +335,10 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
                 if event.stream_id & 3 == 3:  # a server unidirectional stream: GOAWAY?
                     try:
                         goaway = self.goaway.feed(event.stream_id, event.data)
-                    except RemoteProtocolError as exc:
-                        self.fail_locked(exc)
+                    except ControlStreamError as exc:
+                        name = ERROR_NAMES[exc.code]
+                        quic.close(error_code=exc.code, reason_phrase=str(exc))
+                        self.fail_locked(RemoteProtocolError(f"{exc} ({name})"))
                         return
                     if goaway is not None:
                         self._goaway_locked(goaway)
@@ -379,16 +384,18 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
 
     def _terminated_locked(self, event: Any) -> None:
         """The connection closed (by the server, an idle timeout or a protocol error)."""
+        code = event.error_code
+        said = f"error code {code:#x}"
+        if code in ERROR_NAMES:
+            said += f" ({ERROR_NAMES[code]})"
+        if event.reason_phrase:
+            said += f", {event.reason_phrase!r}"
+        if code not in (0, 0x100) and self.quic is not None and closed_here(self.quic):
+            said += "; closed by the client, as the server broke the protocol"
         if self.handshake_done:
-            error: Exception = RemoteProtocolError(
-                f"QUIC connection closed: error code {event.error_code:#x}"
-                + (f", {event.reason_phrase!r}" if event.reason_phrase else "")
-            )
+            error: Exception = RemoteProtocolError(f"QUIC connection closed: {said}")
         else:
-            error = ConnectError(
-                f"QUIC handshake failed: error code {event.error_code:#x}"
-                + (f", {event.reason_phrase!r}" if event.reason_phrase else "")
-            )
+            error = ConnectError(f"QUIC handshake failed: {said}")
         if event.error_code in (0, 0x100) and self.handshake_done:  # NO_ERROR, H3_NO_ERROR
             # A graceful close: requests not answered were not processed.
             for stream in self.streams.values():
