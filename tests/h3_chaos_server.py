@@ -23,7 +23,7 @@ from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import H3_ALPN, FrameType, encode_frame
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import StreamDataReceived
+from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
 Headers = List[Tuple[bytes, bytes]]
@@ -181,6 +181,7 @@ class ChaosServer(asyncio.DatagramProtocol):
         self.errors: List[BaseException] = []
         self.paths: List[bytes] = []  # the paths requested, in order
         self.connections = 0  # how many clients connected so far
+        self.closes: List[int] = []  # the error codes of the clients' CONNECTION_CLOSEs
         bg.run(self._start())
         assert self._transport is not None
         self.port: int = self._transport.get_extra_info("sockname")[1]
@@ -228,7 +229,9 @@ class ChaosServer(asyncio.DatagramProtocol):
             event = peer.quic.next_event()
             if event is None:
                 return
-            if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 0:
+            if isinstance(event, ConnectionTerminated):
+                self.closes.append(event.error_code)
+            elif isinstance(event, StreamDataReceived) and event.stream_id % 4 == 0:
                 try:
                     self._request_data(peer, event.stream_id, event.data)
                 except Exception as exc:  # pragma: no cover - reported by the tests

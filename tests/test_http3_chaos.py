@@ -96,6 +96,7 @@ class Case:
     #: The server connections the case and the calm request after it take: 2 after a
     #: connection error (RFC 9114 §8) or a GOAWAY, 1 after a stream error (§4.1.2).
     connections: int = 0
+    client_close: Optional[int] = None  # the error code the client must close with
 
     def __post_init__(self) -> None:
         if not self.connections:
@@ -314,6 +315,7 @@ CASES: List[Case] = [
         r"GOAWAY names stream 3, which is not a request stream \(H3_ID_ERROR\)",  # §5.2
         read=SHORT_READ,
         connections=2,
+        client_close=0x108,
     ),
     Case(
         "goaway-id-increased",
@@ -322,6 +324,7 @@ CASES: List[Case] = [
         r"GOAWAY raised the last stream id from 4 to 8 \(H3_ID_ERROR\)",
         read=SHORT_READ,
         connections=2,
+        client_close=0x108,
     ),
     # -- resets, closes, GOAWAY, silence -----------------------------------------------------
     *(
@@ -566,6 +569,12 @@ async def test_scripted(
             await calm_follow_up(pool, chaos)
         assert pool.connections == []
     assert chaos.connections - connections == case.connections
+    if case.client_close is not None:
+        # The server hears why (the CONNECTION_CLOSE goes out when the pool closes it).
+        deadline = time.monotonic() + 5
+        while case.client_close not in chaos.closes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert case.client_close in chaos.closes, chaos.closes
 
 
 async def test_random_mix(api: helpers.API, chaos: ChaosServer, trust: ssl.SSLContext) -> None:

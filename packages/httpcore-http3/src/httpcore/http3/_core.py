@@ -252,8 +252,11 @@ class HTTP3Core(StreamExchange, MultiplexedCore[Stream, Headers]):
             if quic.network_closed:
                 return
             datagrams: List[Any] = []
-            if quic.quic is not None and self._health.error is None:
-                quic.quic.close(error_code=_H3_NO_ERROR)
+            if quic.quic is not None:
+                if self._health.error is None:
+                    quic.quic.close(error_code=_H3_NO_ERROR)
+                # Also the CONNECTION_CLOSE of a connection the client closed with an error
+                # (the server broke HTTP/3), should it not have gone out yet.
                 datagrams = quic.quic.datagrams_to_send(now=time.monotonic())
             quic.network_closed = True
             self._health.fail(ConnectionNotAvailable("The connection is closed."))
