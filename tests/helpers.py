@@ -17,10 +17,13 @@ the connect/start_tls arguments and the retry delays, for byte-exact assertions.
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
+import sys
 import threading
 import time
-from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Optional
+import warnings
+from typing import Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional
 
 import anyio
 import pytest
@@ -425,3 +428,31 @@ def origin(url: str = "https://example.com:443") -> httpcore.Origin:
     scheme, rest = url.split("://")
     host, port = rest.split(":")
     return httpcore.Origin(scheme.encode(), host.encode(), int(port))
+
+
+@contextlib.contextmanager
+def left_to_the_collector() -> Iterator[List[str]]:
+    """Run the body with the garbage collector disabled (a socket left unclosed stays open, and
+    is seen open), then collect: what was left to the collector (`ResourceWarning`s,
+    unraisable exceptions) is appended to the list yielded, on exit."""
+    found: List[str] = []
+    gc.collect()
+    unraisable: List[Any] = []
+    old_hook = sys.unraisablehook
+    gc.disable()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            sys.unraisablehook = unraisable.append
+            try:
+                yield found
+                gc.enable()
+                gc.collect()
+            finally:
+                sys.unraisablehook = old_hook
+    finally:
+        gc.enable()
+    found += [
+        f"ResourceWarning: {w.message}" for w in caught if issubclass(w.category, ResourceWarning)
+    ]
+    found += [f"unraisable: {u.exc_value!r}" for u in unraisable]

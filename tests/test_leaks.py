@@ -15,8 +15,6 @@ import contextlib
 import gc
 import os
 import ssl
-import sys
-import warnings
 from typing import Any, Callable, Iterator, List
 
 import anyio
@@ -64,26 +62,10 @@ def _fds() -> List[str]:
 def collector_off(after: Callable[[], None]) -> Iterator[None]:
     """Run the body with the garbage collector disabled, then `after()` (still disabled), then
     collect: no ResourceWarning and no unraisable exception may come of any of it."""
-    gc.collect()
-    unraisable: List[Any] = []
-    old_hook = sys.unraisablehook
-    gc.disable()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            sys.unraisablehook = unraisable.append
-            try:
-                yield
-                after()
-                gc.enable()
-                gc.collect()
-            finally:
-                sys.unraisablehook = old_hook
-    finally:
-        gc.enable()
-    resource = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    assert resource == []
-    assert [repr(u.exc_value) for u in unraisable] == []
+    with helpers.left_to_the_collector() as found:
+        yield
+        after()
+    assert found == []
 
 
 @contextlib.contextmanager

@@ -41,14 +41,11 @@ Focused, deterministic regression tests for the library bugs the chaos found are
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import os
 import sys
 import threading
 import time
-import warnings
 from typing import (
     Any,
     Callable,
@@ -91,6 +88,7 @@ from servers.raw import sockets_to
 import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
+left_to_the_collector = helpers.left_to_the_collector
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd") or not sys.platform.startswith("linux"),
@@ -507,34 +505,6 @@ async def chaos_run(api: helpers.API, raw_server: RawFactory, seed: int) -> List
     if not await wait_until(lambda: set(sockets_to(srv.port)) <= leaked, CLOSE_DEADLINE):
         problems.append(f"the fresh pool left sockets open: {sockets_to(srv.port)}")
     return problems
-
-
-@contextlib.contextmanager
-def left_to_the_collector() -> Iterator[List[str]]:
-    """Run the body with the garbage collector disabled (a socket left unclosed stays open, and
-    is seen open), then collect: what was left to the collector (`ResourceWarning`s,
-    unraisable exceptions) is appended to the list yielded, on exit."""
-    found: List[str] = []
-    gc.collect()
-    unraisable: List[Any] = []
-    old_hook = sys.unraisablehook
-    gc.disable()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            sys.unraisablehook = unraisable.append
-            try:
-                yield found
-                gc.enable()
-                gc.collect()
-            finally:
-                sys.unraisablehook = old_hook
-    finally:
-        gc.enable()
-    found += [
-        f"ResourceWarning: {w.message}" for w in caught if issubclass(w.category, ResourceWarning)
-    ]
-    found += [f"unraisable: {u.exc_value!r}" for u in unraisable]
 
 
 async def run_seed(api: helpers.API, raw_server: RawFactory, seed: int) -> List[str]:

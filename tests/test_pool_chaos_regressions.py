@@ -12,10 +12,11 @@ from typing import Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List,
 import anyio
 import helpers
 import pytest
+from helpers import left_to_the_collector
 from pool_chaos_world import CLOSE_DEADLINE, TIMEOUTS, TraceFailed
 from servers import RawServer, Responder
 from servers.raw import sockets_to
-from test_pool_chaos import RawFactory, idle_only, left_to_the_collector, wait_until
+from test_pool_chaos import RawFactory, idle_only, wait_until
 
 import httpcore
 from httpcore import SOCKET_OPTION

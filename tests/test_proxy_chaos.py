@@ -27,16 +27,13 @@ nothing was left to the garbage collector.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
-import gc
 import logging
 import random
 import ssl
 import sys
 import threading
 import time
-import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import anyio
@@ -487,33 +484,9 @@ async def run_plan(world: World, plan: Plan) -> None:
         )
 
 
-@contextlib.contextmanager
-def left_to_the_collector(problems: List[str]) -> Iterator[None]:
-    """The body runs with the collector disabled; what it then leaves to the collector
-    (ResourceWarning, unraisable exceptions) is added to `problems`."""
-    gc.collect()
-    unraisable: List[Any] = []
-    old_hook = sys.unraisablehook
-    gc.disable()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            sys.unraisablehook = unraisable.append
-            try:
-                yield
-                gc.enable()
-                gc.collect()
-            finally:
-                sys.unraisablehook = old_hook
-    finally:
-        gc.enable()
-    problems += [f"ResourceWarning: {w.message}" for w in caught if w.category is ResourceWarning]
-    problems += [f"unraisable: {u.exc_value!r}" for u in unraisable]
-
-
 async def check_plan(world: World, plan: Plan) -> None:
     """Run `plan` within its deadline, then fail with every problem found."""
-    with left_to_the_collector(world.problems):
+    with helpers.left_to_the_collector() as collected:
         if world.api.is_async:
             with anyio.move_on_after(PLAN_DEADLINE) as deadline:
                 await run_plan(world, plan)
@@ -534,6 +507,7 @@ async def check_plan(world: World, plan: Plan) -> None:
             if thread.is_alive():
                 world.problems.append(f"the plan did not finish within {PLAN_DEADLINE} s")
             world.problems += [f"the plan raised {exc!r}" for exc in errors]
+    world.problems += collected
     world.problems += [
         f"a log record shows the password: {m}" for m in world.logs if leaks_secret(m)
     ]
