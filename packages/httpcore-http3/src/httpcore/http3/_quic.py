@@ -239,10 +239,10 @@ def response_head(block: Headers) -> Tuple[int, Headers]:
     headers = []
     for name, value in block:
         if name == b":status":
-            try:
-                status = int(value)
-            except ValueError:
-                raise RemoteProtocolError(f"Invalid :status {value!r}") from None
+            # Three digits, 100 to 999 (RFC 9110 §15); not whatever int() takes (" 2_00").
+            if len(value) != 3 or not value.isdigit() or value[:1] == b"0":
+                raise RemoteProtocolError(f"Invalid :status {value!r}")
+            status = int(value)
         elif not name.startswith(b":"):
             headers.append((name, value))
     if status is None:
