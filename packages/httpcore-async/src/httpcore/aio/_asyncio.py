@@ -25,6 +25,7 @@ from httpcore.base._exceptions import (
     ReadTimeout,
     WriteError,
     WriteTimeout,
+    said,
     timed_out,
 )
 from httpcore.base._happy_eyeballs import AddrInfo, Schedule, candidates, is_ip_literal
@@ -323,6 +324,9 @@ class AsyncIOStream(AsyncNetworkStream):
             raise ConnectTimeout(timed_out(exc)) from exc
         except (OSError, ssl.SSLError, ConnectionError) as exc:
             self._abort()
+            # asyncio's TLS says a connection lost mid-handshake with a bare
+            # ConnectionResetError().
+            said(exc, "The server closed the connection during the TLS handshake")
             raise ConnectError(exc) from exc
         except BaseException:
             self._abort()

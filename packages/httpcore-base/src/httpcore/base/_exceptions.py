@@ -98,10 +98,15 @@ class WriteError(NetworkError):
     """Writing to the network failed."""
 
 
-def timed_out(exc: BaseException) -> BaseException:
-    """`exc`, a timeout raised by asyncio, anyio or trio, given the message the socket module's
-    timeouts have ("timed out") if it has none: the error made from it (`str(ours) ==
+def said(exc: BaseException, message: str) -> BaseException:
+    """`exc`, given `message` if it has none: the error made from it (`str(ours) ==
     str(exc)`, API.md §8) then says what happened, rather than nothing."""
     if not exc.args:
-        exc.args = ("timed out",)
+        exc.args = (message,)
     return exc
+
+
+def timed_out(exc: BaseException) -> BaseException:
+    """`exc`, a timeout raised by asyncio, anyio or trio (which carry no message), with the
+    one the socket module's timeouts have."""
+    return said(exc, "timed out")
