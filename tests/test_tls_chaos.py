@@ -407,12 +407,6 @@ CASES: List[Case] = [
 
 # Library defects: case id -> why (reported; each fails today, strict).
 XFAIL: Dict[str, str] = {
-    "idle-ticket": (
-        "sync and trio discard a healthy idle HTTP/1.1 connection when a TLS 1.3 "
-        "NewSessionTicket arrives while it is idle: `is_readable` is true for ciphertext that "
-        "holds no application data (SyncTLSStream, MemoryTLSStream), so has_expired(); the "
-        "asyncio flavour reuses it (API.md §3.7 assumes readable-while-idle means EOF)"
-    ),
     "h2-corrupt": (
         "asyncio (native TLS): HTTP/2 responses that arrived whole in the same TCP read as a "
         "corrupted record are lost, every stream fails ReadError; sync and trio deliver them "

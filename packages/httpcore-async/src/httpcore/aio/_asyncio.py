@@ -218,6 +218,10 @@ class AsyncIOStream(AsyncNetworkStream):
                 if self._closed:
                     raise ReadError("Connection closed")
                 return b""
+        return self._take(max_bytes)
+
+    def _take(self, max_bytes: int) -> bytes:
+        protocol = self._protocol
         chunk = protocol.chunks[0]
         if len(chunk) <= max_bytes:
             protocol.chunks.popleft()
@@ -229,6 +233,13 @@ class AsyncIOStream(AsyncNetworkStream):
             protocol.read_paused = False
             self._transport.resume_reading()
         return chunk
+
+    def read_nowait(self, max_bytes: int) -> Optional[bytes]:
+        """What a read would return without waiting (b"" at the end), or None (internal: for
+        `MemoryTLSStream`'s readability check)."""
+        if self._protocol.chunks and not self._closed:
+            return self._take(max_bytes)
+        return b"" if self._protocol.eof or self._closed else None
 
     async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
         if not buffer:

@@ -20,6 +20,7 @@ from httpcore.base._exceptions import (
     WriteError,
     WriteTimeout,
 )
+from httpcore.base._tls_records import take_ready_records
 
 __all__ = ["MemoryTLSStream"]
 
@@ -41,6 +42,7 @@ class MemoryTLSStream(AsyncNetworkStream):
         self._writing = False
         # Plaintext of a cancelled write that the SSL object had not taken yet.
         self._unsent = b""
+        self._stash = b""  # plaintext an `is_readable` check took in, for the next read
 
     @classmethod
     async def handshake(
@@ -103,6 +105,9 @@ class MemoryTLSStream(AsyncNetworkStream):
             return result
 
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        if self._stash:
+            data, self._stash = self._stash[:max_bytes], self._stash[max_bytes:]
+            return data
         try:
             return await self._run(  # type: ignore[no-any-return]
                 self._ssl_object.read, timeout, max_bytes, reading=True
@@ -167,9 +172,34 @@ class MemoryTLSStream(AsyncNetworkStream):
         if info == "ssl_object":
             return self._ssl_object
         if info == "is_readable":
-            return (
-                self._incoming.pending > 0
-                or self._ssl_object.pending() > 0
-                or self._inner.get_extra_info("is_readable")
-            )
+            if self._stash or self._ssl_object.pending() > 0:
+                return True
+            if not self._incoming.pending and not self._inner.get_extra_info("is_readable"):
+                return False
+            # Ciphertext is waiting: readable only if it holds plaintext or ends the stream,
+            # not for a session ticket or key update (see `_tls_records`).
+            read_nowait = getattr(self._inner, "read_nowait", None)
+            if read_nowait is None or self._writing:
+                return True
+            found = take_ready_records(self._ssl_object, self._incoming, read_nowait)
+            if found:
+                self._stash = found
+            return found != b""
         return self._inner.get_extra_info(info)
+
+    def read_nowait(self, max_bytes: int) -> Optional[bytes]:
+        """What a read would return without waiting, or None when nothing is waiting; raises
+        `BlockingIOError` when only a read can tell (internal: for the readability check of
+        TLS run inside this TLS)."""
+        if not self._stash and not self._ssl_object.pending():
+            if not self.get_extra_info("is_readable"):
+                return None
+            if not self._stash and not self._ssl_object.pending():
+                raise BlockingIOError  # ended, failed or busy writing
+        if self._stash:
+            data, self._stash = self._stash[:max_bytes], self._stash[max_bytes:]
+            return data
+        try:
+            return self._ssl_object.read(max_bytes)
+        except ssl.SSLError as exc:
+            raise BlockingIOError from exc

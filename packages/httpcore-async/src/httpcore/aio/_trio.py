@@ -7,6 +7,7 @@ when it is not installed (or cannot be imported on this platform).
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -118,6 +119,19 @@ class TrioStream(AsyncNetworkStream):
         timeout: float | None = None,
     ) -> AsyncNetworkStream:
         return await MemoryTLSStream.handshake(self, ssl_context, server_hostname, timeout)
+
+    def read_nowait(self, max_bytes: int) -> bytes | None:
+        """What a read would return without waiting (b"" at the end), or None (internal: for
+        `MemoryTLSStream`'s readability check)."""
+        sock = self._socket
+        if not is_socket_readable(sock):
+            return None
+        try:  # trio's sockets are non-blocking, and trio keeps no buffer of its own
+            return os.read(sock.fileno(), max_bytes)
+        except BlockingIOError:
+            return None
+        except OSError:  # reset: the end, as far as a reader is concerned
+            return b""
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":

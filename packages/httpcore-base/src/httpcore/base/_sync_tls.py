@@ -51,6 +51,7 @@ from ._sync_backend import (
     tcp_readable,
     tcp_state_check,
 )
+from ._tls_records import take_ready_records
 
 __all__ = ["SocketTransport", "SyncTLSStream", "TLSinTLSStream"]
 
@@ -242,6 +243,7 @@ class SyncTLSStream(NetworkStream):
         "_sent",
         "_ssl",
         "_ssl_object",
+        "_stash",
         "_transport",
     )
 
@@ -266,6 +268,7 @@ class SyncTLSStream(NetworkStream):
         self._sending = False  # a thread is writing the transport (without the lock)
         self._fed: Optional[threading.Event] = None  # set when `_receiving` goes False
         self._sent: Optional[threading.Event] = None  # set when `_sending` goes False
+        self._stash = b""  # plaintext an `is_readable` check took in, for the next read
 
     @classmethod
     def handshake(
@@ -400,6 +403,9 @@ class SyncTLSStream(NetworkStream):
             with self._lock:
                 if self._closed:
                     raise _closed()
+                if self._stash:
+                    kept, self._stash = self._stash[:max_bytes], self._stash[max_bytes:]
+                    return kept
                 while True:
                     # Skips the SSLWantReadError of a read that is bound to need ciphertext.
                     if incoming.pending or incoming.eof or sslobj.pending():
@@ -493,14 +499,39 @@ class SyncTLSStream(NetworkStream):
         if info == "ssl_object":
             return self._ssl_object
         if info == "is_readable":
-            return (
-                self._closed
-                or self._at_eof  # a read returns b"" at once
-                or self._incoming.pending > 0
-                or self._ssl.pending() > 0
-                or bool(self._transport.get_extra_info("is_readable"))
-            )
+            if self._closed or self._at_eof or self._stash or self._ssl.pending() > 0:
+                return True  # a read returns at once
+            if not self._incoming.pending and not self._transport.get_extra_info("is_readable"):
+                return False
+            return self._readable_records()
         return self._transport.get_extra_info(info)
+
+    def _readable_records(self) -> bool:
+        # Ciphertext is waiting: readable only if it holds plaintext or ends the stream, not
+        # for a session ticket or key update (see `_tls_records`).
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            return True  # in use by another thread: as before, say what the socket says
+        try:
+            if self._receiving or self._sending or self._broken is not None:
+                return True
+            found = take_ready_records(self._ssl, self._incoming, self._transport_ready)
+            if found:
+                self._stash = found
+            return found != b""
+        finally:
+            lock.release()
+
+    def _transport_ready(self, max_bytes: int) -> Optional[bytes]:
+        transport = self._transport
+        if not transport.get_extra_info("is_readable"):
+            return None
+        try:
+            return transport.read(max_bytes, 0.0)
+        except ReadTimeout:  # readable by its own account, but nothing whole yet (TLS in TLS)
+            return None
+        except ReadError:
+            return b""
 
     def __repr__(self) -> str:
         sock = self._transport.get_extra_info("socket")
