@@ -121,3 +121,19 @@ def test_goaway_watcher_reads_the_control_stream_in_pieces() -> None:
     assert [value for value in found if value is not None] == [16]
     assert watcher.feed(7, frame(0x07, b"\x04")) is None  # not the control stream
     assert watcher.feed(3, frame(0x07, encode_uint_var(8))) == 8
+
+
+def test_the_client_announces_its_field_section_limit() -> None:
+    # RFC 9114 §4.2.2: a server should not send a bigger response head; one that does has that
+    # request failed (tests/test_http3_chaos.py, "oversized-headers").
+    from aioquic.h3.connection import Setting
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    from httpcore.http3._quic import MAX_FIELD_SECTION, ClientH3Connection
+
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"]))
+    connection = ClientH3Connection(quic)
+    sent = connection._sent_settings
+    assert sent is not None
+    assert sent[Setting.MAX_FIELD_SECTION_SIZE] == MAX_FIELD_SECTION == 65536

@@ -26,7 +26,7 @@ import re
 import ssl
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from aioquic.h3.connection import H3Connection, MessageError
+from aioquic.h3.connection import H3Connection, MessageError, Setting
 from aioquic.h3.events import H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -65,6 +65,11 @@ CONNECTION_SPECIFIC = frozenset(
 #: A field name as HTTP/3 carries it: a token (RFC 9110 §5.1), lower case (RFC 9114 §4.2).
 _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
 
+#: The largest response field section taken, as RFC 9114 §4.2.2 sizes it (each field's name
+#: and value, plus 32 bytes), announced in SETTINGS_MAX_FIELD_SECTION_SIZE: HTTP/2's limit
+#: (its SETTINGS_MAX_HEADER_LIST_SIZE). A bigger one fails its request only.
+MAX_FIELD_SECTION = 65536
+
 
 class ClientH3Connection(H3Connection):
     """aioquic's HTTP/3 connection, with a malformed response a stream error (rules above).
@@ -89,15 +94,27 @@ class ClientH3Connection(H3Connection):
             )
             for event in events:
                 if type(event) is HeadersReceived:
-                    for name, _ in event.headers:
+                    size = 0
+                    for name, value in event.headers:
                         if name in CONNECTION_SPECIFIC:
                             raise MessageError(f"Header {name!r} is connection-specific")
                         if not _FIELD_NAME(name) and name[:1] != b":":
                             # RFC 9114 §10.3: aioquic checks only RFC 9113 §8.2.1's subset.
                             raise MessageError(f"Header {name!r} is not a valid field name")
+                        size += len(name) + len(value) + 32
+                    if size > MAX_FIELD_SECTION:
+                        raise MessageError(
+                            f"The field section is {size} bytes, over the"
+                            f" {MAX_FIELD_SECTION} of SETTINGS_MAX_FIELD_SECTION_SIZE"
+                        )
         except MessageError as exc:
             return self._malformed(stream, exc)
         return events
+
+    def _get_local_settings(self) -> Dict[int, int]:
+        settings: Dict[int, int] = super()._get_local_settings()
+        settings[Setting.MAX_FIELD_SECTION_SIZE] = MAX_FIELD_SECTION
+        return settings
 
     def _handle_request_or_push_end(self, stream: Any) -> List[H3Event]:
         # The end of a stream after its last HEADERS or DATA frame (a FIN of its own, or
