@@ -142,6 +142,15 @@ async def test_a_status_that_is_not_a_number_is_a_remote_protocol_error(api: Any
         await response_to(api, raw_response([(b":status", b"OK")]))
 
 
+@pytest.mark.parametrize(
+    "status", [b" 200", b"2_00", b"099", b"20", b"2000", b"+20", b"\xd9\xa0\xd9\xa0"]
+)
+async def test_a_status_int_would_take_is_a_remote_protocol_error(api: Any, status: bytes) -> None:
+    """RFC 9110 §15: three digits, 100 to 999 (int() took " 200", "2_00" and "099")."""
+    with pytest.raises(httpcore.RemoteProtocolError, match="Invalid :status"):
+        await response_to(api, raw_response([(b":status", status)]))
+
+
 async def test_repeated_response_headers_are_shared_not_copied(api: Any) -> None:
     """Responses on one connection with the same header block share its header pairs
     (immutable) rather than each holding copies; each still has a list of its own, of

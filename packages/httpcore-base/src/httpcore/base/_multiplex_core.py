@@ -50,7 +50,13 @@ from typing import (
 )
 
 from ._drive import WAIT, BodyGen, Flavour, Gen
-from ._exceptions import ConnectionNotAvailable, LocalProtocolError, PoolTimeout, ReadTimeout
+from ._exceptions import (
+    ConnectionNotAvailable,
+    LocalProtocolError,
+    PoolTimeout,
+    ReadTimeout,
+    RemoteProtocolError,
+)
 from ._http11 import origin_mismatch
 from ._http11_simple import in_memory_body
 from ._models import Origin, Request, Response
@@ -514,3 +520,25 @@ class MultiplexedCore(Generic[S, P]):
             f"{str(self._origin)!r}, {self.HTTP_VERSION.decode()}, {self._state.name}, "
             f"Request Count: {self._request_count}"
         )
+
+
+def response_head(
+    block: Iterable[Tuple[bytes, bytes]], default_status: Optional[int] = None
+) -> Tuple[int, Headers]:
+    """The status and headers of a response's header block (pseudo-headers left out).
+
+    `:status` must be three digits, 100 to 999 (RFC 9110 §15), not whatever `int()` takes
+    (`" 200"`, `"2_00"`); without one, `default_status`, or `RemoteProtocolError`.
+    """
+    status = default_status
+    headers = []
+    for name, value in block:
+        if name == b":status":
+            if len(value) != 3 or not value.isdigit() or value[:1] == b"0":
+                raise RemoteProtocolError(f"Invalid :status {value!r}")
+            status = int(value)
+        elif not name.startswith(b":"):
+            headers.append((name, value))
+    if status is None:
+        raise RemoteProtocolError("Response without a :status")
+    return status, headers

@@ -24,12 +24,13 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from hpack import NeverIndexedHeaderTuple
 
-from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
+from httpcore.base._exceptions import LocalProtocolError
 from httpcore.base._models import Request
 from httpcore.base._multiplex_core import (
     DROPPED_HEADERS,
     check_request_field,
     check_request_start,
+    response_head,
 )
 
 Headers = List[Tuple[bytes, bytes]]
@@ -122,24 +123,9 @@ def remembered_head(block: Iterable[Tuple[bytes, bytes]], memo: HeadMemo) -> Tup
     key = tuple(block)
     known = memo.get(key)
     if known is None:
-        status, headers = response_head(key)
+        status, headers = response_head(key, 200)  # h2 refuses a block without :status
         if len(memo) >= HEAD_MEMO_SIZE:
             memo.clear()
         memo[key] = (status, tuple(headers))
         return status, headers
     return known[0], list(known[1])
-
-
-def response_head(block: Iterable[Tuple[bytes, bytes]]) -> Tuple[int, Headers]:
-    """The status and headers of a response's header block (pseudo-headers left out)."""
-    status = 200
-    headers = []
-    for name, value in block:
-        if name == b":status":
-            try:
-                status = int(value)
-            except ValueError:
-                raise RemoteProtocolError(f"Invalid :status {value!r}") from None
-        elif not name.startswith(b":"):
-            headers.append((name, value))
-    return status, headers

@@ -25,9 +25,10 @@ from httpcore.base._drive import ITER, NEXT, Gen
 from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
 from httpcore.base._models import Request
 from httpcore.base._multiplex import ConnectionHealth, renewed
+from httpcore.base._multiplex_core import response_head
 from httpcore.base._trace import is_traced, traced
 
-from ._quic import MalformedReceived, response_head, unsent_bytes
+from ._quic import MalformedReceived, unsent_bytes
 from ._reader import QuicReader, deadline_after, logger
 from ._stream import Reset, Stream
 

@@ -31,7 +31,7 @@ from aioquic.h3.events import H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
-from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
+from httpcore.base._exceptions import LocalProtocolError
 from httpcore.base._models import Request
 from httpcore.base._multiplex_core import (
     DROPPED_HEADERS,
@@ -248,23 +248,6 @@ def request_headers(request: Request, authority: bytes) -> Headers:
         check_request_field(name, value, "HTTP/3")
         headers.append((name, value.strip(b" \t")))
     return headers
-
-
-def response_head(block: Headers) -> Tuple[int, Headers]:
-    """The status and headers of a response's header block (pseudo-headers left out)."""
-    status: Optional[int] = None
-    headers = []
-    for name, value in block:
-        if name == b":status":
-            # Three digits, 100 to 999 (RFC 9110 §15); not whatever int() takes (" 2_00").
-            if len(value) != 3 or not value.isdigit() or value[:1] == b"0":
-                raise RemoteProtocolError(f"Invalid :status {value!r}")
-            status = int(value)
-        elif not name.startswith(b":"):
-            headers.append((name, value))
-    if status is None:
-        raise RemoteProtocolError("Response without a :status")
-    return status, headers
 
 
 def pull_varint(data: bytes | bytearray, offset: int) -> Optional[Tuple[int, int]]:
