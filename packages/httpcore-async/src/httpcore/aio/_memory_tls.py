@@ -181,10 +181,13 @@ class MemoryTLSStream(AsyncNetworkStream):
             read_nowait = getattr(self._inner, "read_nowait", None)
             if read_nowait is None or self._writing:
                 return True
-            found = take_ready_records(self._ssl_object, self._incoming, read_nowait)
+            try:
+                found = take_ready_records(self._ssl_object, self._incoming, read_nowait)
+            except BlockingIOError:  # undecided: as before, say what the socket says
+                return True
             if found:
                 self._stash = found
-            return found != b""
+            return found != b""  # None: ended or failed, which a read hears first
         return self._inner.get_extra_info(info)
 
     def read_nowait(self, max_bytes: int) -> Optional[bytes]:

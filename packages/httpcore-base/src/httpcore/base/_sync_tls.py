@@ -515,7 +515,15 @@ class SyncTLSStream(NetworkStream):
         try:
             if self._receiving or self._sending or self._broken is not None:
                 return True
-            found = take_ready_records(self._ssl, self._incoming, self._transport_ready)
+            try:
+                found = take_ready_records(self._ssl, self._incoming, self._transport_ready)
+            except BlockingIOError:  # undecided: as before, say what the socket says
+                return True
+            if found is None:
+                # It ended or failed: a read must hear that from the SSL object, where
+                # `read()` would otherwise skip it and wait for the socket.
+                self._incoming.write_eof()
+                return True
             if found:
                 self._stash = found
             return found != b""

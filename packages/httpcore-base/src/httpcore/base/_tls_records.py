@@ -33,7 +33,9 @@ def take_ready_records(
 
     Returns b"" when nothing for a reader came (the stream is not readable), the plaintext that
     came (non-empty: it belongs to the next read), or None when the stream ended or failed (a
-    read returns at once, with b"" or an error).
+    read returns at once, with b"" or an error, once the SSL object is asked). Raises
+    `BlockingIOError` when it cannot tell without waiting: `read_ready` could not, or the peer
+    sent more than one check takes in.
     """
     for _ in range(_ROUNDS):
         try:
@@ -46,14 +48,11 @@ def take_ready_records(
             return data or None
         if incoming.eof:
             return None
-        try:
-            chunk = read_ready(_READ_SIZE)
-        except BlockingIOError:  # only a read can tell what is there
-            return None
+        chunk = read_ready(_READ_SIZE)
         if chunk is None:
             return b""
         if chunk:
             incoming.write(chunk)
         else:
             incoming.write_eof()
-    return None
+    raise BlockingIOError
