@@ -156,18 +156,21 @@ def h2c_pool(api: Any) -> Any:
 
 
 async def test_http2_read_timeout(api: Any, h2_server: Callable[..., H2Server]) -> None:
-    """The server accepts the stream and answers nothing (until a second request arrives):
-    ReadTimeout for that request only; the connection serves the next one."""
+    """The server accepts the stream and answers nothing on its first connection: ReadTimeout
+    for that request. Silent for a whole read timeout, the connection may be dead (API.md §4.4:
+    a read exception makes it unavailable): the pool closes it, and the next request goes to a
+    new connection."""
     srv = h2_server(hold=2, conn_timeout=SERVER_PATIENCE)
     async with h2c_pool(api) as pool:
         with Clock() as clock, pytest.raises(httpcore.ReadTimeout, match=r"^timed out$"):
             await pool.request("GET", srv.url + "/first", extensions=timeouts(read=TIMEOUT))
         assert TIMEOUT <= clock.elapsed < BOUND
+        assert pool.connections == []
         response = await pool.request("GET", srv.url + "/second")
         assert response.content == b"ok /second"
         assert response.extensions["http_version"] == b"HTTP/2"
         assert len(pool.connections) == 1
-    assert srv.connections == 1
+    assert srv.connections == 2
     assert srv.protocol_errors == 0
 
 

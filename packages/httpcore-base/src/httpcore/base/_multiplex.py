@@ -171,7 +171,7 @@ class Health(enum.IntEnum):
     """How usable a multiplexed connection still is; each one allows less than the last."""
 
     OPEN = 0  # takes new streams
-    EXHAUSTED = 1  # no stream id left; open streams go on
+    EXHAUSTED = 1  # no stream id left, or retired (`retire()`); open streams go on
     DRAINING = 2  # the peer sent GOAWAY; the streams it accepted go on
     WRITE_FAILED = 3  # nothing more can be sent; what was received can still be read
     FAILED = 4  # every stream fails with `error`
@@ -237,6 +237,12 @@ class ConnectionHealth:
         """No stream id is left for a new stream."""
         if self.state < EXHAUSTED:
             self.state = EXHAUSTED
+
+    def retire(self) -> None:
+        """Take no new stream: the connection was silent for a whole read timeout while a
+        request waited (a peer gone without a word, a black-holed route, or only a slow
+        response: either way, new requests are better off on a new connection)."""
+        self.exhaust()
 
     def drain(self, goaway: object, last_stream_id: int) -> None:
         """The peer sent GOAWAY: streams up to `last_stream_id` may complete."""

@@ -9,8 +9,10 @@ Rules:
   the first request still waiting, so nobody waits behind a read that is not for them.
 - A request never waits for the server while frames the server waits for sit in h2's
   buffer: the reader flushes before it reads, and after (acknowledgements, window updates).
-- A read timeout concerns only the request that read; any other read error, the server
-  closing, or a protocol error fails the connection (every stream gets the error).
+- A read timeout fails only the request that read, but retires the connection: silent for a
+  whole read timeout, it takes no new request and closes once the open ones are done. Any
+  other read error, the server closing, or a protocol error fails the connection (every
+  stream gets the error).
 - Connection-level events change the connection: the server's SETTINGS set the stream limit
   (`StreamSlots.set_limit`), a GOAWAY makes it DRAINING and decides, per stream, whether it
   may complete, fails, or may be retried elsewhere (RFC 9113 §6.8).
@@ -136,7 +138,11 @@ class FrameReader(ReaderRole[Stream, Request]):
         try:
             data = yield (READ, self._network_stream, self.read_size, stream.read_timeout)
         except TimeoutException:
-            raise  # nothing was read: only this request is concerned
+            # Only this request fails; the others go on. But nothing came for a whole read
+            # timeout: the connection takes no new request (it closes once they are done).
+            with self._lock:
+                self._health.retire()
+            raise
         except Exception as exc:
             with self._lock:
                 failure = self._health.error
