@@ -10,13 +10,22 @@ import collections
 import socket
 from typing import Any, Deque, Optional, Tuple, cast
 
-from httpcore.base._exceptions import ConnectError, ReadError, ReadTimeout, WriteError, timed_out
+from httpcore.base._exceptions import (
+    ConnectError,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+    timed_out,
+)
 from httpcore.base._udp import (
     MAX_DATAGRAM_SIZE,
     alternatives,
     resolve_udp,
     set_receive_buffer,
 )
+
+from ._asyncio import _wait
 
 # -- asyncio ------------------------------------------------------------------------------
 
@@ -100,13 +109,13 @@ class AsyncIODatagramStream:
             if protocol.error is not None:
                 error, protocol.error = protocol.error, None
                 raise ReadError(error) from error
-            waiter = protocol.waiter = asyncio.get_running_loop().create_future()
+            # A bare future and a timer, as the TCP streams wait: before Python 3.12,
+            # `asyncio.wait_for` returned a datagram that came in the same loop turn as a
+            # cancellation, and the cancellation was lost.
             try:
-                await asyncio.wait_for(waiter, timeout)
-            except asyncio.TimeoutError as exc:
+                await _wait(asyncio.get_running_loop(), protocol, "waiter", timeout)
+            except TimeoutError as exc:
                 raise ReadTimeout(timed_out(exc)) from exc
-            finally:
-                protocol.waiter = None
         return protocol.datagrams.popleft()[:max_bytes]
 
     async def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
@@ -199,10 +208,28 @@ class TrioDatagramStream:
     async def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
         import trio
 
+        # aioquic counts a datagram it handed out as sent, so a cancellation must not lose it
+        # (a cancelled request's RESET_STREAM and STOP_SENDING, say): it goes straight to the
+        # socket, which a datagram rarely waits for, then to a schedule point that cannot
+        # raise Cancelled. Only a full socket buffer makes it wait, shielded, in its timeout.
+        raw = self._raw
         try:
-            await self._sock.send(datagram)
+            if raw is not None:
+                try:
+                    raw.send(datagram)
+                except BlockingIOError:
+                    pass
+                else:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return
+            with trio.CancelScope(shield=True) as scope:
+                if timeout is not None:
+                    scope.deadline = trio.current_time() + timeout
+                await self._sock.send(datagram)
         except (OSError, trio.ClosedResourceError) as exc:
             raise WriteError(exc) from exc
+        if scope.cancelled_caught:
+            raise WriteTimeout("timed out")
 
     async def aclose(self) -> None:
         self._sock.close()

@@ -21,8 +21,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from aioquic.h3.events import DataReceived, HeadersReceived
 
-from httpcore.base._drive import ITER, NEXT, Gen
-from httpcore.base._exceptions import LocalProtocolError, RemoteProtocolError
+from httpcore.base._drive import ITER, NEXT, Gen, close_iterator
+from httpcore.base._exceptions import (
+    LocalProtocolError,
+    ReadTimeout,
+    RemoteProtocolError,
+    WriteTimeout,
+)
 from httpcore.base._models import Request
 from httpcore.base._multiplex import ConnectionHealth, renewed
 from httpcore.base._multiplex_core import response_head
@@ -112,12 +117,21 @@ class StreamExchange:
             return
         iterator = yield (ITER, request.stream)
         stream.replayable = False
-        while True:
-            chunk = yield (NEXT, iterator)
-            if chunk is None:
-                break
-            if chunk and (yield from self._send_data(stream, chunk, end=False)):
-                return  # the server reset the stream or already answered in full
+        try:
+            while True:
+                chunk = yield (NEXT, iterator)
+                if chunk is None:
+                    break
+                if chunk and (yield from self._send_data(stream, chunk, end=False)):
+                    # The server reset the stream or already answered in full: let the body
+                    # clean up now.
+                    yield from close_iterator(iterator)
+                    return
+        except GeneratorExit:
+            raise
+        except BaseException:  # a failure, a timeout, a cancellation: the same
+            yield from close_iterator(iterator)
+            raise
         yield from self._send_data(stream, b"", end=True)
 
     def _send_data(self, stream: Stream, data: bytes, end: bool) -> Gen[bool]:
@@ -139,9 +153,13 @@ class StreamExchange:
                 stream.local_ended = True
         yield from quic.flush(stream.write_timeout)
         if not end:
-            stop = yield from quic.wait_for(
-                stream, self._check_send_buffer, deadline_after(stream.write_timeout)
-            )
+            try:
+                stop = yield from quic.wait_for(
+                    stream, self._check_send_buffer, deadline_after(stream.write_timeout)
+                )
+            except ReadTimeout as exc:
+                # A wait for the server to take more of the body, in the write timeout.
+                raise WriteTimeout(exc) from exc
             return stop is _STOP
         return False
 
