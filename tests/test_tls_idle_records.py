@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import select
 import ssl
+import time
 from typing import Any
 
 import backend_helpers
@@ -103,6 +104,12 @@ def test_sync_end_of_stream_is_readable(
     try:
         wait_for_bytes(stream)
         assert stream.get_extra_info("is_readable") is False
+        # The server thread tracks its TLS socket only once its handshake call returned,
+        # which may be after the client saw the tickets (bounded polling).
+        deadline = time.monotonic() + WAIT
+        while not any(isinstance(c, ssl.SSLSocket) for c in tls_echo_server.connections):
+            assert time.monotonic() < deadline, "the server never tracked its TLS socket"
+            time.sleep(0.001)
         for conn in list(tls_echo_server.connections):  # the server ends the connection
             backend_helpers._hard_shutdown(conn)
         for _ in range(100):  # bounded: the second ticket may come first, then the FIN
