@@ -30,23 +30,20 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Set
 
 import anyio
 import helpers
 import pytest
 import trio
 import trustme
-from aioquic._buffer import Buffer
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
-from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, StopSendingReceived, StreamReset
-from aioquic.quic.packet import QuicPacketType, pull_quic_header
-from h3_chaos_server import LoopRunner
+from aioquic.quic.packet import QuicHeader
+from quic_server_base import Address, LoopRunner, QuicPeer, QuicServer
 
-Address = Tuple[str, int]
 Plan = Callable[["Exchange"], None]
 Predicate = Callable[[], bool]
 RequestFn = Callable[[], Awaitable[Any]]
@@ -56,22 +53,17 @@ BOUND = 5.0  # the upper bound of every poll
 WAIT_FOR_DEADLINES = (0.15, 0.6, 2.4)
 
 
-class Peer:
+class Peer(QuicPeer):
     """One client connection."""
 
     def __init__(self, quic: QuicConnection, address: Address, number: int) -> None:
-        self.quic = quic
+        super().__init__(quic, address, number)
         self.h3 = H3Connection(quic)
-        self.address = address
-        self.number = number  # 1 for the server's first connection, and so on
-        self.timer: Optional[asyncio.TimerHandle] = None
         self.dead = False  # the server forgot it: nothing is received or sent any more
         self.muted = False  # nothing is sent (not even ACKs) until `CancelServer.unmute()`
         self.heard_muted = 0  # datagrams received while muted
         self.close_seen = False  # the connection's end is in `CancelServer.closes`
         self.exchanges: Dict[int, Exchange] = {}
-        # The destination connection ids of the client's Initial packets.
-        self.connection_ids = (quic.original_destination_connection_id, quic.host_cid)
 
 
 class Exchange:
@@ -137,7 +129,7 @@ class Exchange:
         )
 
 
-class CancelServer(asyncio.DatagramProtocol):
+class CancelServer(QuicServer[Peer]):
     """The server (module docstring). `errors` keeps what went wrong on its side."""
 
     def __init__(
@@ -149,9 +141,7 @@ class CancelServer(asyncio.DatagramProtocol):
         idle_timeout: Optional[float] = None,
         ignore_first: bool = False,
     ) -> None:
-        self._bg = bg
-        self._config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
-        self._config.load_cert_chain(certfile, keyfile=certfile)
+        super().__init__(bg, certfile)
         if window is not None:
             self._config.max_stream_data = window
         if idle_timeout is not None:
@@ -160,22 +150,11 @@ class CancelServer(asyncio.DatagramProtocol):
         self._window = window
         self._ignore_first = ignore_first
         self._ignored: Optional[bytes] = None  # the connection id the first client chose
-        self._peers: Dict[Address, Peer] = {}
         self._plans: Dict[str, Plan] = {"/": answer}
-        self._transport: Optional[asyncio.DatagramTransport] = None
         self.first_seen = threading.Event()
         self.exchanges: List[Exchange] = []
-        self.connections = 0
         self.closes: List[int] = []  # the error codes of the connections that ended
-        self.errors: List[BaseException] = []
-        bg.run(self._start())
-        assert self._transport is not None
-        self.port: int = self._transport.get_extra_info("sockname")[1]
-        self.url: str = f"https://127.0.0.1:{self.port}"
-
-    async def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        self.start()
 
     def route(self, prefix: str, plan: Plan) -> str:
         """Requests whose path starts with `prefix` go to `plan`. Returns the URL of `prefix`."""
@@ -226,42 +205,39 @@ class CancelServer(asyncio.DatagramProtocol):
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def connection_made(self, transport: Any) -> None:
-        self._transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=8)
-        except ValueError:
-            return
+    def admit(self, header: QuicHeader) -> bool:
         if self._ignore_first and self._ignored in (None, header.destination_cid):
             self._ignored = header.destination_cid  # never answered: its Initials keep it
             self.first_seen.set()
-            return
-        loop = asyncio.get_running_loop()
+            return False
+        return True
+
+    def new_quic(self, header: QuicHeader) -> QuicConnection:
+        quic = super().new_quic(header)
+        if self._max_streams is not None:
+            limit = quic._local_max_streams_bidi
+            limit.value = limit.sent = self._max_streams
+        if self._window is not None:
+            # No MAX_STREAM_DATA: the client may send `window` bytes per stream, no more.
+            quic._write_stream_limits = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        return quic
+
+    def new_peer(self, quic: QuicConnection, address: Address, number: int) -> Peer:
+        return Peer(quic, address, number)
+
+    def alive(self, peer: Peer) -> bool:
+        return not peer.dead
+
+    def may_send(self, peer: Peer) -> bool:
+        return not (peer.dead or peer.muted)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
         peer = self._peers.get(addr)
-        if peer is None or (
-            # A new client on the port of an earlier one (the kernel reuses ephemeral ports).
-            header.packet_type == QuicPacketType.INITIAL
-            and header.destination_cid not in peer.connection_ids
-        ):
-            quic = QuicConnection(
-                configuration=self._config,
-                original_destination_connection_id=header.destination_cid,
-            )
-            if self._max_streams is not None:
-                limit = quic._local_max_streams_bidi
-                limit.value = limit.sent = self._max_streams
-            if self._window is not None:
-                # No MAX_STREAM_DATA: the client may send `window` bytes per stream, no more.
-                quic._write_stream_limits = lambda *args, **kwargs: None  # type: ignore[method-assign]
-            self.connections += 1
-            peer = self._peers[addr] = Peer(quic, addr, self.connections)
-        if peer.dead:
-            return
-        if peer.muted:
+        if peer is not None and peer.muted and not peer.dead:
             peer.heard_muted += 1
-        peer.quic.receive_datagram(data, addr, now=loop.time())
+        super().datagram_received(data, addr)
+
+    def handle_events(self, peer: Peer) -> None:
         closing = getattr(peer.quic, "_close_event", None)  # known before the draining ends
         if closing is not None and not peer.close_seen:
             peer.close_seen = True
@@ -270,7 +246,6 @@ class CancelServer(asyncio.DatagramProtocol):
             self._events(peer)
         except Exception as exc:  # pragma: no cover - reported by the tests
             self.errors.append(exc)
-        self.transmit(peer)
 
     def _events(self, peer: Peer) -> None:
         while True:
@@ -300,40 +275,6 @@ class CancelServer(asyncio.DatagramProtocol):
                         exchange.received += len(h3_event.data)
                         if exchange.mute_at is not None and exchange.received >= exchange.mute_at:
                             exchange.mute()
-
-    # -- sending ----------------------------------------------------------------------------
-
-    def transmit(self, peer: Peer) -> None:
-        if peer.dead or peer.muted:
-            return
-        loop = asyncio.get_running_loop()
-        assert self._transport is not None
-        for data, addr in peer.quic.datagrams_to_send(now=loop.time()):
-            self._transport.sendto(data, addr)
-        if peer.timer is not None:
-            peer.timer.cancel()
-            peer.timer = None
-        at = peer.quic.get_timer()
-        if at is not None:
-            peer.timer = loop.call_at(at, self._on_timer, peer)
-
-    def _on_timer(self, peer: Peer) -> None:
-        peer.timer = None
-        if peer.dead:
-            return
-        peer.quic.handle_timer(now=asyncio.get_running_loop().time())
-        self._events(peer)
-        self.transmit(peer)
-
-    def close(self) -> None:
-        async def stop() -> None:
-            for peer in self._peers.values():
-                if peer.timer is not None:
-                    peer.timer.cancel()
-            if self._transport is not None:
-                self._transport.close()
-
-        self._bg.run(stop())
 
 
 # -- plans ------------------------------------------------------------------------------------

@@ -13,30 +13,19 @@ request's script asks for (`add(..., control=...)`).
 
 from __future__ import annotations
 
-import asyncio
 import random
-from typing import Any, Callable, Coroutine, Dict, List, Optional, Protocol, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pylsqpack
 from aioquic._buffer import Buffer, BufferReadError
 from aioquic.buffer import encode_uint_var
-from aioquic.h3.connection import H3_ALPN, FrameType, encode_frame
-from aioquic.quic.configuration import QuicConfiguration
+from aioquic.h3.connection import FrameType, encode_frame
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
-from aioquic.quic.packet import QuicPacketType, pull_quic_header
+from quic_server_base import Address, LoopRunner, QuicPeer, QuicServer
 
 Headers = List[Tuple[bytes, bytes]]
-Address = Tuple[str, int]
 Script = Callable[["Reply"], None]
-
-T = TypeVar("T")
-
-
-class LoopRunner(Protocol):
-    """The shared background loop (`tests/servers/loop.py`), as far as the server uses it."""
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: Optional[float] = 10.0) -> T: ...
 
 
 SETTINGS_FRAME = encode_frame(FrameType.SETTINGS, b"")
@@ -120,20 +109,15 @@ def mutate(block: bytes, rng: random.Random) -> bytes:
 # -- the server ------------------------------------------------------------------------------
 
 
-class Peer:
+class Peer(QuicPeer):
     """One client connection: its QUIC state, control stream and request streams."""
 
     def __init__(self, quic: QuicConnection, address: Address, number: int) -> None:
-        self.quic = quic
-        self.address = address
-        self.number = number  # 1 for the server's first connection, and so on
-        # The destination connection ids of the client's Initial packets.
-        self.connection_ids = (quic.original_destination_connection_id, quic.host_cid)
+        super().__init__(quic, address, number)
         self.control_id: Optional[int] = None
         self.buffers: Dict[int, bytearray] = {}
         self.answered: Dict[int, bool] = {}
         self.requests = 0
-        self.timer: Optional[asyncio.TimerHandle] = None
         self.decoder = pylsqpack.Decoder(0, 0)  # our SETTINGS allow no dynamic table
 
 
@@ -168,28 +152,15 @@ class Reply:
         self.peer.quic.close(error_code=error_code, reason_phrase=reason)
 
 
-class ChaosServer(asyncio.DatagramProtocol):
+class ChaosServer(QuicServer[Peer]):
     """The server (module docstring). `errors` keeps what went wrong on its side."""
 
     def __init__(self, bg: LoopRunner, certfile: str) -> None:
-        self._bg = bg
-        self._config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
-        self._config.load_cert_chain(certfile, keyfile=certfile)
-        self._peers: Dict[Address, Peer] = {}
-        self._transport: Optional[asyncio.DatagramTransport] = None
+        super().__init__(bg, certfile)
         self._scripts: Dict[bytes, Tuple[Script, Optional[bytes]]] = {}
-        self.errors: List[BaseException] = []
         self.paths: List[bytes] = []  # the paths requested, in order
-        self.connections = 0  # how many clients connected so far
         self.closes: List[int] = []  # the error codes of the clients' CONNECTION_CLOSEs
-        bg.run(self._start())
-        assert self._transport is not None
-        self.port: int = self._transport.get_extra_info("sockname")[1]
-        self.url: str = f"https://127.0.0.1:{self.port}"
-
-    async def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        self.start()
 
     def add(self, path: str, script: Script, control: Optional[bytes] = None) -> str:
         """Serve `path` with `script`; `control`: the first bytes of the control stream (after
@@ -199,30 +170,11 @@ class ChaosServer(asyncio.DatagramProtocol):
 
     # -- receiving --------------------------------------------------------------------------
 
-    def connection_made(self, transport: Any) -> None:
-        self._transport = transport
+    def new_peer(self, quic: QuicConnection, address: Address, number: int) -> Peer:
+        return Peer(quic, address, number)
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=8)
-        except ValueError:
-            return
-        peer = self._peers.get(addr)
-        if peer is None or (
-            # A new client on the port of an earlier one (the kernel reuses ephemeral ports).
-            header.packet_type == QuicPacketType.INITIAL
-            and header.destination_cid not in peer.connection_ids
-        ):
-            quic = QuicConnection(
-                configuration=self._config,
-                original_destination_connection_id=header.destination_cid,
-            )
-            self.connections += 1
-            peer = self._peers[addr] = Peer(quic, addr, self.connections)
-        peer.quic.receive_datagram(data, addr, now=loop.time())
+    def handle_events(self, peer: Peer) -> None:
         self._events(peer)
-        self.transmit(peer)
 
     def _events(self, peer: Peer) -> None:
         while True:
@@ -268,36 +220,6 @@ class ChaosServer(asyncio.DatagramProtocol):
                 peer.control_id, encode_uint_var(CONTROL_STREAM_TYPE) + first
             )
         script(Reply(self, peer, stream_id, path, attempt))
-
-    # -- sending ----------------------------------------------------------------------------
-
-    def transmit(self, peer: Peer) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._transport is not None
-        for data, addr in peer.quic.datagrams_to_send(now=loop.time()):
-            self._transport.sendto(data, addr)
-        if peer.timer is not None:
-            peer.timer.cancel()
-            peer.timer = None
-        at = peer.quic.get_timer()
-        if at is not None:
-            peer.timer = loop.call_at(at, self._on_timer, peer)
-
-    def _on_timer(self, peer: Peer) -> None:
-        peer.timer = None
-        peer.quic.handle_timer(now=asyncio.get_running_loop().time())
-        self._events(peer)
-        self.transmit(peer)
-
-    def close(self) -> None:
-        async def stop() -> None:
-            for peer in self._peers.values():
-                if peer.timer is not None:
-                    peer.timer.cancel()
-            if self._transport is not None:
-                self._transport.close()
-
-        self._bg.run(stop())
 
 
 # -- scripts ---------------------------------------------------------------------------------

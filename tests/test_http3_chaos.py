@@ -33,7 +33,6 @@ from h3_chaos_server import (
     SETTINGS_FRAME,
     ChaosServer,
     Headers,
-    LoopRunner,
     Script,
     close_mid_body,
     data_frame,
@@ -53,6 +52,7 @@ from h3_chaos_server import (
     silent,
     writes,
 )
+from quic_server_base import LoopRunner
 
 import httpcore
 
