@@ -12,7 +12,7 @@ initial_max_streams_bidi, raised as streams end, as aioquic does), `window` (eac
 stream's receive window, never raised: no MAX_STREAM_DATA), `idle_timeout` (the client takes
 the smaller), `ignore_first` (every datagram of the first client is dropped; `first_seen` set).
 
-The ways of cancelling (`CANCELLERS`) run a request that would block forever, cancel it once
+The ways of cancelling (`CANCELLERS`, from `cancellers.py`) run a request that would block forever, cancel it once
 `reached()` holds, and check it ended by that cancellation. Synchronisation is by events and
 bounded polling; the one fixed deadline, `asyncio.wait_for`'s, is far longer than reaching the
 point takes, and checked to be reached before it (if not, on a busy machine, the case is run
@@ -21,35 +21,27 @@ again with a longer one: `TooEarly`).
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
 import re
 import ssl
 import sys
 import threading
-import time
 import warnings
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
-import anyio
 import helpers
 import pytest
-import trio
 import trustme
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, StopSendingReceived, StreamReset
 from aioquic.quic.packet import QuicHeader
+from cancellers import cancellers
 from quic_server_base import Address, LoopRunner, QuicPeer, QuicServer
 
 Plan = Callable[["Exchange"], None]
-Predicate = Callable[[], bool]
-RequestFn = Callable[[], Awaitable[Any]]
-
-BOUND = 5.0  # the upper bound of every poll
-#: asyncio.wait_for's deadlines, one per try (see `by_wait_for`).
+#: asyncio.wait_for's deadlines, one per try (see `cancellers.by_wait_for`).
 WAIT_FOR_DEADLINES = (0.15, 0.6, 2.4)
 
 
@@ -412,119 +404,7 @@ class NoLeaks:
             )
 
 
-# -- waiting without guessing ---------------------------------------------------------------------
-
-
-async def poll(predicate: Predicate, what: str) -> None:
-    """Wait (bounded) until `predicate()` holds, letting other tasks and threads run."""
-    with anyio.move_on_after(BOUND):
-        while not predicate():
-            await anyio.sleep(0.001)
-        return
-    raise AssertionError(f"timed out waiting for {what}: {predicate!r}")
-
-
-def wait_until(predicate: Predicate, what: str) -> None:
-    """`poll` for a thread that is not in an event loop (the sync flavour)."""
-    deadline = time.monotonic() + BOUND
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
-
-
-# -- the ways of cancelling: each runs `request()` (which would block forever), cancels it once
-# -- `reached()` holds, and checks that it ended by that cancellation ------------------------------
-
-
-async def by_task_cancel(request: RequestFn, reached: Predicate) -> None:
-    task = asyncio.ensure_future(request())
-    try:
-        await poll(reached, "the await point")
-    finally:
-        task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
-class TooEarly(Exception):
-    """`asyncio.wait_for`'s deadline passed before the request reached its point (a busy
-    machine): the case is run again, with the next deadline."""
-
-
-async def by_wait_for(
-    request: RequestFn, reached: Predicate, deadline: float = WAIT_FOR_DEADLINES[0]
-) -> None:
-    watch = asyncio.ensure_future(poll(reached, "the await point"))
-    try:
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(request(), deadline)
-        if not watch.done():
-            raise TooEarly(deadline)
-        watch.result()
-    finally:
-        watch.cancel()
-
-
-async def by_asyncio_timeout(request: RequestFn, reached: Predicate) -> None:
-    loop = asyncio.get_running_loop()
-    timeouts: List[Any] = []
-
-    async def expire() -> None:
-        await poll(reached, "the await point")
-        timeouts[0].reschedule(loop.time())
-
-    trigger = asyncio.ensure_future(expire())
-    try:
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(None) as timeout:  # type: ignore[attr-defined, unused-ignore]
-                timeouts.append(timeout)
-                await request()
-        trigger.result()
-    finally:
-        trigger.cancel()
-
-
-async def in_scope(
-    request: RequestFn, reached: Predicate, scope: Any, fire: Callable[[Any], None], lib: Any
-) -> None:
-    """Run `request()` in cancel scope `scope` (anyio's or trio's); `fire(scope)` when reached."""
-
-    async def trigger() -> None:
-        await poll(reached, "the await point")
-        fire(scope)
-
-    if lib is trio:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(trigger)
-            with scope:
-                await request()
-    else:
-        async with anyio.create_task_group() as group:
-            group.start_soon(trigger)
-            with scope:
-                await request()
-    assert scope.cancelled_caught
-
-
-def expire_now(scope: Any) -> None:
-    scope.deadline = -math.inf
-
-
-CANCELLERS: Dict[str, Callable[[RequestFn, Predicate], Awaitable[None]]] = {
-    "task.cancel": by_task_cancel,
-    "asyncio.timeout": by_asyncio_timeout,
-    "asyncio.wait_for": by_wait_for,
-    "anyio.move_on_after": lambda r, p: in_scope(
-        r, p, anyio.move_on_after(math.inf), expire_now, anyio
-    ),
-    "anyio.CancelScope": lambda r, p: in_scope(
-        r, p, anyio.CancelScope(), lambda s: s.cancel(), anyio
-    ),
-    "trio.move_on_after": lambda r, p: in_scope(
-        r, p, trio.move_on_after(math.inf), expire_now, trio
-    ),
-    "trio.CancelScope": lambda r, p: in_scope(r, p, trio.CancelScope(), lambda s: s.cancel(), trio),
-}
+CANCELLERS = cancellers(WAIT_FOR_DEADLINES[0])
 # (flavour, way): which ways apply under which flavour; the sync flavour's "way" is its timeout.
 STYLES = [
     ("sync", "timeout"),

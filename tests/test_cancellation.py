@@ -29,27 +29,22 @@ than reaching the await point takes on loopback, and the test asserts the point 
 from __future__ import annotations
 
 import asyncio
-import math
 import socket
 import ssl
-import sys
 import threading
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, List, Optional
+from typing import Any, AsyncIterator, Callable, Iterable, List, Optional
 
 import anyio
 import pytest
 import trio
+from cancellers import BOUND, Predicate, RequestFn, cancellers, poll
 
 import httpcore
 from httpcore import AsyncConnectionPool, AsyncNetworkBackend, AsyncNetworkStream
 
-Predicate = Callable[[], bool]
-RequestFn = Callable[[], Awaitable[Any]]
-
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CONNECTED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 WAIT_FOR_TIMEOUT = 0.25  # only for asyncio.wait_for, whose deadline cannot be moved
-BOUND = 5.0  # upper bound of every poll
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -57,128 +52,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
 
 
-# --------------------------------------------------------------------------------------------
-# Waiting without guessing
-
-
-async def poll(predicate: Predicate, what: str = "condition") -> None:
-    """Wait (bounded) until `predicate()` is true, letting other tasks and threads run."""
-    with anyio.move_on_after(BOUND):
-        while not predicate():
-            await anyio.sleep(0.001)
-        return
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-# --------------------------------------------------------------------------------------------
-# The ways of cancelling. Each runs `request()` (which would block forever), cancels it once
-# `reached()` is true, and checks that the request really ended by that cancellation.
-
-
-async def by_task_cancel(request: RequestFn, reached: Predicate) -> None:
-    task = asyncio.ensure_future(request())
-    try:
-        await poll(reached, "the await point")
-    finally:
-        task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
-async def by_wait_for(request: RequestFn, reached: Predicate) -> None:
-    observer = asyncio.ensure_future(poll(reached, "the await point"))
-    try:
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(request(), WAIT_FOR_TIMEOUT)
-        assert observer.done(), "the deadline passed before the request reached the await point"
-        observer.result()
-    finally:
-        observer.cancel()
-
-
-async def by_asyncio_timeout(request: RequestFn, reached: Predicate) -> None:
-    if sys.version_info < (3, 11):  # pragma: no cover - asyncio.timeout is 3.11+
-        await by_wait_for(request, reached)
-        return
-    loop = asyncio.get_running_loop()
-    scopes: List[Any] = []
-
-    async def expire_when_reached() -> None:
-        await poll(reached, "the await point")
-        scopes[0].reschedule(loop.time())
-
-    trigger = asyncio.ensure_future(expire_when_reached())
-    try:
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(None) as scope:  # type: ignore[attr-defined]
-                scopes.append(scope)
-                await request()
-        trigger.result()
-    finally:
-        trigger.cancel()
-
-
-async def _with_anyio_scope(
-    request: RequestFn, reached: Predicate, scope: anyio.CancelScope, fire: Callable[[Any], None]
-) -> None:
-    async with anyio.create_task_group() as tg:
-        with scope:
-
-            async def trigger() -> None:
-                await poll(reached, "the await point")
-                fire(scope)
-
-            tg.start_soon(trigger)
-            await request()
-        assert scope.cancelled_caught
-
-
-async def by_anyio_move_on_after(request: RequestFn, reached: Predicate) -> None:
-    def expire(scope: anyio.CancelScope) -> None:
-        scope.deadline = anyio.current_time()
-
-    await _with_anyio_scope(request, reached, anyio.move_on_after(None), expire)
-
-
-async def by_anyio_cancel_scope(request: RequestFn, reached: Predicate) -> None:
-    await _with_anyio_scope(request, reached, anyio.CancelScope(), lambda s: s.cancel())
-
-
-async def _with_trio_scope(
-    request: RequestFn, reached: Predicate, scope: trio.CancelScope, fire: Callable[[Any], None]
-) -> None:
-    async with trio.open_nursery() as nursery:
-        with scope:
-
-            async def trigger() -> None:
-                await poll(reached, "the await point")
-                fire(scope)
-
-            nursery.start_soon(trigger)
-            await request()
-        assert scope.cancelled_caught
-
-
-async def by_trio_move_on_after(request: RequestFn, reached: Predicate) -> None:
-    def expire(scope: trio.CancelScope) -> None:
-        scope.deadline = trio.current_time()
-
-    await _with_trio_scope(request, reached, trio.move_on_after(math.inf), expire)
-
-
-async def by_trio_cancel_scope(request: RequestFn, reached: Predicate) -> None:
-    await _with_trio_scope(request, reached, trio.CancelScope(), lambda s: s.cancel())
-
-
-CANCELLERS = {
-    "task.cancel": by_task_cancel,
-    "asyncio.timeout": by_asyncio_timeout,
-    "asyncio.wait_for": by_wait_for,
-    "anyio.move_on_after": by_anyio_move_on_after,
-    "anyio.CancelScope": by_anyio_cancel_scope,
-    "trio.move_on_after": by_trio_move_on_after,
-    "trio.CancelScope": by_trio_cancel_scope,
-}
+CANCELLERS = cancellers(WAIT_FOR_TIMEOUT)
 # Which styles apply under which event loop (selected here, never skipped at run time).
 STYLES = [
     ("asyncio", "task.cancel"),

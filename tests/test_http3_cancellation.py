@@ -47,6 +47,7 @@ import h3_cancel_world
 import helpers
 import pytest
 import trio
+from cancellers import Predicate, TooEarly, by_wait_for, poll, wait_until
 from h3_cancel_world import (
     CANCELLERS,
     COLLECTED,
@@ -57,17 +58,12 @@ from h3_cancel_world import (
     Exchange,
     Gather,
     NoLeaks,
-    Predicate,
-    TooEarly,
     answer,
     assert_clean,
-    by_wait_for,
     first_bytes,
     muted,
-    poll,
     silent,
     stalled_upload,
-    wait_until,
 )
 
 import httpcore
