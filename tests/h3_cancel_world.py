@@ -12,11 +12,11 @@ initial_max_streams_bidi, raised as streams end, as aioquic does), `window` (eac
 stream's receive window, never raised: no MAX_STREAM_DATA), `idle_timeout` (the client takes
 the smaller), `ignore_first` (every datagram of the first client is dropped; `first_seen` set).
 
-The ways of cancelling (`CANCELLERS`, from `cancellers.py`) run a request that would block forever, cancel it once
-`reached()` holds, and check it ended by that cancellation. Synchronisation is by events and
-bounded polling; the one fixed deadline, `asyncio.wait_for`'s, is far longer than reaching the
-point takes, and checked to be reached before it (if not, on a busy machine, the case is run
-again with a longer one: `TooEarly`).
+The ways of cancelling (`CANCELLERS`, from `cancellers.py`) run a request that would block
+forever, cancel it once `reached()` holds, and check it ended by that cancellation.
+Synchronisation is by events and bounded polling; the one fixed deadline, `asyncio.wait_for`'s,
+is far longer than reaching the point takes, and checked to be reached before it (if not, on a
+busy machine, the case is run again with a longer one: `TooEarly`).
 """
 
 from __future__ import annotations
