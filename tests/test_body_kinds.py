@@ -89,6 +89,25 @@ def test_a_sync_pool_refuses_an_async_body_before_connecting(server: HTTPServer)
         assert response.content == b"ab"
 
 
+class Chunks:
+    """A body iterable by the sequence protocol alone (no `__iter__`), as `iter()` takes it
+    and as memoryview is before Python 3.10."""
+
+    def __getitem__(self, index: int) -> bytes:
+        if index >= 2:
+            raise IndexError(index)
+        return b"ab"[index : index + 1]
+
+
+def test_a_sync_pool_sends_a_body_iterable_by_the_sequence_protocol(server: HTTPServer) -> None:
+    with httpcore.ConnectionPool() as pool:
+        response = pool.handle_request(post(server.url + "/echo", Chunks()))
+        try:
+            assert response.read() == b"ab"
+        finally:
+            response.close()
+
+
 @pytest.mark.anyio
 async def test_an_async_http11_connection_refuses_it_before_writing() -> None:
     origin = httpcore.Origin(b"http", b"example.com", 80)

@@ -218,6 +218,8 @@ def check_body(stream: object, is_async: bool) -> None:
     iterate (API.md §0: sync bodies are iterables, async ones async iterables)."""
     if hasattr(stream, "__aiter__" if is_async else "__iter__"):
         return
+    if not is_async and hasattr(stream, "__getitem__"):
+        return  # iter() takes the sequence protocol too (memoryview before Python 3.10)
     kind = "an async iterable" if is_async else "an iterable"
     flavour = "an async" if is_async else "a sync"
     raise TypeError(
