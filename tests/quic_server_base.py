@@ -17,7 +17,14 @@ from aioquic._buffer import Buffer
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.packet import QuicHeader, QuicPacketType, pull_quic_header
+from aioquic.quic.packet import QuicHeader, pull_quic_header
+
+try:
+    from aioquic.quic.packet import QuicPacketType
+
+    INITIAL: object = QuicPacketType.INITIAL
+except ImportError:  # aioquic 1.0 and 1.1: the header's first byte, masked
+    from aioquic.quic.packet import PACKET_TYPE_INITIAL as INITIAL
 
 Address = Tuple[str, int]
 T = TypeVar("T")
@@ -107,8 +114,7 @@ class QuicServer(asyncio.DatagramProtocol, Generic[P]):
         peer = self._peers.get(addr)
         if peer is None or (
             # A new client on the port of an earlier one (the kernel reuses ephemeral ports).
-            header.packet_type == QuicPacketType.INITIAL
-            and header.destination_cid not in peer.connection_ids
+            header.packet_type == INITIAL and header.destination_cid not in peer.connection_ids
         ):
             self.connections += 1
             peer = self._peers[addr] = self.new_peer(self.new_quic(header), addr, self.connections)

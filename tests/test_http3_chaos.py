@@ -256,7 +256,7 @@ CASES: List[Case] = [
             raw_frame(reserved(9), b""),
         ),
         RPE,
-        "Malformed HTTP/3 response on stream 0: .*invalid characters",
+        "Malformed HTTP/3 response on stream 0: Header b.X-Up. is not a valid field name",
     ),
     # -- frames to ignore, frames forbidden on a request stream ------------------------------
     Case(

@@ -130,7 +130,7 @@ def test_the_client_announces_its_field_section_limit() -> None:
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection
 
-    from httpcore.http3._quic import MAX_FIELD_SECTION, ClientH3Connection
+    from httpcore.http3._h3conn import MAX_FIELD_SECTION, ClientH3Connection
 
     quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"]))
     connection = ClientH3Connection(quic)

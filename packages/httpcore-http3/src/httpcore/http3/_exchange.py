@@ -11,7 +11,7 @@ Rules:
   and acknowledgements let them go. A stream the server reset or answered in full takes no
   more body.
 - Interim (1xx) responses are skipped; trailers end the body; a reset stream, and a
-  malformed response (`_quic.ClientH3Connection`), are a `RemoteProtocolError` for its
+  malformed response (`_h3conn.ClientH3Connection`), are a `RemoteProtocolError` for its
   request only.
 """
 
@@ -33,7 +33,8 @@ from httpcore.base._multiplex import ConnectionHealth, renewed
 from httpcore.base._multiplex_core import response_head
 from httpcore.base._trace import is_traced, traced
 
-from ._quic import MalformedReceived, unsent_bytes
+from ._h3conn import MalformedReceived
+from ._quic import unsent_bytes
 from ._reader import QuicReader, deadline_after, logger
 from ._stream import Reset, Stream
 
@@ -189,7 +190,7 @@ class StreamExchange:
             kind = type(event)
             if kind is HeadersReceived:
                 status, headers = response_head(event.headers)
-                if status >= 200 or status == 101:
+                if status >= 200:
                     return status, headers
                 continue  # an interim (1xx) response
             if kind is Reset:

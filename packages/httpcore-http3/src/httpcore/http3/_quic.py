@@ -11,23 +11,16 @@ Rules:
   send at most `STREAM_WINDOW` bytes beyond that.
 - aioquic (1.7) does not report GOAWAY to a client; `GoawayWatcher` reads the frames of the
   server's control stream alongside it (RFC 9114 §6.2.1, §7.2.6) to find out.
-- A malformed response (aioquic's `MessageError`: a connection-specific field, a bad
-  `content-length`, ...) fails its own request, not the connection: RFC 9114 §4.1.2 makes it
-  a stream error, where aioquic closes the whole connection (`ClientH3Connection`).
-  Connection-specific fields (RFC 9114 §4.2) are checked here too: aioquic before 1.7 lets
-  them through (Python 3.9 gets at most 1.2, Python 3.10 at most 1.3).
+- What the client checks in a response, alike on every aioquic it allows, is `_h3conn`'s.
 - Every read of an aioquic attribute that is not public API is a function here, with a
   fallback, so that a change in aioquic shows up in one place.
 """
 
 from __future__ import annotations
 
-import re
 import ssl
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from aioquic.h3.connection import H3Connection, MessageError, Setting
-from aioquic.h3.events import H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -40,99 +33,6 @@ from httpcore.base._multiplex_core import (
 )
 
 Headers = List[Tuple[bytes, bytes]]
-
-
-class MalformedReceived(H3Event):
-    """aioquic found the response on `stream_id` malformed (`reason`); the rest of it is
-    dropped. Filed with the stream as its last event, like a reset."""
-
-    __slots__ = ("reason", "stream_id")
-
-    def __init__(self, stream_id: int, reason: str) -> None:
-        self.stream_id = stream_id
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"<MalformedReceived stream_id={self.stream_id} {self.reason!r}>"
-
-
-#: Fields that HTTP/3 forbids in a response (RFC 9114 §4.2; `te` is allowed in requests only).
-CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"transfer-encoding", b"upgrade")
-)
-
-
-#: A field name as HTTP/3 carries it: a token (RFC 9110 §5.1), lower case (RFC 9114 §4.2).
-_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
-
-#: The largest response field section taken, as RFC 9114 §4.2.2 sizes it (each field's name
-#: and value, plus 32 bytes), announced in SETTINGS_MAX_FIELD_SECTION_SIZE: HTTP/2's limit
-#: (its SETTINGS_MAX_HEADER_LIST_SIZE). A bigger one fails its request only.
-MAX_FIELD_SECTION = 65536
-
-
-class ClientH3Connection(H3Connection):
-    """aioquic's HTTP/3 connection, with a malformed response a stream error (rules above).
-
-    It overrides the methods aioquic (1.0 to 1.7) checks each frame of a request stream in,
-    and its end; the frames that follow on a malformed stream are dropped unparsed, since
-    aioquic would find DATA after headers it refused unexpected, a connection error again."""
-
-    def __init__(self, quic: QuicConnection) -> None:
-        super().__init__(quic)
-        self.malformed: Set[int] = set()  # stream ids: stream ids are never reused
-
-    def _handle_request_or_push_frame(
-        self, frame_type: int, frame_data: Optional[bytes], stream: Any, stream_ended: bool
-    ) -> List[H3Event]:
-        stream_id = stream.stream_id
-        if stream_id in self.malformed:
-            return []
-        try:
-            events: List[H3Event] = super()._handle_request_or_push_frame(
-                frame_type, frame_data, stream, stream_ended
-            )
-            for event in events:
-                if type(event) is HeadersReceived:
-                    size = 0
-                    for name, value in event.headers:
-                        if name in CONNECTION_SPECIFIC:
-                            raise MessageError(f"Header {name!r} is connection-specific")
-                        if not _FIELD_NAME(name) and name[:1] != b":":
-                            # RFC 9114 §10.3: aioquic checks only RFC 9113 §8.2.1's subset.
-                            raise MessageError(f"Header {name!r} is not a valid field name")
-                        size += len(name) + len(value) + 32
-                    if size > MAX_FIELD_SECTION:
-                        raise MessageError(
-                            f"The field section is {size} bytes, over the"
-                            f" {MAX_FIELD_SECTION} of SETTINGS_MAX_FIELD_SECTION_SIZE"
-                        )
-        except MessageError as exc:
-            return self._malformed(stream, exc)
-        return events
-
-    def _get_local_settings(self) -> Dict[int, int]:
-        settings: Dict[int, int] = super()._get_local_settings()
-        settings[Setting.MAX_FIELD_SECTION_SIZE] = MAX_FIELD_SECTION
-        return settings
-
-    def _handle_request_or_push_end(self, stream: Any) -> List[H3Event]:
-        # The end of a stream after its last HEADERS or DATA frame (a FIN of its own, or
-        # after an unknown frame): aioquic 1.7 checks Content-Length and interim responses
-        # here, outside the method above.
-        if stream.stream_id in self.malformed:
-            return []
-        try:
-            events: List[H3Event] = super()._handle_request_or_push_end(stream)
-        except MessageError as exc:
-            return self._malformed(stream, exc)
-        return events
-
-    def _malformed(self, stream: Any, exc: MessageError) -> List[H3Event]:
-        if stream.push_id is not None:  # pragma: no cover - push is never enabled
-            raise exc
-        self.malformed.add(stream.stream_id)
-        return [MalformedReceived(stream.stream_id, str(exc.reason_phrase))]
 
 
 #: How much of a response the server may send beyond what the caller has read.

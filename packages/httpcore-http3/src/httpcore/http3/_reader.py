@@ -43,13 +43,12 @@ from httpcore.base._multiplex import ConnectionHealth, StreamSlots, Waiter
 from httpcore.base._multiplex_core import ReaderRole
 from httpcore.base._udp import MAX_DATAGRAM_SIZE
 
+from ._h3conn import ClientH3Connection, MalformedReceived
 from ._quic import (
     ERROR_NAMES,
     STREAM_WINDOW,
-    ClientH3Connection,
     ControlStreamError,
     GoawayWatcher,
-    MalformedReceived,
     close_event,
     closed_here,
     open_receive_window,

@@ -24,7 +24,7 @@ class Reset:
 class Stream(StreamBase):
     """One request/response exchange on the connection (what HTTP/3 adds to `StreamBase`;
     its events are aioquic's HeadersReceived/DataReceived and a final `Reset` or
-    `_quic.MalformedReceived`)."""
+    `_h3conn.MalformedReceived`)."""
 
     __slots__ = (
         "consumed",
