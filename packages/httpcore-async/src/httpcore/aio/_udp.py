@@ -295,10 +295,17 @@ class AnyIODatagramStream:
     async def write(self, datagram: bytes, timeout: Optional[float] = None) -> None:
         import anyio
 
+        # Shielded, as trio's above: anyio's send checks for cancellation before it sends,
+        # and aioquic has already counted the datagram as sent.
         try:
-            await self._sock.send(datagram)
+            with anyio.CancelScope(shield=True) as scope:
+                if timeout is not None:
+                    scope.deadline = anyio.current_time() + timeout
+                await self._sock.send(datagram)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             raise WriteError(exc) from exc
+        if scope.cancelled_caught:
+            raise WriteTimeout("timed out")
 
     async def aclose(self) -> None:
         await self._sock.aclose()
