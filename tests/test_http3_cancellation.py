@@ -47,6 +47,7 @@ import h3_cancel_world
 import helpers
 import pytest
 import trio
+from aioquic.h3.connection import H3Connection
 from cancellers import Predicate, TooEarly, by_wait_for, poll, wait_until
 from h3_cancel_world import (
     CANCELLERS,
@@ -470,6 +471,14 @@ async def test_many_requests_some_cancelled(
         raise Defect(defects)
 
 
+# hypercorn's HTTP/3 server indexes its streams by the events aioquic gives it; before 1.5
+# aioquic goes on giving DATA for a stream the client reset, which hypercorn has dropped, and
+# its UDP side dies (KeyError). Not a client matter: the client's side of the same traffic is
+# the test above, against a server of this suite's own, on every aioquic.
+HYPERCORN_BREAKS = not hasattr(H3Connection, "_receive_stream_reset")
+
+
+@pytest.mark.skipif(HYPERCORN_BREAKS, reason="hypercorn's HTTP/3 server on aioquic < 1.5")
 @pytest.mark.parametrize("flavour", ["asyncio", "trio"])
 async def test_many_requests_to_hypercorn_some_cancelled(
     api: helpers.API, h3_server: Any, trust: ssl.SSLContext
