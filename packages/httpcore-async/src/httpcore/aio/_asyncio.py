@@ -29,6 +29,7 @@ from httpcore.base._exceptions import (
     timed_out,
 )
 from httpcore.base._happy_eyeballs import AddrInfo, Schedule, candidates, is_ip_literal
+from httpcore.base._tls_records import PEER_ENDED
 
 from ._memory_tls import MemoryTLSStream
 
@@ -368,6 +369,8 @@ class AsyncIOStream(AsyncNetworkStream):
             # already knows of any data or EOF: no poll() needed.
             protocol = self._protocol
             return bool(protocol.chunks) or protocol.eof or self._closed
+        if info == PEER_ENDED:
+            return self._protocol.eof  # native TLS: a close_notify is an EOF here
         return None
 
 

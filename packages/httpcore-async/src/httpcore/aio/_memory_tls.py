@@ -20,7 +20,7 @@ from httpcore.base._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from httpcore.base._tls_records import take_ready_records
+from httpcore.base._tls_records import PEER_ENDED, take_ready_records
 
 __all__ = ["MemoryTLSStream"]
 
@@ -43,6 +43,7 @@ class MemoryTLSStream(AsyncNetworkStream):
         # Plaintext of a cancelled write that the SSL object had not taken yet.
         self._unsent = b""
         self._stash = b""  # plaintext an `is_readable` check took in, for the next read
+        self._ended = False  # an `is_readable` check found the end (or a failure) waiting
 
     @classmethod
     async def handshake(
@@ -172,7 +173,7 @@ class MemoryTLSStream(AsyncNetworkStream):
         if info == "ssl_object":
             return self._ssl_object
         if info == "is_readable":
-            if self._stash or self._ssl_object.pending() > 0:
+            if self._stash or self._ended or self._ssl_object.pending() > 0:
                 return True
             if not self._incoming.pending and not self._inner.get_extra_info("is_readable"):
                 return False
@@ -187,7 +188,16 @@ class MemoryTLSStream(AsyncNetworkStream):
                 return True
             if found:
                 self._stash = found
+            elif found is None:
+                self._ended = True
             return found != b""  # None: ended or failed, which a read hears first
+        if info == PEER_ENDED:
+            if self._ended:
+                return True
+            if self._stash or self._ssl_object.pending():
+                return False  # plaintext comes first
+            self.get_extra_info("is_readable")  # takes in the records waiting
+            return self._ended or self._inner.get_extra_info(PEER_ENDED) is True
         return self._inner.get_extra_info(info)
 
     def read_nowait(self, max_bytes: int) -> Optional[bytes]:

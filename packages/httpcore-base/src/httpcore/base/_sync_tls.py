@@ -51,7 +51,7 @@ from ._sync_backend import (
     tcp_readable,
     tcp_state_check,
 )
-from ._tls_records import take_ready_records
+from ._tls_records import PEER_ENDED, take_ready_records
 
 __all__ = ["SocketTransport", "SyncTLSStream", "TLSinTLSStream"]
 
@@ -234,6 +234,7 @@ class SyncTLSStream(NetworkStream):
         "_at_eof",
         "_broken",
         "_closed",
+        "_ended",
         "_fed",
         "_incoming",
         "_lock",
@@ -263,6 +264,7 @@ class SyncTLSStream(NetworkStream):
         self._lock = threading.Lock()
         self._closed = False
         self._at_eof = False  # the peer ended the stream (close_notify or EOF)
+        self._ended = False  # an `is_readable` check found the end (or a failure) waiting
         self._broken: Optional[BaseException] = None  # why a write of ciphertext failed
         self._receiving = False  # a thread is reading the transport (without the lock)
         self._sending = False  # a thread is writing the transport (without the lock)
@@ -499,11 +501,21 @@ class SyncTLSStream(NetworkStream):
         if info == "ssl_object":
             return self._ssl_object
         if info == "is_readable":
-            if self._closed or self._at_eof or self._stash or self._ssl.pending() > 0:
+            if self._closed or self._at_eof or self._ended or self._stash or self._ssl.pending():
                 return True  # a read returns at once
             if not self._incoming.pending and not self._transport.get_extra_info("is_readable"):
                 return False
             return self._readable_records()
+        if info == PEER_ENDED:
+            if self._at_eof or self._ended:
+                return True
+            if self._stash or self._ssl.pending() > 0:
+                return False  # plaintext comes first
+            if self._incoming.pending or self._transport.get_extra_info("is_readable"):
+                self._readable_records()
+                if self._ended:
+                    return True
+            return self._transport.get_extra_info(PEER_ENDED) is True  # TLS in TLS: the tunnel
         return self._transport.get_extra_info(info)
 
     def _readable_records(self) -> bool:
@@ -523,6 +535,7 @@ class SyncTLSStream(NetworkStream):
                 # It ended or failed: a read must hear that from the SSL object, where
                 # `read()` would otherwise skip it and wait for the socket.
                 self._incoming.write_eof()
+                self._ended = True
                 return True
             if found:
                 self._stash = found

@@ -7,6 +7,11 @@ that for "the server closed or spoke out of turn" would discard a healthy connec
 the socket polls readable, the records waiting are taken in without blocking; only plaintext, an
 end of stream or an error makes the stream readable. Plaintext found that way is handed back to
 be kept for the next read.
+
+The same check answers `PEER_ENDED`, an extra-info key of these streams (and of the native
+asyncio one) for HTTP/2: whether the peer has ended the stream, as far as can be known without
+waiting. HTTP/2 cannot use readability for that (a PING is plaintext too), and a TLS peer may
+end with close_notify and no FIN, which the TCP state does not show.
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ from __future__ import annotations
 import ssl
 from typing import Any, Callable, Optional
 
-__all__ = ["take_ready_records"]
+__all__ = ["PEER_ENDED", "take_ready_records"]
+
+#: `get_extra_info(PEER_ENDED)`: True once the peer is known to have ended the stream
+#: (internal; streams that cannot tell answer None).
+PEER_ENDED = "httpcore.peer_ended"
 
 # Bounds the work of one check on a peer that keeps sending: more rounds than this and the
 # stream is reported readable (the pool then closes it, as it would have before).

@@ -41,6 +41,7 @@ from httpcore.base._multiplex import OPEN, ConnectionHealth, StreamSlots, Waiter
 from httpcore.base._multiplex_core import CLOSED, IDLE, MultiplexedCore, request_authority
 from httpcore.base._multiplex_core import HTTPConnectionState as HTTPConnectionState
 from httpcore.base._sync_backend import peer_closed, tcp_socket_of
+from httpcore.base._tls_records import PEER_ENDED
 from httpcore.base._trace import traced
 
 from ._headers import HeadMemo
@@ -78,6 +79,7 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
         self._origin = origin
         self._network_stream = stream
         self._tcp_socket = tcp_socket_of(stream)
+        self._tls = stream.get_extra_info("ssl_object") is not None
         self._keepalive_expiry = keepalive_expiry
         self._expire_at: Optional[float] = None
         self._state = IDLE
@@ -246,9 +248,14 @@ class HTTP2Core(RequestSending, ResponseReceiving, MultiplexedCore[Stream, bytes
             return True
         # A server may close an idle connection without a GOAWAY (RFC 9113 §9.1): a request
         # sent on it would be lost. Unlike HTTP/1.1, readable does not mean closed here (a
-        # PING, a WINDOW_UPDATE, a TLS session ticket), so ask for the TCP state.
+        # PING, a WINDOW_UPDATE, a TLS session ticket), so ask for the TCP state, and under
+        # TLS whether a close_notify waits (a proxy's, at the end of a tunnel, may come alone).
+        if self._state is not IDLE:
+            return False
         sock = self._tcp_socket
-        return sock is not None and self._state is IDLE and peer_closed(sock)
+        if sock is not None and peer_closed(sock):
+            return True
+        return self._tls and self._network_stream.get_extra_info(PEER_ENDED) is True
 
     def is_available(self) -> bool:
         """Whether it can take another request now (a free stream slot, not failed or draining)."""
