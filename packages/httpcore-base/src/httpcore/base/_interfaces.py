@@ -273,3 +273,19 @@ def lost_unanswered(connection: object) -> bool:
     """
     check = getattr(connection, "_lost_unanswered", None)
     return check is not None and bool(check())
+
+
+def multiplexes(connection: object) -> bool:
+    """Whether `connection` carries several requests at once (HTTP/2, HTTP/3): an idle one
+    promised to a request can still be handed to others.
+
+    Wrapping connections (direct, proxied, SOCKS) are looked through to the connection they
+    wrap, once it exists; a connection of another library never qualifies.
+    """
+    for _ in range(4):  # direct < tunnel < HTTPConnection < protocol at most
+        if getattr(connection, "MULTIPLEXED", False) is True:
+            return True
+        connection = getattr(connection, "_connection", None)
+        if connection is None:
+            return False
+    return False

@@ -305,6 +305,8 @@ class MultiplexedCore(Generic[S, P]):
 
     #: The `http_version` extension of its responses, and the name in `info()`.
     HTTP_VERSION = b"HTTP/2"
+    #: Takes several requests at once (the pool's `_interfaces.multiplexes`).
+    MULTIPLEXED = True
     #: The logger of the protocol's trace steps.
     LOGGER = logging.getLogger("httpcore")
 

@@ -13,7 +13,8 @@ The rules this module keeps:
    `max_connections` exist; a new connection in place of an idle connection of another origin,
    which is closed. Otherwise it keeps waiting.
 3. A connection promised to a request that has not started using it is *reserved*: nobody else
-   is handed it as idle, and it is not closed as idle.
+   is handed it as idle (but an idle HTTP/2 or HTTP/3 one, which takes several requests at
+   once), and it is not closed as idle.
 4. An idle HTTP/1.1 connection whose socket turned readable (the server closed it) has expired:
    it is closed when met, never handed out. That check costs a syscall, so it is made only on
    the connection about to be handed out.
@@ -45,6 +46,7 @@ from typing import (
 
 from ._async import AsyncEvent
 from ._exceptions import PoolTimeout
+from ._interfaces import multiplexes
 from ._models import Origin, Request
 
 if TYPE_CHECKING:
@@ -259,6 +261,10 @@ class PoolState(Generic[C]):
                 continue
             if connection.is_idle():
                 if id(connection) in self.reserved:
+                    # Promised to a request that has not started on it yet. A multiplexed one
+                    # takes this request too (checked for expiry when it was promised).
+                    if multiplexes(connection):
+                        return connection
                     continue
                 if connection.has_expired():
                     self.connections.remove(connection)
