@@ -14,7 +14,7 @@ The rules this module keeps:
    which is closed. Otherwise it keeps waiting.
 3. A connection promised to a request that has not started using it is *reserved*: nobody else
    is handed it as idle (but an idle HTTP/2 or HTTP/3 one, which takes several requests at
-   once), and it is not closed as idle.
+   once, when no other connection can take the request), and it is not closed as idle.
 4. An idle HTTP/1.1 connection whose socket turned readable (the server closed it) has expired:
    it is closed when met, never handed out. That check costs a syscall, so it is made only on
    the connection about to be handed out.
@@ -256,22 +256,24 @@ class PoolState(Generic[C]):
                     closing.append(connection)
                     continue
                 return connection
+        promised: Optional[C] = None
         for connection in self.connections:
             if not (connection.can_handle_request(origin) and connection.is_available()):
                 continue
             if connection.is_idle():
                 if id(connection) in self.reserved:
                     # Promised to a request that has not started on it yet. A multiplexed one
-                    # takes this request too (checked for expiry when it was promised).
-                    if multiplexes(connection):
-                        return connection
+                    # takes this request too, if nothing else does (its expiry was checked
+                    # when it was promised).
+                    if promised is None and multiplexes(connection):
+                        promised = connection
                     continue
                 if connection.has_expired():
                     self.connections.remove(connection)
                     closing.append(connection)
                     return self._find_available(origin, closing)
             return connection
-        return None
+        return promised
 
     def _unreserved_idle(self) -> Optional[C]:
         for connection in self.connections:
