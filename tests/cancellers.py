@@ -121,6 +121,20 @@ def expire_now(scope: Any) -> None:
     scope.deadline = -math.inf
 
 
+#: (event loop, way): the ways that apply under each event loop.
+ASYNC_STYLES = [
+    ("asyncio", "task.cancel"),
+    ("asyncio", "asyncio.timeout"),
+    ("asyncio", "asyncio.wait_for"),
+    ("asyncio", "anyio.move_on_after"),
+    ("asyncio", "anyio.CancelScope"),
+    ("trio", "anyio.move_on_after"),
+    ("trio", "anyio.CancelScope"),
+    ("trio", "trio.move_on_after"),
+    ("trio", "trio.CancelScope"),
+]
+
+
 def cancellers(wait_for_deadline: float) -> Dict[str, Canceller]:
     """Every way, by name; `asyncio.wait_for` with `wait_for_deadline`, and `asyncio.timeout`
     as `asyncio.wait_for` before Python 3.11."""

@@ -64,6 +64,15 @@ def client_ssl_context(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture(scope="session")
+def trust(ca: trustme.CA) -> ssl.SSLContext:
+    """A client context trusting the test CA only (made once: loading the system's CAs is
+    slow)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(context)
+    return context
+
+
+@pytest.fixture(scope="session")
 def server_cert_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A PEM file with the private key and certificate chain for localhost/127.0.0.1/::1."""
     cert = ca.issue_cert("localhost", "127.0.0.1", "::1")

@@ -21,23 +21,20 @@ busy machine, the case is run again with a longer one: `TooEarly`).
 
 from __future__ import annotations
 
-import os
 import re
-import ssl
 import sys
 import threading
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import helpers
 import pytest
-import trustme
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, StopSendingReceived, StreamReset
 from aioquic.quic.packet import QuicHeader
-from cancellers import cancellers
+from cancellers import ASYNC_STYLES, cancellers
 from quic_server_base import Address, LoopRunner, QuicPeer, QuicServer
 
 Plan = Callable[["Exchange"], None]
@@ -335,13 +332,6 @@ def stalled_upload(window: int) -> Plan:
 # -- what the client side uses ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trust(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca.configure_trust(context)
-    return context
-
-
 @pytest.fixture
 def start_server(
     background_loop: LoopRunner, server_cert_file: str
@@ -364,16 +354,6 @@ class Defect(AssertionError):
     raising this, once every other check of the case has passed."""
 
 
-def descriptors() -> Set[str]:
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found.add(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass
-    return found
-
-
 class NoLeaks:
     """Around one case: no descriptor left open; no ResourceWarning. With `collect`, under
     `helpers.left_to_the_collector()` (what only the garbage collector would have closed);
@@ -389,11 +369,11 @@ class NoLeaks:
     def __enter__(self) -> NoLeaks:
         self.found = self._watch.__enter__()
         warnings.simplefilter("always", ResourceWarning)
-        self.before = descriptors()
+        self.before = helpers.open_descriptors()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        left = sorted(descriptors() - self.before)
+        left = sorted(helpers.open_descriptors() - self.before)
         self._watch.__exit__(*exc_info)
         if exc_info[0] is None:
             assert left == []
@@ -408,15 +388,11 @@ CANCELLERS = cancellers(WAIT_FOR_DEADLINES[0])
 # (flavour, way): which ways apply under which flavour; the sync flavour's "way" is its timeout.
 STYLES = [
     ("sync", "timeout"),
-    ("asyncio", "task.cancel"),
-    *([("asyncio", "asyncio.timeout")] if sys.version_info >= (3, 11) else []),  # 3.11+
-    ("asyncio", "asyncio.wait_for"),
-    ("asyncio", "anyio.move_on_after"),
-    ("asyncio", "anyio.CancelScope"),
-    ("trio", "anyio.move_on_after"),
-    ("trio", "anyio.CancelScope"),
-    ("trio", "trio.move_on_after"),
-    ("trio", "trio.CancelScope"),
+    *(
+        style
+        for style in ASYNC_STYLES
+        if style != ("asyncio", "asyncio.timeout") or sys.version_info >= (3, 11)  # 3.11+
+    ),
 ]
 # The ways whose cases run under `helpers.left_to_the_collector()` (one per flavour; a full
 # collection costs ~50 ms).

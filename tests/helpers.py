@@ -19,11 +19,22 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import os
 import sys
 import threading
 import time
 import warnings
-from typing import Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Set,
+)
 
 import anyio
 import pytest
@@ -428,6 +439,18 @@ def origin(url: str = "https://example.com:443") -> httpcore.Origin:
     scheme, rest = url.split("://")
     host, port = rest.split(":")
     return httpcore.Origin(scheme.encode(), host.encode(), int(port))
+
+
+def open_descriptors() -> Set[str]:
+    """This process's open descriptors, each with what it points to (Linux): compared by that,
+    not counted, since other tests' servers may still be closing theirs in other threads."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.add(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            pass
+    return found
 
 
 @contextlib.contextmanager

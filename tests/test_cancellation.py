@@ -37,7 +37,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, List, Optional
 import anyio
 import pytest
 import trio
-from cancellers import BOUND, Predicate, RequestFn, cancellers, poll
+from cancellers import ASYNC_STYLES, BOUND, Predicate, RequestFn, cancellers, poll
 
 import httpcore
 from httpcore import AsyncConnectionPool, AsyncNetworkBackend, AsyncNetworkStream
@@ -54,17 +54,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 CANCELLERS = cancellers(WAIT_FOR_TIMEOUT)
 # Which styles apply under which event loop (selected here, never skipped at run time).
-STYLES = [
-    ("asyncio", "task.cancel"),
-    ("asyncio", "asyncio.timeout"),
-    ("asyncio", "asyncio.wait_for"),
-    ("asyncio", "anyio.move_on_after"),
-    ("asyncio", "anyio.CancelScope"),
-    ("trio", "anyio.move_on_after"),
-    ("trio", "anyio.CancelScope"),
-    ("trio", "trio.move_on_after"),
-    ("trio", "trio.CancelScope"),
-]
+STYLES = ASYNC_STYLES
 by_style = pytest.mark.parametrize(
     ("anyio_backend", "style"), STYLES, ids=[f"{b}-{s}" for b, s in STYLES]
 )

@@ -4,7 +4,6 @@ trio tasks (tests/helpers.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import ssl
@@ -491,25 +490,15 @@ async def test_requests_complete_over_a_lossy_path(
     assert time.monotonic() - started < 30
 
 
-def _descriptors() -> set[str]:
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found.add(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass
-    return found
-
-
 def test_fd_count_back_to_start(h3_server: Any, client_ssl_context: ssl.SSLContext) -> None:
     # Compared by what each descriptor points to, not counted: servers of earlier tests may
     # still be closing theirs in other threads.
-    before = _descriptors()
+    before = helpers.open_descriptors()
     for _ in range(3):
         origin = h3helpers.origin(h3_server.port)
         with httpcore.HTTP3Connection(origin, ssl_context=client_ssl_context) as c:
             assert c.request("GET", h3_server.url + "/").status == 200
-    assert sorted(_descriptors() - before) == []
+    assert sorted(helpers.open_descriptors() - before) == []
 
 
 async def test_idle_connection_expires_before_quics_idle_timeout(

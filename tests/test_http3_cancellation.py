@@ -70,7 +70,7 @@ from h3_cancel_world import (
 import httpcore
 
 anyio_backend, flavour, api = helpers.anyio_backend, helpers.flavour, helpers.api
-start_server, trust = h3_cancel_world.start_server, h3_cancel_world.trust
+start_server = h3_cancel_world.start_server
 # hypercorn (tests/h3helpers.py), imported at run time: mypy would follow a plain import into
 # tests/servers/, where hypercorn has no type information.
 _h3helpers: Any = importlib.import_module("h3helpers")

@@ -27,7 +27,6 @@ from typing import Any, Iterator, List, Optional, Set, Tuple, Type, Union
 import helpers
 import pylsqpack
 import pytest
-import trustme
 from aioquic.h3.connection import FrameType
 from h3_chaos_server import (
     SETTINGS_FRAME,
@@ -463,14 +462,6 @@ def chaos_server(background_loop: LoopRunner, server_cert_file: str) -> Iterator
     server = ChaosServer(background_loop, server_cert_file)
     yield server
     server.close()
-
-
-@pytest.fixture(scope="module")
-def trust(ca: trustme.CA) -> ssl.SSLContext:
-    """A context trusting the test CA only (made once: loading the system's CAs is slow)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca.configure_trust(context)
-    return context
 
 
 @pytest.fixture

@@ -173,6 +173,18 @@ def params() -> List[Any]:
 
 
 @pytest.mark.timeout(30)
+def chaos_proxy(
+    kind: str, tls_server: HTTPServer, server_contexts: Dict[str, ssl.SSLContext], **options: Any
+) -> TLSChaosProxy:
+    """The proxy of `kind` (http, socks5, https) in front of `tls_server`."""
+    assert tls_server.port is not None
+    real = frozenset({tls_server.port})
+    proxy = TLSChaosProxy(server_contexts, tls=kind == "https", real_ports=real, **options)
+    if kind == "socks5":
+        proxy.url = proxy.url.replace("http://", "socks5://")
+    return proxy
+
+
 @pytest.mark.parametrize("kind, fault, at, flavour", params())
 def test_http2_through_a_proxy_fault(
     api: helpers.API,
@@ -183,11 +195,7 @@ def test_http2_through_a_proxy_fault(
     ca: trustme.CA,
     server_contexts: Dict[str, ssl.SSLContext],
 ) -> None:
-    assert tls_server.port is not None
-    real = frozenset({tls_server.port})
-    proxy = TLSChaosProxy(server_contexts, tls=kind == "https", real_ports=real, h2_at=at)
-    if kind == "socks5":
-        proxy.url = proxy.url.replace("http://", "socks5://")
+    proxy = chaos_proxy(kind, tls_server, server_contexts, h2_at=at)
     auth = at % 2 == 0
     try:
         problems = run_flavour(
@@ -246,11 +254,7 @@ def test_http2_tunnel_ended_while_idle(
     ca: trustme.CA,
     server_contexts: Dict[str, ssl.SSLContext],
 ) -> None:
-    assert tls_server.port is not None
-    real = frozenset({tls_server.port})
-    proxy = TLSChaosProxy(server_contexts, tls=kind == "https", real_ports=real)
-    if kind == "socks5":
-        proxy.url = proxy.url.replace("http://", "socks5://")
+    proxy = chaos_proxy(kind, tls_server, server_contexts)
     try:
         problems = run_flavour(
             api, lambda: an_idle_case(api, proxy, how, tls_server.url, ca), proxy.port
