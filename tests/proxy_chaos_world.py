@@ -26,6 +26,8 @@ import struct
 import threading
 from typing import Deque, Dict, FrozenSet, List, Optional, Tuple, Type
 
+from servers.threaded import ThreadedListener
+
 import httpcore
 
 OK_BODY = b"chaos ok"
@@ -277,16 +279,8 @@ class ChaosProxy:
         self.problems: List[str] = []  # the proxy's own surprises (bugs of the test)
         self._queue: Deque[str] = collections.deque()
         self._lock = threading.Lock()
-        self._open: List[socket.socket] = []
-        self._threads: List[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind((self.host, 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-        self._acceptor.start()
+        self._listener = ThreadedListener(self._serve, self._admit, lock=self._lock, backlog=64)
+        self.port: int = self._listener.port
 
     def push(self, fault: str) -> None:
         """The next accepted connection acts out `fault` ("" behaves)."""
@@ -302,45 +296,21 @@ class ChaosProxy:
             return len(self.records)
 
     def close(self) -> None:
-        self._stopping.set()
-        self._acceptor.join(5)
-        self._listener.close()
-        with self._lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(5)
-            if thread.is_alive():  # pragma: no cover
-                self.problems.append(f"proxy thread {thread.name} did not end")
+        hanging = self._listener.close()
+        self.problems.extend(f"proxy thread {name} did not end" for name in hanging)
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:  # pragma: no cover
-                return
-            conn.settimeout(SOCKET_TIMEOUT)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                fault = self._queue.popleft() if self._queue else ""
-                record = Record(len(self.records), fault)
-                self.records.append(record)
-                self._open.append(conn)
-            thread = threading.Thread(target=self._serve, args=(conn, record), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _admit(self, conn: socket.socket) -> Tuple[socket.socket, Record]:
+        conn.settimeout(SOCKET_TIMEOUT)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        fault = self._queue.popleft() if self._queue else ""
+        record = Record(len(self.records), fault)
+        self.records.append(record)
+        return conn, record
 
     def _track(self, record: Record, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.append(sock)
+        self._listener.track(sock)
         record.sockets.append(sock)
 
     def _serve(self, conn: socket.socket, record: Record) -> None:
@@ -499,7 +469,7 @@ class ChaosProxy:
             with selectors.DefaultSelector() as selector:
                 for one in peers:
                     selector.register(one, selectors.EVENT_READ)
-                while selector.get_map() and not self._stopping.is_set():
+                while selector.get_map() and not self._listener.stopping.is_set():
                     for key, _ in selector.select(0.1):
                         src: socket.socket = key.fileobj  # type: ignore[assignment]
                         try:

@@ -32,6 +32,7 @@ from typing import Deque, Dict, FrozenSet, List, Optional, Tuple, Type
 
 from proxy_chaos_world import CONNECT_OK, DISCONNECTED, LOST, OK_RESPONSE, TLS_ALERT
 from proxy_tls_chaos_links import Gate, Link, Reader, SocketLink, TLSLink, header
+from servers.threaded import REUSE_ADDRESS, ThreadedListener
 
 import httpcore
 
@@ -230,13 +231,11 @@ class TLSChaosProxy:
         self.problems: List[str] = []
         self._queue: Deque[str] = collections.deque()
         self._lock = threading.Lock()
-        self._socks: List[socket.socket] = []
-        self._threads: List[threading.Thread] = []
-        self._listener = socket.create_server((self.host, 0))
-        self.port: int = self._listener.getsockname()[1]
+        self._listener = ThreadedListener(
+            self._serve, self._admit, lock=self._lock, options=[REUSE_ADDRESS]
+        )
+        self.port: int = self._listener.port
         self.url = f"{'https' if tls else 'http'}://{self.host}:{self.port}"
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-        self._acceptor.start()
 
     def push(self, fault: str) -> None:
         """The next accepted connection acts out `fault` ("" behaves)."""
@@ -256,37 +255,18 @@ class TLSChaosProxy:
         session.record.mark("closed idle")
 
     def close(self) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        self._acceptor.join(5)
+        self._listener.stop()
+        # Before the joins: a relay waiting at the gate would hold its thread past them.
         self.gate.release()
-        with self._lock:
-            socks = list(self._socks)
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(5)
-            if thread.is_alive():  # pragma: no cover
-                self.problems.append(f"proxy thread {thread.name} did not end")
+        hanging = self._listener.close()
+        self.problems.extend(f"proxy thread {name} did not end" for name in hanging)
 
-    def _accept_loop(self) -> None:
-        while True:
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            sock.settimeout(SOCKET_TIMEOUT)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                record = Record(len(self.records), self._queue.popleft() if self._queue else "")
-                self.records.append(record)
-                self._socks.append(sock)
-            thread = threading.Thread(target=self._serve, args=(sock, record), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _admit(self, sock: socket.socket) -> Tuple[socket.socket, Record]:
+        sock.settimeout(SOCKET_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        record = Record(len(self.records), self._queue.popleft() if self._queue else "")
+        self.records.append(record)
+        return sock, record
 
     def _serve(self, sock: socket.socket, record: Record) -> None:
         session = Session(SocketLink(sock), None, record)
@@ -487,8 +467,7 @@ class TLSChaosProxy:
     def _relay(self, session: Session) -> None:
         record = session.record
         target = socket.create_connection((self.host, record.target_port), SOCKET_TIMEOUT)
-        with self._lock:
-            self._socks.append(target)
+        self._listener.track(target)
         up = threading.Thread(target=self._up, args=(session, target), daemon=True)
         up.start()
         try:

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import h2.config
 import h2.connection
 import h2.events
+from servers.threaded import REUSE_ADDRESS, ThreadedListener
 
 Script = Callable[["Conn"], None]
 
@@ -279,38 +280,24 @@ class TLSChaosServer:
         self.errors: List[BaseException] = []
         self.accepted = 0
         self.signals: Dict[str, threading.Event] = {}
-        self._threads: List[threading.Thread] = []
-        self._socks: List[socket.socket] = []
-        self._stopping = False
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
+        self._listener = ThreadedListener(
+            self._run, self._admit, lock=self.lock, options=[REUSE_ADDRESS]
+        )
+        self.listener = self._listener.sock
+        self.port: int = self._listener.port
         self.url = f"https://127.0.0.1:{self.port}"
-        self._accepter = threading.Thread(target=self._accept, daemon=True)
-        self._accepter.start()
 
     def signal(self, name: str) -> threading.Event:
         with self.lock:
             return self.signals.setdefault(name, threading.Event())
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            if self._stopping:
-                sock.close()
-                return
-            sock.settimeout(IO_TIMEOUT)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                index = self.accepted
-                self.accepted += 1
-                self._socks.append(sock)
-            script = self.scripts[index] if index < len(self.scripts) else calm
-            thread = threading.Thread(target=self._run, args=(script, sock, index), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _admit(self, sock: socket.socket) -> Tuple[Script, socket.socket, int]:
+        sock.settimeout(IO_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        index = self.accepted
+        self.accepted += 1
+        script = self.scripts[index] if index < len(self.scripts) else calm
+        return script, sock, index
 
     def _run(self, script: Script, sock: socket.socket, index: int) -> None:
         conn = Conn(self, sock, index)
@@ -332,22 +319,6 @@ class TLSChaosServer:
             return sum(any(e[0] == "ended" for e in evs) for evs in self.events.values())
 
     def close(self) -> None:
-        self._stopping = True
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                pass
-        except OSError:  # pragma: no cover
-            pass
-        self._accepter.join(5)
-        self.listener.close()
-        with self.lock:
-            socks = list(self._socks)
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(5)
+        self._listener.close()
         for signal in self.signals.values():
             signal.set()

@@ -30,6 +30,8 @@ import struct
 import threading
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from .threaded import REUSE_ADDRESS, ThreadedListener
+
 RawHandler = Union[bytes, Sequence[bytes], Callable[[socket.socket, "RawServer"], None]]
 
 MAX_HEAD = 1024 * 1024
@@ -62,20 +64,16 @@ class RawServer:
         self._pending: Dict[int, bytes] = {}
         self._index_by_socket: Dict[int, int] = {}  # id(socket) -> connection index
         self._lock = threading.Lock()
-        self._open: List[socket.socket] = []
-        self._threads: List[threading.Thread] = []
-        self._stopping = threading.Event()
-
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((self.host, 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(
-            target=self._accept_loop, name=f"raw-server-{self.port}", daemon=True
+        self._listener = ThreadedListener(
+            self._serve_connection,
+            self._admit,
+            lock=self._lock,
+            options=[REUSE_ADDRESS],
+            backlog=64,
+            name="raw-server",
         )
-        self._acceptor.start()
+        self._stopping = self._listener.stopping
+        self.port: int = self._listener.port
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -120,19 +118,7 @@ class RawServer:
         return message
 
     def close(self) -> None:
-        self._stopping.set()
-        self._acceptor.join(5.0)
-        self._listener.close()
-        with self._lock:
-            open_sockets = list(self._open)
-        for conn in open_sockets:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in list(self._threads):
-            thread.join(5.0)
-        hanging = [t.name for t in self._threads if t.is_alive()]
+        hanging = self._listener.close()
         if hanging:  # pragma: no cover
             raise RuntimeError(f"raw server threads still running: {hanging}")
 
@@ -152,29 +138,11 @@ class RawServer:
         with self._lock:
             self._data[index] += data
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:  # pragma: no cover
-                if self._stopping.is_set():
-                    break
-                raise
-            with self._lock:
-                index = len(self._data)
-                self._data.append(bytearray())
-                self.connections += 1
-                self._open.append(conn)
-            thread = threading.Thread(
-                target=self._serve_connection,
-                args=(conn, index),
-                name=f"raw-server-{self.port}-conn-{index}",
-                daemon=True,
-            )
-            self._threads.append(thread)
-            thread.start()
+    def _admit(self, conn: socket.socket) -> Tuple[socket.socket, int]:
+        index = len(self._data)
+        self._data.append(bytearray())
+        self.connections += 1
+        return conn, index
 
     def _serve_connection(self, conn: socket.socket, index: int) -> None:
         sock = conn
@@ -182,8 +150,7 @@ class RawServer:
             conn.settimeout(self.conn_timeout)
             if self._ssl_context is not None:
                 sock = self._ssl_context.wrap_socket(conn, server_side=True)
-                with self._lock:
-                    self._open.append(sock)
+                self._listener.track(sock)
             with self._lock:
                 self._index_by_socket[id(sock)] = index
             self._handle(sock)

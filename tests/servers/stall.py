@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import List
+from typing import List, Tuple
+
+from .threaded import ThreadedListener
 
 RCVBUF = 4096
 
@@ -27,18 +29,15 @@ class StallServer:
         self._closed_count = 0
         self._condition = threading.Condition()
         self._drain = threading.Event()
-        self._stopping = threading.Event()
-        self._sockets: List[socket.socket] = []
-        self._threads: List[threading.Thread] = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # Set before listen(): accepted sockets inherit it (and the TCP window it allows).
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        self._listener.bind((self.host, 0))
-        self._listener.listen(16)
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-        self._acceptor.start()
+        self._listener = ThreadedListener(
+            self._serve,
+            self._admit,
+            lock=self._condition,
+            # Set before listen(): accepted sockets inherit it (and the TCP window it allows).
+            options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)],
+            backlog=16,
+        )
+        self.port: int = self._listener.port
 
     @property
     def url(self) -> str:
@@ -54,34 +53,14 @@ class StallServer:
             return self._condition.wait_for(lambda: self._closed_count >= count, timeout)
 
     def close(self) -> None:
-        self._stopping.set()
         self._drain.set()
-        self._acceptor.join(5.0)
         self._listener.close()
-        for sock in list(self._sockets):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(5.0)
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:  # pragma: no cover
-                return
-            with self._condition:
-                self.connections += 1
-                index = len(self.received)
-                self.received.append(0)
-            self._sockets.append(conn)
-            thread = threading.Thread(target=self._serve, args=(conn, index), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _admit(self, conn: socket.socket) -> Tuple[socket.socket, int]:
+        self.connections += 1
+        index = len(self.received)
+        self.received.append(0)
+        return conn, index
 
     def _serve(self, conn: socket.socket, index: int) -> None:
         try:
