@@ -357,6 +357,31 @@ def test_goaway_after_response_refuses_the_next_stream() -> None:
         assert not conn.is_available()
 
 
+def test_goaway_refusing_a_stream_whose_body_is_gone_says_so() -> None:
+    server = FakeServer().respond(1).goaway(last_stream_id=1)
+    with HTTP2Connection(ORIGIN, httpcore.MockStream(server.chunks)) as conn:
+        assert conn.request("GET", URL).status == 200
+        # Stream 3's body is sent before the GOAWAY is read: it cannot be sent again.
+        with pytest.raises(httpcore.RemoteProtocolError) as caught:
+            conn.request("POST", URL, content=iter([b"up"]))
+        assert str(caught.value).endswith(
+            ": the server did not process stream 3, and the request was not sent again: "
+            "its body can be read only once"
+        )
+        assert str(caught.value).startswith("<ConnectionTerminated error_code:")
+        assert not conn.is_available()
+
+
+def test_pool_does_not_retry_a_refused_stream_whose_body_is_gone() -> None:
+    server = FakeServer().respond(1).goaway(last_stream_id=1)
+    backend = httpcore.MockBackend(server.chunks, http2=True)
+    with httpcore.ConnectionPool(network_backend=backend) as pool:
+        assert pool.request("GET", URL).status == 200
+        with pytest.raises(httpcore.RemoteProtocolError, match="did not process stream 3"):
+            pool.request("POST", URL, content=iter([b"up"]))
+        assert pool.connections == []
+
+
 def test_graceful_goaway_lets_earlier_streams_finish() -> None:
     server = FakeServer()
     server.expect(1)

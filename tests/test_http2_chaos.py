@@ -42,6 +42,7 @@ import concurrent.futures
 import dataclasses
 import gc
 import os
+import re
 import warnings
 from typing import (
     Any,
@@ -206,6 +207,13 @@ def _header(headers: Headers, name: bytes) -> Optional[bytes]:
     return None
 
 
+# The message of a stream refused by GOAWAY whose iterator body was sent (`_reader.py`).
+_REFUSED_ONE_SHOT = re.compile(
+    r"<ConnectionTerminated .*last_stream_id:(\d+),.*>: the server did not process stream "
+    r"(\d+), and the request was not sent again: its body can be read only once$"
+)
+
+
 def judge(exchange: Exchange, outcome: Outcome, server: ChaosServer) -> Optional[str]:
     """None if the outcome is one that what the server did allows, else what is wrong.
 
@@ -288,6 +296,17 @@ def judge(exchange: Exchange, outcome: Outcome, server: ChaosServer) -> Optional
         if record.complete is not None:
             return f"{exc!r} discarded a complete response (RFC 9113 §8.1)"
         return None
+
+    refused = _REFUSED_ONE_SHOT.match(str(exc))
+    if refused is not None:
+        # Above a GOAWAY's last stream id, with an iterator body already sent: the pool cannot
+        # send it again, and the message says so after the GOAWAY's own text.
+        last, stream_id = int(refused[1]), int(refused[2])
+        for conn in server.records:
+            if stream_id > last and any(goaway[1] == last for goaway in conn.goaways):
+                if exchange.iterated and not (record is not None and connection is conn):
+                    return None
+        return f"{exc!r} unexplained (record: {record})"
 
     if isinstance(event, h2.events.ConnectionTerminated):
         # GOAWAY (API.md §4.4): with an error code, the streams up to its last stream id

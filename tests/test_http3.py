@@ -378,8 +378,9 @@ async def test_goaway_lets_processed_requests_finish_and_refuses_the_rest(
     assert conn.is_closed()
 
 
+@pytest.mark.parametrize("one_shot", [False, True], ids=["no-body", "one-shot-body"])
 async def test_goaway_with_requests_in_flight(
-    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext
+    api: helpers.API, quic_server: Any, client_ssl_context: ssl.SSLContext, one_shot: bool
 ) -> None:
     received: List[bytes] = []
 
@@ -401,8 +402,15 @@ async def test_goaway_with_requests_in_flight(
 
         def run(i: int) -> Any:
             async def one() -> None:
+                url = server.url + f"/{i}"
                 try:
-                    response = await conn.request("GET", server.url + f"/{i}", extensions=TIMEOUTS)
+                    if one_shot:
+                        body = api.body([b"up"])
+                        response = await conn.request(
+                            "POST", url, content=body, extensions=TIMEOUTS
+                        )
+                    else:
+                        response = await conn.request("GET", url, extensions=TIMEOUTS)
                     outcomes[response.extensions["stream_id"]] = response.content
                 except Exception as exc:
                     outcomes[-i] = exc
@@ -413,7 +421,14 @@ async def test_goaway_with_requests_in_flight(
         answered = [value for key, value in outcomes.items() if key >= 0]
         refused = [value for key, value in outcomes.items() if key < 0]
         assert len(answered) == 1 and len(refused) == 1, outcomes
-        assert isinstance(refused[0], httpcore.ConnectionNotAvailable)
+        if one_shot:  # its body is gone: not ConnectionNotAvailable, which the pool would retry
+            assert type(refused[0]) is httpcore.RemoteProtocolError
+            assert str(refused[0]) == (
+                "GOAWAY: stream 8 not processed, and the request was not sent again: "
+                "its body can be read only once"
+            )
+        else:
+            assert isinstance(refused[0], httpcore.ConnectionNotAvailable)
     assert conn.is_closed()
 
 

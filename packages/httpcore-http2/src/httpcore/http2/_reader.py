@@ -246,8 +246,15 @@ class FrameReader(ReaderRole[Stream, Request]):
             if stream.stream_id > last_stream_id:
                 # Never processed by the server: safe to retry elsewhere, unless part of a
                 # response or of a one-shot request body is already gone.
-                if stream.response_started or not stream.replayable:
+                if stream.response_started:
                     stream.failure = RemoteProtocolError(event)
+                elif not stream.replayable:
+                    # The event alone reads as the server's failure: say that it never
+                    # processed the request, and why the pool cannot send it again.
+                    stream.failure = RemoteProtocolError(
+                        f"{event}: the server did not process stream {stream.stream_id}, and "
+                        "the request was not sent again: its body can be read only once"
+                    )
                 else:
                     stream.failure = ConnectionNotAvailable()
             elif not graceful:

@@ -407,9 +407,14 @@ class QuicReader(ReaderRole[Stream, Optional[float]]):
         self._health.drain(last_stream_id, last_stream_id)
         for stream in self.streams.values():
             if stream.stream_id >= last_stream_id and stream.failure is None:
-                if stream.response_started or not stream.replayable:
+                if stream.response_started:
                     stream.failure = RemoteProtocolError(
                         f"GOAWAY: stream {stream.stream_id} not processed"
+                    )
+                elif not stream.replayable:
+                    stream.failure = RemoteProtocolError(
+                        f"GOAWAY: stream {stream.stream_id} not processed, and the request was"
+                        " not sent again: its body can be read only once"
                     )
                 else:
                     stream.failure = ConnectionNotAvailable()
