@@ -15,14 +15,13 @@ What every case checks (RFC 9114, docs/http3.md "Errors", API.md §8):
 from __future__ import annotations
 
 import gc
-import os
 import random
 import re
 import ssl
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Set, Tuple, Type, Union
+from typing import Any, Iterator, List, Optional, Tuple, Type, Union
 
 import helpers
 import pylsqpack
@@ -471,16 +470,6 @@ def chaos(chaos_server: ChaosServer) -> Iterator[ChaosServer]:
     assert chaos_server.errors[errors:] == []
 
 
-def descriptors() -> Set[str]:
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found.add(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass
-    return found
-
-
 class Watch:
     """Around one test: no ResourceWarning, no descriptor left open."""
 
@@ -491,7 +480,7 @@ class Watch:
     def __enter__(self) -> Watch:
         self.caught = self._catch.__enter__()
         warnings.simplefilter("always")
-        self.before = descriptors()
+        self.before = helpers.open_descriptors()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -500,7 +489,7 @@ class Watch:
         if exc_info[0] is None:
             leaks = [str(w.message) for w in self.caught if issubclass(w.category, ResourceWarning)]
             assert leaks == []
-            assert sorted(descriptors() - self.before) == []
+            assert sorted(helpers.open_descriptors() - self.before) == []
 
 
 def check_message(exc: BaseException, pattern: str) -> None:

@@ -48,16 +48,6 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _fds() -> List[str]:
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass
-    return found
-
-
 @contextlib.contextmanager
 def collector_off(after: Callable[[], None]) -> Iterator[None]:
     """Run the body with the garbage collector disabled, then `after()` (still disabled), then
@@ -73,11 +63,11 @@ def no_leaks() -> Iterator[None]:
     """The body (which must close its servers too) leaves as many descriptors open as there
     were before, with the collector disabled; collecting afterwards warns of nothing."""
     gc.collect()
-    before, listing = fd_count(), _fds()
+    before, listing = fd_count(), helpers.open_descriptors()
     counted: List[Any] = []
 
     def count() -> None:
-        counted.extend([fd_count(), sorted(set(_fds()) - set(listing))])
+        counted.extend([fd_count(), sorted(helpers.open_descriptors() - listing)])
 
     with collector_off(count):
         yield
